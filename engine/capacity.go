@@ -1,0 +1,85 @@
+package engine
+
+// soldHours records, for each hour of a listing's window, how many GPUs are
+// sold. It is a segment tree with lazy range-add and range-max, so "how many
+// GPUs are free in every hour of [a, b)" and "sell q GPUs in every hour of
+// [a, b)" are O(log hours) whatever the window's length.
+type soldHours struct {
+	n    int
+	max  []int64 // max over the node's range, including its own pending add
+	lazy []int64 // add pending for the node's whole range (already in max)
+}
+
+func newSoldHours(hours int) *soldHours {
+	size := 1
+	for size < hours {
+		size <<= 1
+	}
+	return &soldHours{n: hours, max: make([]int64, 2*size), lazy: make([]int64, 2*size)}
+}
+
+// Max returns the largest number sold in any hour of [a, b) (hour offsets
+// from the window's start); 0 for an empty range.
+func (s *soldHours) Max(a, b int) int64 {
+	if a < 0 {
+		a = 0
+	}
+	if b > s.n {
+		b = s.n
+	}
+	if a >= b {
+		return 0
+	}
+	return s.query(1, 0, len(s.max)/2, a, b)
+}
+
+func (s *soldHours) query(node, lo, hi, a, b int) int64 {
+	if a <= lo && hi <= b {
+		return s.max[node]
+	}
+	mid := (lo + hi) / 2
+	var best int64 = -1 << 62
+	if a < mid {
+		best = s.query(2*node, lo, mid, a, b)
+	}
+	if b > mid {
+		if r := s.query(2*node+1, mid, hi, a, b); r > best {
+			best = r
+		}
+	}
+	return best + s.lazy[node]
+}
+
+// Add adds q to every hour of [a, b).
+func (s *soldHours) Add(a, b int, q int64) {
+	if a < 0 {
+		a = 0
+	}
+	if b > s.n {
+		b = s.n
+	}
+	if a >= b {
+		return
+	}
+	s.add(1, 0, len(s.max)/2, a, b, q)
+}
+
+func (s *soldHours) add(node, lo, hi, a, b int, q int64) {
+	if a <= lo && hi <= b {
+		s.max[node] += q
+		s.lazy[node] += q
+		return
+	}
+	mid := (lo + hi) / 2
+	if a < mid {
+		s.add(2*node, lo, mid, a, b, q)
+	}
+	if b > mid {
+		s.add(2*node+1, mid, hi, a, b, q)
+	}
+	m := s.max[2*node]
+	if s.max[2*node+1] > m {
+		m = s.max[2*node+1]
+	}
+	s.max[node] = m + s.lazy[node]
+}

@@ -1,0 +1,590 @@
+package engine
+
+import (
+	"container/heap"
+	"fmt"
+)
+
+// Config is what an operator chooses. It is part of the state (and of the
+// snapshot and hash), so a replay uses the configuration it was made with.
+type Config struct {
+	// Markets this shard owns. Empty means the default catalogue.
+	Markets []Market
+	// FeeBps is the platform fee in basis points of every charge, paid by
+	// the owner's side into FeeAccount. Default 0.
+	FeeBps int64
+	// RecentTrades is how many fills each market keeps for queries.
+	RecentTrades int
+}
+
+// Account is a participant: a buyer, an owner or both.
+type Account struct {
+	ID        ID
+	Name      string
+	Roles     Role
+	KeyHash   [32]byte
+	Balance   Money
+	Held      Money
+	CreatedAt Time
+	Seq       uint64
+
+	bids     []*Bid
+	listings []*Listing
+	coids    map[string]*Bid // open bids by client_order_id
+}
+
+// Available is the balance not held for resting bids.
+func (a *Account) Available() Money { return a.Balance - a.Held }
+
+// Listing is an owner's offer of Quantity GPUs in every hour of [Start, End).
+type Listing struct {
+	ID         ID
+	Seq        uint64
+	Owner      ID
+	Market     string
+	Quantity   int64
+	Start, End Time
+	Reserve    Price
+	ReservePeg Peg
+	SpotFloor  Price // 0 = not offered to spot
+	FloorPeg   Peg
+	Status     ListingStatus
+	CreatedAt  Time
+	Fills      []*Fill
+	SpotEarned Money
+
+	m          *market
+	sold       *soldHours
+	spotUnits  int64 // offered to spot this hour
+	inUse      int64 // units the clearing puts in use
+	placed     int64 // units bids sit on (= inUse after every command)
+	placements []*placement
+	mark       uint64
+	newInUse   int64
+	bookKey    listingKey
+	keyFloor   Price // the floor its supply entries are keyed by
+	cutReason  string
+}
+
+// Bid is a buyer's reserved or spot bid.
+type Bid struct {
+	ID            ID
+	Seq           uint64
+	Buyer         ID
+	Market        string
+	Type          BidType
+	Quantity      int64
+	MinQuantity   int64
+	Start, End    Time
+	ExpiresAt     Time
+	Limit         Price
+	LimitPeg      Peg
+	ClientOrderID string
+	Status        BidStatus
+	Reason        string
+	CreatedAt     Time
+	Filled        int64
+	Fills         []*Fill
+	Hold          Money // still held for the unfilled part (reserved)
+	Spent         Money // spot charges so far
+
+	m          *market
+	won        int64 // spot units won by the clearing (= allocated)
+	placed     int64
+	placements []*placement
+	mark       uint64
+	newWon     int64
+	displaced  int64
+	broke      bool
+	reason     string
+	restKey    bidKey
+}
+
+// Allocated is the number of GPUs a spot bid holds now.
+func (b *Bid) Allocated() int64 { return b.won }
+
+// Hours is the length of a reserved bid's window in hours.
+func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }
+
+type placement struct {
+	bid     *Bid
+	listing *Listing
+	units   int64
+	i0      int64 // market price integral when last settled
+	rem     int64 // sub-tick remainder carried to the next settlement
+	feeRem  int64 // fee remainder, in 1/10000 of a tick
+}
+
+type listingKey struct {
+	price Price
+	seq   uint64
+}
+
+func cmpListingKey(a, b listingKey) int {
+	switch {
+	case a.price != b.price:
+		return cmpInt(int64(a.price), int64(b.price))
+	default:
+		return cmpInt(int64(a.seq), int64(b.seq))
+	}
+}
+
+type bidKey struct {
+	price Price
+	seq   uint64
+}
+
+// cmpBidKey orders bids by price descending, then oldest first.
+func cmpBidKey(a, b bidKey) int {
+	switch {
+	case a.price != b.price:
+		return cmpInt(int64(b.price), int64(a.price))
+	default:
+		return cmpInt(int64(a.seq), int64(b.seq))
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+type market struct {
+	Market
+	listings *osTree[listingKey, *Listing] // active listings, cheapest reserve first
+	resting  *osTree[bidKey, *Bid]         // resting reserved bids, best first
+	spot     spotBook
+	trades   []Fill // ring of recent fills
+	tradeN   int    // fills ever, for the ring position
+	pegged   []*Bid // open bids with a pegged limit
+	peggedL  []*Listing
+}
+
+type expiry struct {
+	at  Time
+	seq uint64
+	bid *Bid
+}
+
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+type idemKey struct {
+	account ID
+	key     string
+}
+
+type idemEntry struct {
+	hash    [32]byte
+	target  ID
+	expires Time
+	key     idemKey
+}
+
+// IdempotencyWindow is how long an idempotency key is remembered.
+const IdempotencyWindow = 24 * Hour
+
+// Engine is the exchange state machine. Use New; drive it with Apply from
+// one goroutine.
+type Engine struct {
+	cfg Config
+	seq uint64
+	now Time
+
+	accounts     map[ID]*Account
+	accountOrder []*Account
+	keys         map[[32]byte]*Account
+	markets      map[string]*market
+	marketOrder  []*market
+	bids         map[ID]*Bid
+	listings     map[ID]*Listing
+	expiries     expiryHeap
+	idem         map[idemKey]*idemEntry
+	idemQueue    []*idemEntry // in expiry order: expiries only grow
+	rates        map[[2]string]Price
+	fillCounter  uint64
+	deposits     Money
+	withdrawals  Money
+
+	// per-command scratch
+	events   []Event
+	cmd      *Command
+	dirty    []*Account
+	dirtySet map[*Account]bool
+	epoch    uint64
+	cands    []candidate
+}
+
+type candidate struct {
+	l *Listing
+	q int64
+}
+
+// New returns an empty engine for the configured markets, holding only the
+// fee account.
+func New(cfg Config) *Engine {
+	if len(cfg.Markets) == 0 {
+		cfg.Markets = Catalogue(DefaultGPUs, DefaultRegions)
+	}
+	if cfg.RecentTrades <= 0 {
+		cfg.RecentTrades = 1000
+	}
+	e := &Engine{
+		cfg:      cfg,
+		accounts: map[ID]*Account{},
+		keys:     map[[32]byte]*Account{},
+		markets:  map[string]*market{},
+		bids:     map[ID]*Bid{},
+		listings: map[ID]*Listing{},
+		idem:     map[idemKey]*idemEntry{},
+		rates:    map[[2]string]Price{},
+		dirtySet: map[*Account]bool{},
+	}
+	for _, mk := range cfg.Markets {
+		m := &market{
+			Market:   mk,
+			listings: newOSTree[listingKey, *Listing](cmpListingKey),
+			resting:  newOSTree[bidKey, *Bid](cmpBidKey),
+		}
+		m.spot.init()
+		e.markets[mk.ID] = m
+		e.marketOrder = append(e.marketOrder, m)
+	}
+	fee := &Account{ID: FeeAccount, Name: "platform-fees", Roles: RoleAdmin, coids: map[string]*Bid{}}
+	e.accounts[fee.ID] = fee
+	e.accountOrder = append(e.accountOrder, fee)
+	return e
+}
+
+// Seq is the sequence number of the last applied command.
+func (e *Engine) Seq() uint64 { return e.seq }
+
+// Now is the engine time of the last applied command.
+func (e *Engine) Now() Time { return e.now }
+
+// Config returns the configuration the engine runs with.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Apply executes one command and returns the events it caused. A rejected
+// command changes nothing and yields one EvRejected event plus the *Error.
+// The returned slice is reused by the next Apply; copy what you keep.
+func (e *Engine) Apply(c *Command) ([]Event, error) {
+	e.events = e.events[:0]
+	e.cmd = c
+	if c.Seq != 0 && c.Seq <= e.seq {
+		err := errorf(CodeInvalidCommand, "seq", fmt.Sprintf("sequence %d is not after %d", c.Seq, e.seq))
+		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}})
+		return e.events, err
+	}
+	if c.Seq != 0 {
+		e.seq = c.Seq
+	} else {
+		e.seq++
+	}
+	t := c.Time
+	if t < e.now {
+		t = e.now // time never goes back
+	}
+	if e.now != 0 && t.HourStart() > e.now.HourStart() {
+		e.now = t
+		e.rollHour()
+	}
+	e.now = t
+	err := e.dispatch(c)
+	if err != nil {
+		var actor ID = c.Actor
+		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{actor}, Market: c.Market, Bid: bidTarget(c), Listing: listingTarget(c)})
+	}
+	e.flushBalances()
+	if err != nil {
+		return e.events, err
+	}
+	return e.events, nil
+}
+
+func bidTarget(c *Command) ID {
+	if c.Kind == CmdPlaceBid || c.Kind == CmdCancelBid {
+		return c.Target
+	}
+	return ID{}
+}
+
+func listingTarget(c *Command) ID {
+	if c.Kind == CmdPlaceListing || c.Kind == CmdCancelListing {
+		return c.Target
+	}
+	return ID{}
+}
+
+// dispatch runs a command. Every branch validates completely before it
+// changes anything, so a returned *Error means nothing changed.
+func (e *Engine) dispatch(c *Command) *Error {
+	switch c.Kind {
+	case CmdCreateAccount:
+		return e.createAccount(c)
+	case CmdDeposit:
+		return e.deposit(c)
+	case CmdWithdraw:
+		return e.withdraw(c)
+	case CmdPlaceListing:
+		return e.placeListing(c)
+	case CmdCancelListing:
+		return e.cancelListing(c)
+	case CmdPlaceBid:
+		return e.placeBid(c)
+	case CmdCancelBid:
+		return e.cancelBid(c)
+	case CmdTick:
+		e.tick()
+		return nil
+	case CmdSetReferenceRates:
+		return e.setReferenceRates(c)
+	}
+	return errorf(CodeInvalidCommand, "kind", fmt.Sprintf("unknown command kind %d", c.Kind))
+}
+
+func (e *Engine) emit(ev Event) {
+	ev.Seq = e.seq
+	ev.Time = e.now
+	e.events = append(e.events, ev)
+}
+
+// touch marks an account whose balance changed; one EvBalanceChanged per
+// account is emitted at the end of the command.
+func (e *Engine) touch(a *Account) {
+	if !e.dirtySet[a] {
+		e.dirtySet[a] = true
+		e.dirty = append(e.dirty, a)
+	}
+}
+
+func (e *Engine) flushBalances() {
+	for _, a := range e.dirty {
+		e.emit(Event{Kind: EvBalanceChanged, Accounts: [2]ID{a.ID}, Balance: a.Balance, Held: a.Held})
+		delete(e.dirtySet, a)
+	}
+	e.dirty = e.dirty[:0]
+}
+
+func (e *Engine) actor(c *Command, role Role) (*Account, *Error) {
+	a := e.accounts[c.Actor]
+	if a == nil {
+		return nil, errorf(CodeForbidden, "", "unknown account")
+	}
+	if !a.Roles.Has(role) {
+		return nil, errorf(CodeForbidden, "", "the account lacks the "+role.Names()[0]+" role")
+	}
+	return a, nil
+}
+
+// ---- accounts and ledger ----
+
+func (e *Engine) createAccount(c *Command) *Error {
+	if c.Name == "" || len(c.Name) > 100 {
+		return errorf(CodeInvalidName, "name", "name must be 1 to 100 characters")
+	}
+	if c.Roles == 0 || c.Roles&^(RoleBuyer|RoleOwner|RoleAdmin) != 0 {
+		return errorf(CodeInvalidRole, "roles", "roles must be buyer, owner or both")
+	}
+	if c.Target.IsZero() {
+		return errorf(CodeInvalidCommand, "id", "missing account id")
+	}
+	if e.accounts[c.Target] != nil {
+		return errorf(CodeDuplicateID, "id", "account id already exists")
+	}
+	if c.KeyHash != ([32]byte{}) && e.keys[c.KeyHash] != nil {
+		return errorf(CodeDuplicateID, "api_key", "api key already in use")
+	}
+	a := &Account{ID: c.Target, Name: c.Name, Roles: c.Roles, KeyHash: c.KeyHash, CreatedAt: e.now, Seq: e.seq, coids: map[string]*Bid{}}
+	e.accounts[a.ID] = a
+	e.accountOrder = append(e.accountOrder, a)
+	if c.KeyHash != ([32]byte{}) {
+		e.keys[c.KeyHash] = a
+	}
+	e.emit(Event{Kind: EvAccountCreated, Accounts: [2]ID{a.ID}})
+	return nil
+}
+
+func (e *Engine) deposit(c *Command) *Error {
+	a := e.accounts[c.Target]
+	if a == nil || a.ID == FeeAccount {
+		return errorf(CodeNotFound, "id", "no such account")
+	}
+	if c.Amount <= 0 || c.Amount > MaxAmount {
+		return errorf(CodeInvalidAmount, "amount", "amount must be positive and at most 1e12")
+	}
+	if a.Balance > MaxAmount*100-c.Amount {
+		return errorf(CodeInvalidAmount, "amount", "balance would exceed the maximum")
+	}
+	a.Balance += c.Amount
+	e.deposits += c.Amount
+	e.touch(a)
+	return nil
+}
+
+func (e *Engine) withdraw(c *Command) *Error {
+	a := e.accounts[c.Target]
+	if a == nil {
+		return errorf(CodeNotFound, "id", "no such account")
+	}
+	if !c.Actor.IsZero() && c.Actor != a.ID {
+		return errorf(CodeNotFound, "id", "no such account")
+	}
+	if c.Amount <= 0 || c.Amount > MaxAmount {
+		return errorf(CodeInvalidAmount, "amount", "amount must be positive and at most 1e12")
+	}
+	if c.Amount > a.Available() {
+		return errorf(CodeInsufficientFunds, "amount", fmt.Sprintf("available %s is less than %s", a.Available(), c.Amount))
+	}
+	a.Balance -= c.Amount
+	e.withdrawals += c.Amount
+	e.touch(a)
+	return nil
+}
+
+// pay moves a charge from buyer to owner less the platform fee. The caller
+// ensures the buyer can pay. feeRem carries the fee's sub-tick remainder
+// between the many small charges of one spot placement (nil: none).
+func (e *Engine) pay(buyer, owner *Account, amt Money, feeRem *int64) Money {
+	scaled := int64(amt) * e.cfg.FeeBps
+	if feeRem != nil {
+		scaled += *feeRem
+		*feeRem = scaled % 10000
+	}
+	fee := Money(scaled / 10000)
+	buyer.Balance -= amt
+	owner.Balance += amt - fee
+	if fee != 0 {
+		f := e.accounts[FeeAccount]
+		f.Balance += fee
+		e.touch(f)
+	}
+	e.touch(buyer)
+	e.touch(owner)
+	return fee
+}
+
+// ---- idempotency ----
+
+// checkIdem answers a repeated create: found reports that the key was used
+// before with the same body (the event names the first object).
+func (e *Engine) checkIdem(c *Command) (found bool, err *Error) {
+	if c.IdemKey == "" {
+		return false, nil
+	}
+	ent := e.idem[idemKey{c.Actor, c.IdemKey}]
+	if ent == nil {
+		return false, nil
+	}
+	if ent.hash != c.IdemHash {
+		return true, errorf(CodeIdempotencyReused, "Idempotency-Key", "the key was used with a different request")
+	}
+	ev := Event{Kind: EvIdempotentReplay, Accounts: [2]ID{c.Actor}}
+	switch c.Kind {
+	case CmdPlaceBid:
+		ev.Bid = ent.target
+	case CmdPlaceListing:
+		ev.Listing = ent.target
+	}
+	e.emit(ev)
+	return true, nil
+}
+
+func (e *Engine) rememberIdem(c *Command, target ID) {
+	if c.IdemKey == "" {
+		return
+	}
+	k := idemKey{c.Actor, c.IdemKey}
+	ent := &idemEntry{hash: c.IdemHash, target: target, expires: e.now + IdempotencyWindow, key: k}
+	e.idem[k] = ent
+	e.idemQueue = append(e.idemQueue, ent)
+}
+
+// IdempotentTarget returns the object a key created, if remembered.
+func (e *Engine) IdempotentTarget(account ID, key string) (ID, [32]byte, bool) {
+	ent := e.idem[idemKey{account, key}]
+	if ent == nil {
+		return ID{}, [32]byte{}, false
+	}
+	return ent.target, ent.hash, true
+}
+
+// ---- time ----
+
+func (e *Engine) tick() {
+	for _, m := range e.marketOrder {
+		e.settleMarket(m)
+	}
+	for e.expiries.Len() > 0 && e.expiries[0].at <= e.now {
+		x := heap.Pop(&e.expiries).(expiry)
+		if b := x.bid; b.Status == BidResting || b.Status == BidPartiallyFilled {
+			e.closeReserved(b, BidExpired)
+			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID})
+		}
+	}
+	for len(e.idemQueue) > 0 && e.idemQueue[0].expires <= e.now {
+		ent := e.idemQueue[0]
+		e.idemQueue = e.idemQueue[1:]
+		if e.idem[ent.key] == ent {
+			delete(e.idem, ent.key)
+		}
+	}
+	e.repriceSpotPegs()
+}
+
+// rollHour runs at the first command of a new hour: listings whose window
+// is over end, and each listing's spot supply becomes what the new hour
+// leaves after reserved sales.
+func (e *Engine) rollHour() {
+	h := e.now.HourStart()
+	for _, m := range e.marketOrder {
+		m.spot.advance(e.now)
+		var ended []*Listing
+		m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+			if l.End <= h {
+				ended = append(ended, l)
+				return true
+			}
+			units := int64(0)
+			reason := ReasonHourBoundary
+			if l.SpotFloor > 0 && l.Start <= h {
+				sold := l.sold.Max(l.hourIndex(h), l.hourIndex(h)+1)
+				units = l.Quantity - sold
+				if sold > 0 {
+					reason = ReasonReservationStarting
+				}
+			}
+			if units != l.spotUnits {
+				e.setSpotUnits(l, units, reason)
+			}
+			return true
+		})
+		for _, l := range ended {
+			e.endListing(l, ListingEnded, ReasonHourBoundary)
+			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
+		}
+		e.recomputeSpot(m, ReasonHourBoundary)
+	}
+}
+
+func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }

@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"slices"
+	"sort"
+)
+
+// AccountView is a copy of an account's public state.
+type AccountView struct {
+	ID        ID
+	Name      string
+	Roles     Role
+	Balance   Money
+	Held      Money
+	Available Money
+	CreatedAt Time
+}
+
+func (a *Account) view() AccountView {
+	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt}
+}
+
+// Account returns an account by id.
+func (e *Engine) Account(id ID) (AccountView, bool) {
+	a := e.accounts[id]
+	if a == nil {
+		return AccountView{}, false
+	}
+	return a.view(), true
+}
+
+// AccountByKeyHash finds the account whose API key hashes to h.
+func (e *Engine) AccountByKeyHash(h [32]byte) (AccountView, [32]byte, bool) {
+	a := e.keys[h]
+	if a == nil {
+		return AccountView{}, [32]byte{}, false
+	}
+	return a.view(), a.KeyHash, true
+}
+
+// Accounts lists every account in creation order, the fee account first.
+func (e *Engine) Accounts() []AccountView {
+	out := make([]AccountView, len(e.accountOrder))
+	for i, a := range e.accountOrder {
+		out[i] = a.view()
+	}
+	return out
+}
+
+// BidView is a copy of a bid.
+type BidView struct {
+	ID            ID
+	Buyer         ID
+	Type          BidType
+	Market        string
+	Quantity      int64
+	MinQuantity   int64
+	Start, End    Time
+	ExpiresAt     Time
+	Limit         Price
+	LimitPeg      Peg
+	ClientOrderID string
+	Status        BidStatus
+	Reason        string
+	Filled        int64
+	Allocated     int64
+	Hold          Money
+	Spent         Money
+	Fills         []Fill
+	CreatedAt     Time
+}
+
+func (b *Bid) view() BidView {
+	v := BidView{
+		ID: b.ID, Buyer: b.Buyer, Type: b.Type, Market: b.Market, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
+		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg,
+		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.won,
+		Hold: b.Hold, Spent: b.Spent, CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
+	}
+	for i, f := range b.Fills {
+		v.Fills[i] = *f
+	}
+	return v
+}
+
+// Bid returns a bid by id.
+func (e *Engine) Bid(id ID) (BidView, bool) {
+	b := e.bids[id]
+	if b == nil {
+		return BidView{}, false
+	}
+	return b.view(), true
+}
+
+// ListingView is a copy of a listing.
+type ListingView struct {
+	ID          ID
+	Owner       ID
+	Market      string
+	Quantity    int64
+	Start, End  Time
+	Reserve     Price
+	ReservePeg  Peg
+	SpotFloor   Price
+	FloorPeg    Peg
+	Status      ListingStatus
+	SpotUnits   int64 // offered to spot this hour
+	SpotInUse   int64
+	SpotEarned  Money
+	Unsold      int64 // GPUs free in every remaining hour
+	Fills       []Fill
+	CreatedAt   Time
+	FilledHours int64 // GPU-hours sold
+}
+
+func (e *Engine) listingView(l *Listing) ListingView {
+	v := ListingView{
+		ID: l.ID, Owner: l.Owner, Market: l.Market, Quantity: l.Quantity, Start: l.Start, End: l.End,
+		Reserve: l.Reserve, ReservePeg: l.ReservePeg, SpotFloor: l.SpotFloor, FloorPeg: l.FloorPeg,
+		Status: l.Status, SpotUnits: l.spotUnits, SpotInUse: l.placed, SpotEarned: l.SpotEarned,
+		CreatedAt: l.CreatedAt, Fills: make([]Fill, len(l.Fills)),
+	}
+	for i, f := range l.Fills {
+		v.Fills[i] = *f
+		v.FilledHours += f.GPUHours()
+	}
+	if l.Status == ListingActive {
+		v.Unsold = l.Quantity - l.sold.Max(l.hourIndex(max(l.Start, e.now.HourStart())), l.sold.n)
+	}
+	return v
+}
+
+// Listing returns a listing by id.
+func (e *Engine) Listing(id ID) (ListingView, bool) {
+	l := e.listings[id]
+	if l == nil {
+		return ListingView{}, false
+	}
+	return e.listingView(l), true
+}
+
+// BidsOf lists an account's bids, newest first, optionally only those with
+// the given status, starting after the bid with id cursor (zero: from the
+// newest). next is the cursor for the following page, zero when none.
+func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []BidView, next ID) {
+	a := e.accounts[account]
+	if a == nil {
+		return nil, ID{}
+	}
+	i := startIndex(len(a.bids), cursor, func(j int) ID { return a.bids[j].ID }, func(id ID) (uint64, bool) {
+		b := e.bids[id]
+		if b == nil || b.Buyer != account {
+			return 0, false
+		}
+		return b.Seq, true
+	}, func(j int) uint64 { return a.bids[j].Seq })
+	for ; i >= 0; i-- {
+		b := a.bids[i]
+		if status != "" && b.Status.String() != status {
+			continue
+		}
+		if len(out) == limit {
+			return out, out[len(out)-1].ID
+		}
+		out = append(out, b.view())
+	}
+	return out, ID{}
+}
+
+// ListingsOf lists an account's listings like BidsOf.
+func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (out []ListingView, next ID) {
+	a := e.accounts[account]
+	if a == nil {
+		return nil, ID{}
+	}
+	i := startIndex(len(a.listings), cursor, func(j int) ID { return a.listings[j].ID }, func(id ID) (uint64, bool) {
+		l := e.listings[id]
+		if l == nil || l.Owner != account {
+			return 0, false
+		}
+		return l.Seq, true
+	}, func(j int) uint64 { return a.listings[j].Seq })
+	for ; i >= 0; i-- {
+		l := a.listings[i]
+		if status != "" && l.Status.String() != status {
+			continue
+		}
+		if len(out) == limit {
+			return out, out[len(out)-1].ID
+		}
+		out = append(out, e.listingView(l))
+	}
+	return out, ID{}
+}
+
+// startIndex finds where a newest-first page begins: the newest item, or
+// the one just older than the cursor item (objects are kept in seq order).
+func startIndex(n int, cursor ID, _ func(int) ID, seqOf func(ID) (uint64, bool), seqAt func(int) uint64) int {
+	if cursor.IsZero() {
+		return n - 1
+	}
+	s, ok := seqOf(cursor)
+	if !ok {
+		return -1
+	}
+	return sort.Search(n, func(j int) bool { return seqAt(j) >= s }) - 1
+}
+
+// Markets lists the markets this engine owns, in catalogue order.
+func (e *Engine) Markets() []Market {
+	out := make([]Market, len(e.marketOrder))
+	for i, m := range e.marketOrder {
+		out[i] = m.Market
+	}
+	return out
+}
+
+// HasMarket reports whether the engine owns the market.
+func (e *Engine) HasMarket(id string) bool { return e.markets[id] != nil }
+
+// SpotView is a market's spot state.
+type SpotView struct {
+	Price     Price
+	HasPrice  bool
+	Ask       Price // cheapest floor with free units
+	HasAsk    bool
+	Supply    int64
+	Allocated int64
+	Waiting   int64
+}
+
+// Spot returns a market's spot state.
+func (e *Engine) Spot(market string) (SpotView, bool) {
+	m := e.markets[market]
+	if m == nil {
+		return SpotView{}, false
+	}
+	sb := &m.spot
+	v := SpotView{Price: sb.price, HasPrice: sb.hasPrice, Supply: sb.supply.Total(), Allocated: sb.k, Waiting: sb.demand.Total() - sb.k}
+	sb.supply.Ascend(nil, func(k supplyKey, _ *Listing, w int64) bool {
+		if k.free == 1 && w > 0 {
+			v.Ask, v.HasAsk = k.floor, true
+			return false
+		}
+		return true
+	})
+	return v, true
+}
+
+// Level is one aggregated row of the reserved book.
+type Level struct {
+	Price      Price
+	Quantity   int64
+	Start, End Time
+}
+
+// BookView is a market's aggregated book.
+type BookView struct {
+	Market string
+	Spot   SpotView
+	Bids   []Level // resting reserved bids, best (highest) first
+	Asks   []Level // unsold listing capacity, cheapest first
+}
+
+// Book aggregates a market's resting reserved bids and unsold listing
+// capacity by price and window, best first. An ask's quantity is what the
+// listing has free in every hour from now to its end.
+func (e *Engine) Book(market string) (BookView, bool) {
+	m := e.markets[market]
+	if m == nil {
+		return BookView{}, false
+	}
+	v := BookView{Market: market}
+	v.Spot, _ = e.Spot(market)
+	m.resting.Ascend(nil, func(k bidKey, b *Bid, _ int64) bool {
+		v.Bids = addLevel(v.Bids, Level{b.Limit, b.Quantity - b.Filled, b.Start, b.End})
+		return true
+	})
+	hour := e.now.HourStart()
+	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+		from := max(l.Start, hour)
+		if from >= l.End {
+			return true
+		}
+		free := l.Quantity - l.sold.Max(l.hourIndex(from), l.sold.n)
+		if free > 0 {
+			v.Asks = addLevel(v.Asks, Level{l.Reserve, free, from, l.End})
+		}
+		return true
+	})
+	sortLevels(v.Bids, true)
+	sortLevels(v.Asks, false)
+	return v, true
+}
+
+func addLevel(ls []Level, x Level) []Level {
+	for i := range ls {
+		if ls[i].Price == x.Price && ls[i].Start == x.Start && ls[i].End == x.End {
+			ls[i].Quantity += x.Quantity
+			return ls
+		}
+	}
+	return append(ls, x)
+}
+
+func sortLevels(ls []Level, desc bool) {
+	slices.SortStableFunc(ls, func(a, b Level) int {
+		c := cmpInt(int64(a.Price), int64(b.Price))
+		if desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		if c = cmpInt(int64(a.Start), int64(b.Start)); c != 0 {
+			return c
+		}
+		return cmpInt(int64(a.End), int64(b.End))
+	})
+}
+
+// Trades returns a market's most recent fills, newest first.
+func (e *Engine) Trades(market string, limit int) []Fill {
+	m := e.markets[market]
+	if m == nil {
+		return nil
+	}
+	n := len(m.trades)
+	out := make([]Fill, 0, min(limit, n))
+	for i := 0; i < n && len(out) < limit; i++ {
+		idx := (m.tradeN - 1 - i) % len(m.trades)
+		if idx < 0 {
+			idx += len(m.trades)
+		}
+		out = append(out, m.trades[idx])
+	}
+	return out
+}
+
+// Totals are the ledger's aggregate figures, for conservation checks.
+type Totals struct {
+	Deposits, Withdrawals, Balances, Held Money
+}
+
+// Totals sums the ledger.
+func (e *Engine) Totals() Totals {
+	t := Totals{Deposits: e.deposits, Withdrawals: e.withdrawals}
+	for _, a := range e.accountOrder {
+		t.Balances += a.Balance
+		t.Held += a.Held
+	}
+	return t
+}

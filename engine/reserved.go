@@ -1,0 +1,436 @@
+package engine
+
+import (
+	"container/heap"
+	"fmt"
+)
+
+func (e *Engine) validateWindow(start, end Time, field string, future bool) *Error {
+	if start%Hour != 0 {
+		return errorf(CodeInvalidWindow, "start", "start must be a whole UTC hour")
+	}
+	if end%Hour != 0 {
+		return errorf(CodeInvalidWindow, "end", "end must be a whole UTC hour")
+	}
+	if end <= start {
+		return errorf(CodeInvalidWindow, "end", "end must be after start")
+	}
+	if future && start <= e.now {
+		return errorf(CodeInvalidWindow, "start", "start must be a whole hour in the future")
+	}
+	if !future && start < e.now.HourStart() {
+		return errorf(CodeInvalidWindow, "start", "start must not be before the current hour")
+	}
+	if end > e.now+MaxHorizon {
+		return errorf(CodeInvalidWindow, "end", "end must be at most 366 days ahead")
+	}
+	return nil
+}
+
+func validQuantity(q int64, field string) *Error {
+	if q <= 0 || q > MaxQuantity {
+		return errorf(CodeInvalidQuantity, field, fmt.Sprintf("%s must be between 1 and %d", field, MaxQuantity))
+	}
+	return nil
+}
+
+func validPrice(p Price, field string) *Error {
+	if p <= 0 || p > MaxPrice {
+		return errorf(CodeInvalidPrice, field, field+" must be positive and at most 100000")
+	}
+	return nil
+}
+
+func (e *Engine) market(id string) (*market, *Error) {
+	m := e.markets[id]
+	if m == nil {
+		return nil, errorf(CodeUnknownMarket, "market", fmt.Sprintf("unknown market %q", id))
+	}
+	return m, nil
+}
+
+// ---- listings ----
+
+func (e *Engine) placeListing(c *Command) *Error {
+	a, err := e.actor(c, RoleOwner)
+	if err != nil {
+		return err
+	}
+	if found, err := e.checkIdem(c); found || err != nil {
+		return err
+	}
+	m, err := e.market(c.Market)
+	if err != nil {
+		return err
+	}
+	if err := validQuantity(c.Quantity, "quantity"); err != nil {
+		return err
+	}
+	if err := e.validateWindow(c.Start, c.End, "start", false); err != nil {
+		return err
+	}
+	reserve, floor := c.Price, c.SpotFloor
+	if c.PricePeg.Kind != PegNone {
+		p, err := e.pegPrice(m, c.PricePeg, "reserve_price", true)
+		if err != nil {
+			return err
+		}
+		reserve = p
+	} else if err := validPrice(reserve, "reserve_price"); err != nil {
+		return err
+	}
+	if c.SpotFloorPeg.Kind != PegNone {
+		if c.SpotFloorPeg.Kind == PegSpot {
+			return errorf(CodeInvalidPeg, "spot_price_floor", "a spot floor cannot follow the spot price it sets")
+		}
+		p, err := e.pegPrice(m, c.SpotFloorPeg, "spot_price_floor", true)
+		if err != nil {
+			return err
+		}
+		floor = p
+	} else if floor != 0 {
+		if err := validPrice(floor, "spot_price_floor"); err != nil {
+			return err
+		}
+	}
+	if c.Target.IsZero() || e.listings[c.Target] != nil {
+		return errorf(CodeDuplicateID, "id", "missing or duplicate listing id")
+	}
+	l := &Listing{
+		ID: c.Target, Seq: e.seq, Owner: a.ID, Market: m.ID, Quantity: c.Quantity,
+		Start: c.Start, End: c.End, Reserve: reserve, ReservePeg: c.PricePeg,
+		SpotFloor: floor, FloorPeg: c.SpotFloorPeg, Status: ListingActive, CreatedAt: e.now,
+		m: m, sold: newSoldHours(int((c.End - c.Start) / Hour)), keyFloor: floor,
+	}
+	e.listings[l.ID] = l
+	a.listings = append(a.listings, l)
+	l.bookKey = listingKey{l.Reserve, l.Seq}
+	m.listings.Set(l.bookKey, l, 1)
+	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
+		m.peggedL = append(m.peggedL, l)
+	}
+	e.rememberIdem(c, l.ID)
+	e.emit(Event{Kind: EvListingPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Listing: l.ID})
+	e.recheckResting(m, l)
+	if l.SpotFloor > 0 && l.Start <= e.now {
+		m.spot.advance(e.now)
+		e.setSpotUnits(l, l.Quantity-l.sold.Max(l.hourIndex(e.now), l.hourIndex(e.now)+1), ReasonHourBoundary)
+		e.recomputeSpot(m, ReasonOutbid)
+	}
+	return nil
+}
+
+// recheckResting offers a new or cheaper listing to resting bids, best bid
+// first; each bid re-ranks every listing, so it may combine old and new.
+func (e *Engine) recheckResting(m *market, l *Listing) {
+	var cands []*Bid
+	m.resting.Ascend(nil, func(k bidKey, b *Bid, _ int64) bool {
+		if k.price < l.Reserve {
+			return false
+		}
+		if b.Start >= l.Start && b.End <= l.End {
+			cands = append(cands, b)
+		}
+		return true
+	})
+	for _, b := range cands {
+		if l.sold.Max(0, l.sold.n) >= l.Quantity {
+			return // the listing is sold out in some hour of every window it could serve
+		}
+		if b.Status.Open() {
+			e.matchReserved(b)
+		}
+	}
+}
+
+func (e *Engine) cancelListing(c *Command) *Error {
+	l := e.listings[c.Target]
+	if l == nil || l.Owner != c.Actor {
+		return errorf(CodeNotFound, "id", "no such listing")
+	}
+	if l.Status != ListingActive {
+		return errorf(CodeNotOpen, "id", "the listing is "+l.Status.String())
+	}
+	m := l.m
+	e.endListing(l, ListingCancelled, ReasonListingCancelled)
+	e.recomputeSpot(m, ReasonListingCancelled)
+	e.emit(Event{Kind: EvListingCancelled, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
+	return nil
+}
+
+// endListing takes a listing's unsold capacity off the book; sold hours
+// stand as contracts. The caller recomputes spot.
+func (e *Engine) endListing(l *Listing, st ListingStatus, reason string) {
+	m := l.m
+	m.listings.Delete(l.bookKey)
+	m.spot.advance(e.now)
+	e.setSpotUnits(l, 0, reason)
+	l.Status = st
+	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
+		m.peggedL = removeListing(m.peggedL, l)
+	}
+}
+
+func removeListing(s []*Listing, l *Listing) []*Listing {
+	for i, x := range s {
+		if x == l {
+			return append(s[:i], s[i+1:]...)
+		}
+	}
+	return s
+}
+
+func removeBid(s []*Bid, b *Bid) []*Bid {
+	for i, x := range s {
+		if x == b {
+			return append(s[:i], s[i+1:]...)
+		}
+	}
+	return s
+}
+
+// ---- bids ----
+
+func (e *Engine) placeBid(c *Command) *Error {
+	a, err := e.actor(c, RoleBuyer)
+	if err != nil {
+		return err
+	}
+	if found, err := e.checkIdem(c); found || err != nil {
+		return err
+	}
+	m, err := e.market(c.Market)
+	if err != nil {
+		return err
+	}
+	if c.BidType != Reserved && c.BidType != Spot {
+		return errorf(CodeInvalidType, "type", "type must be reserved or spot")
+	}
+	if err := validQuantity(c.Quantity, "quantity"); err != nil {
+		return err
+	}
+	limit := c.Price
+	if c.PricePeg.Kind != PegNone {
+		if c.BidType == Spot && c.PricePeg.Kind == PegSpot {
+			return errorf(CodeInvalidPeg, "limit_price", "a spot bid cannot follow the spot price it sets")
+		}
+		p, err := e.pegPrice(m, c.PricePeg, "limit_price", true)
+		if err != nil {
+			return err
+		}
+		limit = p
+	} else if err := validPrice(limit, "limit_price"); err != nil {
+		return err
+	}
+	if c.ClientOrderID != "" {
+		if len(c.ClientOrderID) > 64 {
+			return errorf(CodeInvalidCommand, "client_order_id", "client_order_id is at most 64 characters")
+		}
+		if a.coids[c.ClientOrderID] != nil {
+			return errorf(CodeDuplicateClientOrder, "client_order_id", "an open order already uses this client_order_id")
+		}
+	}
+	if c.Target.IsZero() || e.bids[c.Target] != nil {
+		return errorf(CodeDuplicateID, "id", "missing or duplicate bid id")
+	}
+	b := &Bid{
+		ID: c.Target, Seq: e.seq, Buyer: a.ID, Market: m.ID, Type: c.BidType, Quantity: c.Quantity,
+		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m,
+	}
+	if c.BidType == Reserved {
+		if err := e.validateWindow(c.Start, c.End, "start", true); err != nil {
+			return err
+		}
+		minQ := c.MinQuantity
+		if minQ == 0 {
+			minQ = c.Quantity
+		}
+		if minQ < 0 || minQ > c.Quantity {
+			return errorf(CodeInvalidQuantity, "min_quantity", "min_quantity must be between 1 and quantity")
+		}
+		if c.ExpiresAt != 0 && c.ExpiresAt <= e.now {
+			return errorf(CodeInvalidWindow, "expires_at", "expires_at must be in the future")
+		}
+		b.Start, b.End, b.MinQuantity, b.ExpiresAt = c.Start, c.End, minQ, c.ExpiresAt
+		hold := Money(c.Quantity) * Money(b.Hours()) * Money(limit)
+		if hold > a.Available() {
+			return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("the bid needs %s held; %s is available", hold, a.Available()))
+		}
+		e.acceptBid(a, b, c)
+		b.Hold = hold
+		a.Held += hold
+		e.touch(a)
+		b.Status = BidResting
+		m.resting.Set(b.restKey, b, 1)
+		exp := b.Start
+		if b.ExpiresAt != 0 && b.ExpiresAt < exp {
+			exp = b.ExpiresAt
+		}
+		heap.Push(&e.expiries, expiry{at: exp, seq: b.Seq, bid: b})
+		e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
+		e.matchReserved(b)
+		return nil
+	}
+	if c.Start != 0 || c.End != 0 || c.MinQuantity != 0 || c.ExpiresAt != 0 {
+		return errorf(CodeInvalidWindow, "start", "a spot bid has no window, min_quantity or expires_at")
+	}
+	need := Money(c.Quantity) * Money(limit)
+	if need > a.Available() {
+		return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("a spot bid needs one hour at its limit (%s) available; %s is", need, a.Available()))
+	}
+	e.acceptBid(a, b, c)
+	b.Status = BidWaiting
+	e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
+	m.spot.advance(e.now)
+	e.addSpotBid(b)
+	e.recomputeSpot(m, ReasonOutbid)
+	return nil
+}
+
+func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
+	b.restKey = bidKey{b.Limit, b.Seq}
+	e.bids[b.ID] = b
+	a.bids = append(a.bids, b)
+	if b.ClientOrderID != "" {
+		a.coids[b.ClientOrderID] = b
+	}
+	if b.LimitPeg.Kind != PegNone {
+		b.m.pegged = append(b.m.pegged, b)
+	}
+	e.rememberIdem(c, b.ID)
+}
+
+func (e *Engine) cancelBid(c *Command) *Error {
+	b := e.bids[c.Target]
+	if b == nil || b.Buyer != c.Actor {
+		return errorf(CodeNotFound, "id", "no such bid")
+	}
+	if !b.Status.Open() {
+		return errorf(CodeNotOpen, "id", "the bid is "+b.Status.String())
+	}
+	if b.Type == Reserved {
+		e.closeReserved(b, BidCancelled)
+	} else {
+		e.closeSpot(b, BidCancelled, ReasonCancelled)
+		e.recomputeSpot(b.m, ReasonOutbid)
+	}
+	e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Reason: ReasonCancelled})
+	return nil
+}
+
+// closeReserved ends a resting reserved bid and releases its hold.
+func (e *Engine) closeReserved(b *Bid, st BidStatus) {
+	a := e.accounts[b.Buyer]
+	b.m.resting.Delete(b.restKey)
+	a.Held -= b.Hold
+	b.Hold = 0
+	e.touch(a)
+	b.Status = st
+	e.forgetOpen(a, b)
+}
+
+func (e *Engine) forgetOpen(a *Account, b *Bid) {
+	if b.ClientOrderID != "" && a.coids[b.ClientOrderID] == b {
+		delete(a.coids, b.ClientOrderID)
+	}
+	if b.LimitPeg.Kind != PegNone {
+		b.m.pegged = removeBid(b.m.pegged, b)
+	}
+}
+
+// matchReserved fills what it can of a resting reserved bid from listings
+// that cover its whole window, cheapest reserve first, then oldest; it
+// trades only when at least MinQuantity can be filled at once.
+func (e *Engine) matchReserved(b *Bid) {
+	m := b.m
+	need := b.Quantity - b.Filled
+	cands := e.cands[:0]
+	var total int64
+	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+		if l.Reserve > b.Limit {
+			return false
+		}
+		if l.Start > b.Start || l.End < b.End {
+			return true
+		}
+		avail := l.Quantity - l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End))
+		if avail <= 0 {
+			return true
+		}
+		take := min(avail, need-total)
+		cands = append(cands, candidate{l, take})
+		total += take
+		return total < need
+	})
+	e.cands = cands[:0]
+	if total < b.MinQuantity {
+		return
+	}
+	for _, c := range cands {
+		e.fill(b, c.l, c.q)
+	}
+	a := e.accounts[b.Buyer]
+	if b.Filled == b.Quantity {
+		e.closeReserved(b, BidFilled)
+		return
+	}
+	b.Status = BidPartiallyFilled
+	if rest := b.Quantity - b.Filled; b.MinQuantity > rest {
+		b.MinQuantity = rest
+	}
+	_ = a
+}
+
+// fill trades q GPUs of listing l to bid b for the bid's whole window at
+// the maker's price.
+func (e *Engine) fill(b *Bid, l *Listing, q int64) {
+	price := b.Limit
+	if l.Seq < b.Seq {
+		price = l.Reserve
+	}
+	buyer, owner := e.accounts[b.Buyer], e.accounts[l.Owner]
+	hours := b.Hours()
+	cost := Money(q) * Money(hours) * Money(price)
+	release := Money(q) * Money(hours) * Money(b.Limit)
+	if release > b.Hold || b.Filled+q == b.Quantity {
+		release = b.Hold // the last fill releases what is left, whatever repricing did
+	}
+	buyer.Held -= release
+	b.Hold -= release
+	fee := e.pay(buyer, owner, cost, nil)
+	b.Filled += q
+	l.sold.Add(l.hourIndex(b.Start), l.hourIndex(b.End), q)
+	e.fillCounter++
+	f := &Fill{
+		ID: fillID(e.now, e.fillCounter), Market: b.Market, BidID: b.ID, ListingID: l.ID,
+		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
+		Time: e.now, Fee: fee,
+	}
+	b.Fills = append(b.Fills, f)
+	l.Fills = append(l.Fills, f)
+	m := b.m
+	if len(m.trades) < e.cfg.RecentTrades {
+		m.trades = append(m.trades, *f)
+	} else {
+		m.trades[m.tradeN%e.cfg.RecentTrades] = *f
+	}
+	m.tradeN++
+	e.emit(Event{Kind: EvFilled, Accounts: [2]ID{b.Buyer, l.Owner}, Market: b.Market, Bid: b.ID, Listing: l.ID, Fill: *f, Quantity: q, Price: price, HasPrice: true})
+}
+
+// fillID makes a UUIDv7-shaped id from the engine time and a counter, so
+// fills get ids without randomness.
+func fillID(t Time, n uint64) ID {
+	var id ID
+	ms := uint64(t)
+	for i := 0; i < 6; i++ {
+		id[i] = byte(ms >> (40 - 8*i))
+	}
+	id[6] = 0x70 | byte(n>>60)&0x0f
+	id[7] = byte(n >> 52)
+	id[8] = 0x80 | byte(n>>46)&0x3f
+	for i := 9; i < 16; i++ {
+		id[i] = byte(n >> (8 * (15 - i)))
+	}
+	return id
+}

@@ -1,0 +1,256 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestMakerPriceAndAllOrNone(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "10000")
+	s, e := h.hour(2), h.hour(6) // 4 hours
+
+	// A listing of 3 at 2.00 rests; a bid for 4 (all-or-none) at 2.50 cannot match.
+	l1 := h.listing(owner, mkt, 3, h.hour(0), h.hour(24), "2.00", "")
+	b, evs := h.reserved(buyer, mkt, 4, 0, s, e, "2.50")
+	if n := countKind(evs, EvFilled); n != 0 {
+		t.Fatalf("fills = %d, want 0 (all-or-none)", n)
+	}
+	if got, want := h.balance(buyer).Held, m(t, "40.00"); got != want { // 4 × 4 h × 2.50
+		t.Fatalf("held = %s, want %s", got, want)
+	}
+	// A second listing of 1 at 2.20 completes it: the bid (older) is the maker
+	// for the new listing's fill, the old listing is maker for its own.
+	l2id := h.newID()
+	evs = h.must(Command{Kind: CmdPlaceListing, Actor: owner, Target: l2id, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(12), Price: p(t, "2.20")})
+	var fills []Fill
+	for _, ev := range evs {
+		if ev.Kind == EvFilled {
+			fills = append(fills, ev.Fill)
+		}
+	}
+	if len(fills) != 2 {
+		t.Fatalf("fills = %d, want 2", len(fills))
+	}
+	want := map[ID]struct {
+		q     int64
+		price string
+	}{l1: {3, "2.00"}, l2id: {1, "2.50"}}
+	for _, f := range fills {
+		w := want[f.ListingID]
+		if f.Quantity != w.q || f.Price != p(t, w.price) {
+			t.Errorf("fill on %s: %d @ %s, want %d @ %s", f.ListingID, f.Quantity, f.Price, w.q, w.price)
+		}
+	}
+	bv := h.bid(b)
+	if bv.Status != BidFilled || bv.Filled != 4 {
+		t.Fatalf("bid %s filled %d, want filled 4", bv.Status, bv.Filled)
+	}
+	// Cost: 3×4×2.00 + 1×4×2.50 = 24 + 10 = 34; hold fully released.
+	a := h.balance(buyer)
+	if a.Balance != m(t, "9966") || a.Held != 0 {
+		t.Fatalf("buyer balance %s held %s, want 9966 held 0", a.Balance, a.Held)
+	}
+	if got := h.balance(owner).Balance; got != m(t, "34") {
+		t.Fatalf("owner balance %s, want 34", got)
+	}
+}
+
+func TestCheapestFirstThenOldestAndPartialMin(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "10000")
+	s, e := h.hour(3), h.hour(5)
+	dear := h.listing(owner, mkt, 5, s, e, "3.00", "")
+	old := h.listing(owner, mkt, 2, s, e, "2.00", "")
+	young := h.listing(owner, mkt, 2, s, e, "2.00", "")
+	_ = dear
+	// Bid 10 with min 3 at 2.50: takes 2 (old) + 2 (young) = 4 ≥ 3, rests with 6.
+	b, evs := h.reserved(buyer, mkt, 10, 3, s, e, "2.50")
+	var order []ID
+	for _, ev := range evs {
+		if ev.Kind == EvFilled {
+			order = append(order, ev.Fill.ListingID)
+		}
+	}
+	if len(order) != 2 || order[0] != old || order[1] != young {
+		t.Fatalf("fill order %v, want [old young]", order)
+	}
+	bv := h.bid(b)
+	if bv.Status != BidPartiallyFilled || bv.Filled != 4 || bv.MinQuantity != 3 {
+		t.Fatalf("bid %s filled %d min %d, want partially_filled 4 min 3", bv.Status, bv.Filled, bv.MinQuantity)
+	}
+	// Held: the rest, 6 × 2 h × 2.50 = 30.
+	if got := h.balance(buyer).Held; got != m(t, "30") {
+		t.Fatalf("held %s, want 30", got)
+	}
+}
+
+func TestWindowMustBeCovered(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "10000")
+	h.listing(owner, mkt, 4, h.hour(2), h.hour(5), "1.00", "")
+	b, _ := h.reserved(buyer, mkt, 1, 0, h.hour(4), h.hour(6), "9.00")
+	if got := h.bid(b).Status; got != BidResting {
+		t.Fatalf("status %s, want resting: the listing does not cover hour 5", got)
+	}
+	// Sold hours reduce what later bids can take, per hour.
+	b2, _ := h.reserved(buyer, mkt, 4, 0, h.hour(2), h.hour(4), "9.00")
+	if got := h.bid(b2).Status; got != BidFilled {
+		t.Fatalf("status %s, want filled", got)
+	}
+	b3, _ := h.reserved(buyer, mkt, 1, 0, h.hour(3), h.hour(5), "9.00")
+	if got := h.bid(b3).Status; got != BidResting {
+		t.Fatalf("status %s, want resting: hour 3 is sold out", got)
+	}
+	b4, _ := h.reserved(buyer, mkt, 4, 0, h.hour(4), h.hour(5), "9.00")
+	if got := h.bid(b4).Status; got != BidFilled {
+		t.Fatalf("status %s, want filled: hour 4 is free", got)
+	}
+}
+
+func TestExpiryAndCancelReleaseHold(t *testing.T) {
+	h := newHarness(t, Config{})
+	buyer := h.account("buy", RoleBuyer, "100")
+	b, _ := h.reserved(buyer, mkt, 1, 0, h.hour(2), h.hour(3), "10")
+	exp := h.newID()
+	h.must(Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: exp, Market: mkt, Quantity: 1, Start: h.hour(3), End: h.hour(4), Price: p(t, "10"), ExpiresAt: h.now + 30*Second})
+	if got := h.balance(buyer).Held; got != m(t, "20") {
+		t.Fatalf("held %s, want 20", got)
+	}
+	evs := h.advance(31 * Second)
+	if _, ok := findKind(evs, EvBidExpired, exp); !ok {
+		t.Fatalf("no expiry event for the bid with expires_at")
+	}
+	if got := h.balance(buyer).Held; got != m(t, "10") {
+		t.Fatalf("held %s, want 10", got)
+	}
+	// The other expires at its start, two hours on.
+	h.advance(2 * Hour)
+	if got := h.bid(b).Status; got != BidExpired {
+		t.Fatalf("status %s, want expired at start", got)
+	}
+	if got := h.balance(buyer); got.Held != 0 || got.Balance != m(t, "100") {
+		t.Fatalf("balance %s held %s, want 100 held 0", got.Balance, got.Held)
+	}
+}
+
+func TestCancelListingKeepsSoldHours(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "1000")
+	l := h.listing(owner, mkt, 2, h.hour(1), h.hour(10), "1.00", "")
+	b, _ := h.reserved(buyer, mkt, 1, 0, h.hour(2), h.hour(4), "1.00")
+	h.must(Command{Kind: CmdCancelListing, Actor: owner, Target: l})
+	lv, _ := h.e.Listing(l)
+	if lv.Status != ListingCancelled || len(lv.Fills) != 1 {
+		t.Fatalf("listing %s with %d fills, want cancelled with 1", lv.Status, len(lv.Fills))
+	}
+	if h.bid(b).Status != BidFilled {
+		t.Fatalf("the sold contract must stand")
+	}
+	b2, _ := h.reserved(buyer, mkt, 1, 0, h.hour(5), h.hour(6), "5.00")
+	if h.bid(b2).Status != BidResting {
+		t.Fatalf("a cancelled listing must not sell")
+	}
+}
+
+func TestRejectionsChangeNothing(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "10")
+	h.reserved(buyer, mkt, 1, 0, h.hour(1), h.hour(2), "1.00")
+	before := h.e.Hash()
+	cases := []struct {
+		name string
+		c    Command
+		code string
+	}{
+		{"unknown market", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: "h100-sxm.mars", Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: 1}, CodeUnknownMarket},
+		{"zero quantity", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 0, Start: h.hour(1), End: h.hour(2), Price: 1}, CodeInvalidQuantity},
+		{"zero price", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2)}, CodeInvalidPrice},
+		{"end before start", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(3), End: h.hour(2), Price: 1}, CodeInvalidWindow},
+		{"start not whole hour", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1) + Second, End: h.hour(2), Price: 1}, CodeInvalidWindow},
+		{"start in the past hour", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(0), End: h.hour(2), Price: 1}, CodeInvalidWindow},
+		{"beyond horizon", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(24 * 367), Price: 1}, CodeInvalidWindow},
+		{"insufficient funds", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: p(t, "9.01")}, CodeInsufficientFunds},
+		{"owner cannot bid", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: owner, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: 1}, CodeForbidden},
+		{"buyer cannot list", Command{Kind: CmdPlaceListing, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: 1}, CodeForbidden},
+		{"min above quantity", Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, MinQuantity: 2, Start: h.hour(1), End: h.hour(2), Price: 1}, CodeInvalidQuantity},
+		{"withdraw too much", Command{Kind: CmdWithdraw, Actor: buyer, Target: buyer, Amount: m(t, "9.01")}, CodeInsufficientFunds},
+		{"spot peg on spot floor", Command{Kind: CmdPlaceListing, Actor: owner, Market: mkt, Quantity: 1, Start: h.hour(0), End: h.hour(2), Price: 1, SpotFloorPeg: Peg{Kind: PegSpot}}, CodeInvalidPeg},
+		{"cancel someone else's", Command{Kind: CmdCancelListing, Actor: buyer, Target: testID(999)}, CodeNotFound},
+		{"bad type", Command{Kind: CmdPlaceBid, BidType: 9, Actor: buyer, Market: mkt, Quantity: 1, Price: 1}, CodeInvalidType},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.c.Target.IsZero() {
+				tc.c.Target = h.newID()
+			}
+			evs, err := h.apply(tc.c)
+			var ee *Error
+			if !errors.As(err, &ee) || ee.Code != tc.code {
+				t.Fatalf("err = %v, want code %s", err, tc.code)
+			}
+			if len(evs) != 1 || evs[0].Kind != EvRejected {
+				t.Fatalf("events %v, want one rejection", evs)
+			}
+			// Only seq moved: compare hashes of states with equal seq.
+			after := h.e.Hash()
+			h.e.seq--
+			if h.e.Hash() != before {
+				t.Fatalf("state changed by a rejected command")
+			}
+			h.e.seq++
+			before = after
+		})
+	}
+}
+
+func TestDuplicateClientOrderID(t *testing.T) {
+	h := newHarness(t, Config{})
+	buyer := h.account("buy", RoleBuyer, "100")
+	c := Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: 1, ClientOrderID: "x"}
+	c.Target = h.newID()
+	h.must(c)
+	c.Target = h.newID()
+	if _, err := h.apply(c); !isCode(err, CodeDuplicateClientOrder) {
+		t.Fatalf("err = %v, want duplicate_client_order_id", err)
+	}
+	h.must(Command{Kind: CmdCancelBid, Actor: buyer, Target: testID(h.n - 1)})
+	c.Target = h.newID()
+	h.must(c) // free again once the first is closed
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	h := newHarness(t, Config{})
+	buyer := h.account("buy", RoleBuyer, "100")
+	c := Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Market: mkt, Quantity: 1, Start: h.hour(1), End: h.hour(2), Price: 1, IdemKey: "k1", IdemHash: [32]byte{1}}
+	c.Target = h.newID()
+	first := c.Target
+	h.must(c)
+	c.Target = h.newID()
+	evs := h.must(c)
+	if ev, ok := findKind(evs, EvIdempotentReplay, first); !ok || ev.Bid != first {
+		t.Fatalf("replay events %v, want idempotent replay of %s", evs, first)
+	}
+	if _, ok := h.e.Bid(c.Target); ok {
+		t.Fatal("a replay created a second bid")
+	}
+	c.IdemHash = [32]byte{2}
+	c.Target = h.newID()
+	if _, err := h.apply(c); !isCode(err, CodeIdempotencyReused) {
+		t.Fatalf("err = %v, want idempotency_key_reused", err)
+	}
+	h.advance(IdempotencyWindow + Second)
+	c.Target = h.newID()
+	c.Start, c.End = h.hour(1), h.hour(2)
+	h.must(c) // forgotten after 24 h
+}
+
+func isCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

@@ -1,0 +1,379 @@
+package engine
+
+import (
+	"container/heap"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+)
+
+const snapshotMagic = "GPUXSNAP2"
+
+// Snapshot encodes the whole state deterministically: the same state gives
+// the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
+// Restore, so the encoding holds only what they are derived from.
+func (e *Engine) Snapshot() []byte {
+	w := wbuf{b: make([]byte, 0, 1<<16)}
+	w.s(snapshotMagic)
+	w.u(uint64(len(e.cfg.Markets)))
+	for _, m := range e.cfg.Markets {
+		w.s(m.ID)
+		w.s(m.GPU)
+		w.s(m.Region)
+	}
+	w.i(e.cfg.FeeBps)
+	w.u(uint64(e.cfg.RecentTrades))
+	w.u(e.seq)
+	w.i(int64(e.now))
+	w.u(e.fillCounter)
+	w.i(int64(e.deposits))
+	w.i(int64(e.withdrawals))
+
+	rates := e.ReferenceRates()
+	w.u(uint64(len(rates)))
+	for _, r := range rates {
+		w.s(r.GPU)
+		w.s(r.Provider)
+		w.i(int64(r.Price))
+	}
+
+	w.u(uint64(len(e.accountOrder)))
+	for _, a := range e.accountOrder {
+		w.id(a.ID)
+		w.s(a.Name)
+		w.u(uint64(a.Roles))
+		w.h(a.KeyHash)
+		w.i(int64(a.Balance))
+		w.i(int64(a.Held))
+		w.i(int64(a.CreatedAt))
+		w.u(a.Seq)
+	}
+
+	listings := e.sortedListings()
+	w.u(uint64(len(listings)))
+	for _, l := range listings {
+		w.id(l.ID)
+		w.u(l.Seq)
+		w.id(l.Owner)
+		w.s(l.Market)
+		w.i(l.Quantity)
+		w.i(int64(l.Start))
+		w.i(int64(l.End))
+		w.i(int64(l.Reserve))
+		w.peg(l.ReservePeg)
+		w.i(int64(l.SpotFloor))
+		w.peg(l.FloorPeg)
+		w.u(uint64(l.Status))
+		w.i(int64(l.CreatedAt))
+		w.i(int64(l.SpotEarned))
+		w.i(l.spotUnits)
+		w.i(l.inUse)
+		w.i(int64(l.keyFloor))
+	}
+
+	bids := e.sortedBids()
+	w.u(uint64(len(bids)))
+	for _, b := range bids {
+		w.id(b.ID)
+		w.u(b.Seq)
+		w.id(b.Buyer)
+		w.s(b.Market)
+		w.u(uint64(b.Type))
+		w.i(b.Quantity)
+		w.i(b.MinQuantity)
+		w.i(int64(b.Start))
+		w.i(int64(b.End))
+		w.i(int64(b.ExpiresAt))
+		w.i(int64(b.Limit))
+		w.peg(b.LimitPeg)
+		w.s(b.ClientOrderID)
+		w.u(uint64(b.Status))
+		w.s(b.Reason)
+		w.i(int64(b.CreatedAt))
+		w.i(b.Filled)
+		w.i(int64(b.Hold))
+		w.i(int64(b.Spent))
+		w.i(b.won)
+		w.bool(b.broke)
+		w.u(uint64(len(b.Fills)))
+		for _, f := range b.Fills {
+			w.id(f.ID)
+			w.id(f.ListingID)
+			w.i(f.Quantity)
+			w.i(int64(f.Price))
+			w.i(int64(f.Time))
+			w.i(int64(f.Fee))
+		}
+		w.u(uint64(len(b.placements)))
+		for _, p := range b.placements {
+			w.id(p.listing.ID)
+			w.i(p.units)
+			w.i(p.i0)
+			w.i(p.rem)
+			w.i(p.feeRem)
+		}
+	}
+	// Listing-side order of fills and placements matters to later commands.
+	for _, l := range listings {
+		w.u(uint64(len(l.Fills)))
+		for _, f := range l.Fills {
+			w.id(f.ID)
+		}
+		w.u(uint64(len(l.placements)))
+		for _, p := range l.placements {
+			w.id(p.bid.ID)
+		}
+	}
+
+	for _, m := range e.marketOrder {
+		sb := &m.spot
+		w.i(sb.k)
+		w.i(int64(sb.price))
+		w.bool(sb.hasPrice)
+		w.i(sb.integ)
+		w.i(int64(sb.lastT))
+		w.i(int64(sb.dBound.price))
+		w.u(sb.dBound.seq)
+		w.i(int64(sb.sBound.floor))
+		w.u(uint64(sb.sBound.free))
+		w.u(sb.sBound.seq)
+		w.u(uint64(m.tradeN))
+		w.u(uint64(len(m.trades)))
+		for _, f := range m.trades {
+			w.id(f.ID)
+		}
+		w.u(uint64(len(m.pegged)))
+		for _, b := range m.pegged {
+			w.id(b.ID)
+		}
+		w.u(uint64(len(m.peggedL)))
+		for _, l := range m.peggedL {
+			w.id(l.ID)
+		}
+	}
+
+	w.u(uint64(len(e.idemQueue)))
+	for _, ent := range e.idemQueue {
+		w.id(ent.key.account)
+		w.s(ent.key.key)
+		w.h(ent.hash)
+		w.id(ent.target)
+		w.i(int64(ent.expires))
+	}
+	return w.b
+}
+
+func (e *Engine) sortedListings() []*Listing {
+	out := make([]*Listing, 0, len(e.listings))
+	for _, l := range e.listings {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b *Listing) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+	return out
+}
+
+func (e *Engine) sortedBids() []*Bid {
+	out := make([]*Bid, 0, len(e.bids))
+	for _, b := range e.bids {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+	return out
+}
+
+// Hash is the hex SHA-256 of the snapshot: equal states, equal hashes.
+func (e *Engine) Hash() string {
+	h := sha256.Sum256(e.Snapshot())
+	return hex.EncodeToString(h[:])
+}
+
+// HashOf is the hash of snapshot bytes, as Hash computes it.
+func HashOf(snapshot []byte) string {
+	h := sha256.Sum256(snapshot)
+	return hex.EncodeToString(h[:])
+}
+
+// Restore rebuilds an engine from Snapshot bytes; it continues exactly as
+// the engine that made them would.
+func Restore(data []byte) (*Engine, error) {
+	r := rbuf{b: data}
+	if magic := r.s(); magic != snapshotMagic {
+		return nil, fmt.Errorf("restore: not a gpux snapshot (magic %q)", magic)
+	}
+	var cfg Config
+	nm := r.n(1 << 16)
+	for i := 0; i < nm; i++ {
+		cfg.Markets = append(cfg.Markets, Market{ID: r.s(), GPU: r.s(), Region: r.s()})
+	}
+	cfg.FeeBps = r.i()
+	cfg.RecentTrades = int(r.u())
+	if r.err != nil {
+		return nil, fmt.Errorf("restore config: %w", r.err)
+	}
+	e := New(cfg)
+	e.seq = r.u()
+	e.now = Time(r.i())
+	e.fillCounter = r.u()
+	e.deposits = Money(r.i())
+	e.withdrawals = Money(r.i())
+	for i, n := 0, r.n(1<<20); i < n; i++ {
+		e.rates[[2]string{r.s(), r.s()}] = Price(r.i())
+	}
+
+	e.accountOrder = e.accountOrder[:0]
+	clear(e.accounts)
+	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
+		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), coids: map[string]*Bid{}}
+		e.accounts[a.ID] = a
+		e.accountOrder = append(e.accountOrder, a)
+		if a.KeyHash != ([32]byte{}) {
+			e.keys[a.KeyHash] = a
+		}
+	}
+
+	nl := r.n(len(data))
+	listings := make([]*Listing, 0, nl)
+	for i := 0; i < nl && r.err == nil; i++ {
+		l := &Listing{ID: r.id(), Seq: r.u(), Owner: r.id(), Market: r.s(), Quantity: r.i(), Start: Time(r.i()),
+			End: Time(r.i()), Reserve: Price(r.i()), ReservePeg: r.peg(), SpotFloor: Price(r.i()), FloorPeg: r.peg(),
+			Status: ListingStatus(r.u()), CreatedAt: Time(r.i()), SpotEarned: Money(r.i())}
+		l.spotUnits, l.inUse, l.keyFloor = r.i(), r.i(), Price(r.i())
+		m, a := e.markets[l.Market], e.accounts[l.Owner]
+		if m == nil || a == nil || l.End <= l.Start {
+			return nil, fmt.Errorf("restore listing %s: bad market, owner or window", l.ID)
+		}
+		l.m = m
+		l.sold = newSoldHours(int((l.End - l.Start) / Hour))
+		e.listings[l.ID] = l
+		a.listings = append(a.listings, l)
+		listings = append(listings, l)
+	}
+
+	fills := map[ID]*Fill{}
+	nb := r.n(len(data))
+	for i := 0; i < nb && r.err == nil; i++ {
+		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
+			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
+			LimitPeg: r.peg(), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
+			Filled: r.i(), Hold: Money(r.i()), Spent: Money(r.i())}
+		b.won = r.i()
+		b.broke = r.bool()
+		m, a := e.markets[b.Market], e.accounts[b.Buyer]
+		if m == nil || a == nil {
+			return nil, fmt.Errorf("restore bid %s: bad market or buyer", b.ID)
+		}
+		b.m = m
+		b.restKey = bidKey{b.Limit, b.Seq}
+		for j, nf := 0, r.n(len(data)); j < nf && r.err == nil; j++ {
+			f := &Fill{ID: r.id(), Market: b.Market, BidID: b.ID, ListingID: r.id(), Buyer: b.Buyer,
+				Quantity: r.i(), Price: Price(r.i()), Start: b.Start, End: b.End, Time: Time(r.i()), Fee: Money(r.i())}
+			l := e.listings[f.ListingID]
+			if l == nil {
+				return nil, fmt.Errorf("restore fill %s: unknown listing", f.ID)
+			}
+			f.Owner = l.Owner
+			l.sold.Add(l.hourIndex(f.Start), l.hourIndex(f.End), f.Quantity)
+			fills[f.ID] = f
+			b.Fills = append(b.Fills, f)
+		}
+		for j, np := 0, r.n(len(data)); j < np && r.err == nil; j++ {
+			l := e.listings[r.id()]
+			if l == nil {
+				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
+			}
+			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i()}
+			b.placements = append(b.placements, p)
+			b.placed += p.units
+			l.placed += p.units
+		}
+		e.bids[b.ID] = b
+		a.bids = append(a.bids, b)
+		if b.ClientOrderID != "" && b.Status.Open() {
+			a.coids[b.ClientOrderID] = b
+		}
+		switch {
+		case b.Type == Reserved && (b.Status == BidResting || b.Status == BidPartiallyFilled):
+			m.resting.Set(b.restKey, b, 1)
+			exp := b.Start
+			if b.ExpiresAt != 0 && b.ExpiresAt < exp {
+				exp = b.ExpiresAt
+			}
+			e.expiries = append(e.expiries, expiry{at: exp, seq: b.Seq, bid: b})
+		case b.Type == Spot && b.Status.Open():
+			m.spot.demand.Set(b.restKey, b, b.Quantity)
+		}
+	}
+	heap.Init(&e.expiries)
+
+	for _, l := range listings {
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			f := fills[r.id()]
+			if f == nil {
+				return nil, fmt.Errorf("restore listing %s: unknown fill", l.ID)
+			}
+			l.Fills = append(l.Fills, f)
+		}
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			b := e.bids[r.id()]
+			if b == nil {
+				return nil, fmt.Errorf("restore listing %s: unknown placement bid", l.ID)
+			}
+			for _, p := range b.placements {
+				if p.listing == l {
+					l.placements = append(l.placements, p)
+				}
+			}
+		}
+		if l.Status == ListingActive {
+			l.bookKey = listingKey{l.Reserve, l.Seq}
+			l.m.listings.Set(l.bookKey, l, 1)
+		}
+		if l.spotUnits > 0 {
+			e.setSegments(l, l.inUse)
+		}
+	}
+
+	for _, m := range e.marketOrder {
+		sb := &m.spot
+		sb.k = r.i()
+		sb.price = Price(r.i())
+		sb.hasPrice = r.bool()
+		sb.integ = r.i()
+		sb.lastT = Time(r.i())
+		sb.dBound = bidKey{Price(r.i()), r.u()}
+		sb.sBound = supplyKey{Price(r.i()), uint8(r.u()), r.u()}
+		m.tradeN = int(r.u())
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			f := fills[r.id()]
+			if f == nil {
+				return nil, fmt.Errorf("restore market %s: unknown trade", m.ID)
+			}
+			m.trades = append(m.trades, *f)
+		}
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			if b := e.bids[r.id()]; b != nil {
+				m.pegged = append(m.pegged, b)
+			}
+		}
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			if l := e.listings[r.id()]; l != nil {
+				m.peggedL = append(m.peggedL, l)
+			}
+		}
+	}
+
+	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
+		ent := &idemEntry{key: idemKey{r.id(), r.s()}, hash: r.h(), target: r.id(), expires: Time(r.i())}
+		e.idem[ent.key] = ent
+		e.idemQueue = append(e.idemQueue, ent)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("restore: %w", r.err)
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("restore: %d trailing bytes", len(r.b))
+	}
+	return e, nil
+}

@@ -1,0 +1,484 @@
+package engine
+
+import (
+	"math/bits"
+	"slices"
+)
+
+// spotBook is one market's spot auction. Demand holds every open spot bid
+// (limit desc, then oldest) weighted by its quantity; supply holds each
+// offering listing as up to two entries, its units in use and its free
+// units, ordered by floor, then in-use first, then oldest listing. Both are
+// order-statistic trees, so the clearing (k winning units) is a binary
+// search of selects, and a recompute only visits entries whose status can
+// have changed: those between the old and the new boundary, plus what the
+// command touched.
+type spotBook struct {
+	demand *osTree[bidKey, *Bid]
+	supply *osTree[supplyKey, *Listing]
+
+	k        int64
+	price    Price
+	hasPrice bool
+
+	// integ is ∫price dt in tick·ms since the last settlement of every
+	// placement (each tick); a placement owes units × (integ − i0).
+	integ int64
+	lastT Time
+
+	dBound bidKey
+	sBound supplyKey
+
+	changedBids     []*Bid
+	changedListings []*Listing
+}
+
+type supplyKey struct {
+	floor Price
+	free  uint8 // 0: units in use, 1: free units
+	seq   uint64
+}
+
+func cmpSupplyKey(a, b supplyKey) int {
+	switch {
+	case a.floor != b.floor:
+		return cmpInt(int64(a.floor), int64(b.floor))
+	case a.free != b.free:
+		return cmpInt(int64(a.free), int64(b.free))
+	default:
+		return cmpInt(int64(a.seq), int64(b.seq))
+	}
+}
+
+func (s *spotBook) init() {
+	s.demand = newOSTree[bidKey, *Bid](cmpBidKey)
+	s.supply = newOSTree[supplyKey, *Listing](cmpSupplyKey)
+}
+
+// advance accrues the price in force up to now.
+func (s *spotBook) advance(now Time) {
+	if s.hasPrice && now > s.lastT {
+		s.integ += int64(s.price) * int64(now-s.lastT)
+	}
+	if now > s.lastT {
+		s.lastT = now
+	}
+}
+
+const msPerHour = uint64(Hour)
+
+// settle charges a placement for the price accrued since it was last
+// settled. A buyer who cannot pay in full pays what is available and is
+// released at the next tick.
+func (e *Engine) settle(p *placement) {
+	sb := &p.listing.m.spot
+	d := sb.integ - p.i0
+	p.i0 = sb.integ
+	if d <= 0 || p.units == 0 {
+		return
+	}
+	hi, lo := bits.Mul64(uint64(p.units), uint64(d))
+	var carry uint64
+	lo, carry = bits.Add64(lo, uint64(p.rem), 0)
+	hi += carry
+	q, r := bits.Div64(hi, lo, msPerHour)
+	p.rem = int64(r)
+	amt := Money(q)
+	if amt == 0 {
+		return
+	}
+	b := p.bid
+	buyer := e.accounts[b.Buyer]
+	if avail := buyer.Available(); amt > avail {
+		amt = max(avail, 0)
+		b.broke = true
+	}
+	if amt == 0 {
+		return
+	}
+	owner := e.accounts[p.listing.Owner]
+	fee := e.pay(buyer, owner, amt, &p.feeRem)
+	b.Spent += amt
+	p.listing.SpotEarned += amt - fee
+}
+
+func (e *Engine) release(p *placement, n int64) {
+	e.settle(p)
+	p.units -= n
+	p.bid.placed -= n
+	p.listing.placed -= n
+	if p.units == 0 {
+		p.bid.placements = slices.DeleteFunc(p.bid.placements, func(x *placement) bool { return x == p })
+		p.listing.placements = slices.DeleteFunc(p.listing.placements, func(x *placement) bool { return x == p })
+	}
+}
+
+func (e *Engine) place(b *Bid, l *Listing, n int64) {
+	for _, p := range b.placements {
+		if p.listing == l {
+			e.settle(p)
+			p.units += n
+			b.placed += n
+			l.placed += n
+			return
+		}
+	}
+	p := &placement{bid: b, listing: l, units: n, i0: l.m.spot.integ}
+	b.placements = append(b.placements, p)
+	l.placements = append(l.placements, p)
+	b.placed += n
+	l.placed += n
+}
+
+func (e *Engine) addSpotBid(b *Bid) {
+	sb := &b.m.spot
+	sb.demand.Set(b.restKey, b, b.Quantity)
+	sb.changedBids = append(sb.changedBids, b)
+}
+
+// closeSpot ends a spot bid: its GPUs are settled and freed. The caller
+// recomputes the market.
+func (e *Engine) closeSpot(b *Bid, st BidStatus, reason string) {
+	sb := &b.m.spot
+	sb.advance(e.now)
+	for _, p := range slices.Clone(b.placements) {
+		sb.changedListings = append(sb.changedListings, p.listing)
+		e.release(p, p.units)
+	}
+	sb.demand.Delete(b.restKey)
+	if reason == ReasonInsufficientFunds {
+		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: b.won, Reason: reason})
+	}
+	b.won = 0
+	b.Status = st
+	b.Reason = reason
+	b.broke = false
+	e.forgetOpen(e.accounts[b.Buyer], b)
+}
+
+// setSpotUnits changes how many units a listing offers to spot this hour.
+// Units it loses come out of its free part first.
+func (e *Engine) setSpotUnits(l *Listing, units int64, reason string) {
+	sb := &l.m.spot
+	l.spotUnits = units
+	e.setSegments(l, min(l.inUse, units))
+	l.cutReason = reason
+	sb.changedListings = append(sb.changedListings, l)
+}
+
+func (e *Engine) setSegments(l *Listing, inUse int64) {
+	sb := &l.m.spot
+	k0 := supplyKey{l.keyFloor, 0, l.Seq}
+	k1 := supplyKey{l.keyFloor, 1, l.Seq}
+	if inUse > 0 {
+		sb.supply.Set(k0, l, inUse)
+	} else {
+		sb.supply.Delete(k0)
+	}
+	if free := l.spotUnits - inUse; free > 0 {
+		sb.supply.Set(k1, l, free)
+	} else {
+		sb.supply.Delete(k1)
+	}
+	l.inUse = inUse
+}
+
+// rekeySupply moves a listing's supply entries to a new floor.
+func (e *Engine) rekeySupply(l *Listing, floor Price) {
+	sb := &l.m.spot
+	sb.supply.Delete(supplyKey{l.keyFloor, 0, l.Seq})
+	sb.supply.Delete(supplyKey{l.keyFloor, 1, l.Seq})
+	l.keyFloor = floor
+	e.setSegments(l, l.inUse)
+	sb.changedListings = append(sb.changedListings, l)
+}
+
+// clearing finds k, the number of winning units, and the uniform price.
+func (sb *spotBook) clearing() (k int64, price Price, has bool) {
+	d, s := sb.demand.Total(), sb.supply.Total()
+	lo, hi := int64(0), min(d, s)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		dk, _, _, _ := sb.demand.Select(mid - 1)
+		sk, _, _, _ := sb.supply.Select(mid - 1)
+		if dk.price >= sk.floor {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	k = lo
+	if k == 0 {
+		return 0, 0, false
+	}
+	sk, _, _, _ := sb.supply.Select(k - 1)
+	price = sk.floor
+	if k < d {
+		if dk, _, _, _ := sb.demand.Select(k); dk.price > price {
+			price = dk.price
+		}
+	}
+	return k, price, true
+}
+
+// recomputeSpot clears the market again after a change and moves GPUs:
+// the k cheapest supply units are in use, the k best demand units win, and
+// a bid keeps the units it holds while it still wins them and they are
+// still in use; only the difference moves.
+func (e *Engine) recomputeSpot(m *market, reason string) {
+	sb := &m.spot
+	sb.advance(e.now)
+	e.epoch++
+	ep := e.epoch
+	k, price, has := sb.clearing()
+
+	var tl []*Listing
+	addL := func(l *Listing) {
+		if l.mark != ep {
+			l.mark = ep
+			l.newInUse = l.inUse
+			tl = append(tl, l)
+		}
+	}
+	var tb []*Bid
+	addB := func(b *Bid) {
+		if b.mark != ep {
+			b.mark = ep
+			b.newWon = b.won
+			tb = append(tb, b)
+		}
+	}
+
+	// Listings whose in-use count can change.
+	var newS supplyKey
+	if k > 0 {
+		newS, _, _, _ = sb.supply.Select(k - 1)
+	}
+	walkBetween(sb.supply, sb.k > 0, sb.sBound, k > 0, newS, cmpSupplyKey, addL)
+	for _, l := range sb.changedListings {
+		addL(l)
+	}
+	for _, l := range tl {
+		l.newInUse = 0
+		for free := uint8(0); free < 2; free++ {
+			key := supplyKey{l.keyFloor, free, l.Seq}
+			if _, w, ok := sb.supply.Get(key); ok {
+				l.newInUse += clamp(k-sb.supply.Rank(key), 0, w)
+			}
+		}
+	}
+
+	// Bids whose winning count can change.
+	var newD bidKey
+	if k > 0 {
+		newD, _, _, _ = sb.demand.Select(k - 1)
+	}
+	walkBetween(sb.demand, sb.k > 0, sb.dBound, k > 0, newD, cmpBidKey, addB)
+	for _, b := range sb.changedBids {
+		addB(b)
+	}
+	for _, b := range tb {
+		if b.Status.Open() {
+			b.newWon = clamp(k-sb.demand.Rank(b.restKey), 0, b.Quantity)
+		} else {
+			b.newWon = 0
+		}
+	}
+
+	// A: listings with fewer units in use shed placements, from bids that
+	// lose units anyway first, then from others (who then move).
+	for i := 0; i < len(tl); i++ {
+		l := tl[i]
+		over := l.placed - l.newInUse
+		if over <= 0 {
+			continue
+		}
+		for _, p := range slices.Clone(l.placements) {
+			b := p.bid
+			losing := b.placed - b.won
+			if b.mark == ep {
+				losing = b.placed - b.newWon
+			}
+			if take := min(over, losing, p.units); take > 0 {
+				if b.reason == "" {
+					b.reason = l.cutReason
+				}
+				e.release(p, take)
+				over -= take
+			}
+		}
+		ps := slices.Clone(l.placements)
+		for j := len(ps) - 1; j >= 0 && over > 0; j-- {
+			p := ps[j]
+			take := min(over, p.units)
+			addB(p.bid)
+			p.bid.displaced += take
+			e.release(p, take)
+			over -= take
+		}
+	}
+	// B: bids that win fewer units leave their dearest listings first.
+	for _, b := range tb {
+		over := b.placed - b.newWon
+		if over <= 0 {
+			continue
+		}
+		ps := slices.Clone(b.placements)
+		slices.SortFunc(ps, func(x, y *placement) int {
+			if c := cmpInt(int64(y.listing.keyFloor), int64(x.listing.keyFloor)); c != 0 {
+				return c
+			}
+			return cmpInt(int64(y.listing.Seq), int64(x.listing.Seq))
+		})
+		for _, p := range ps {
+			if over == 0 {
+				break
+			}
+			take := min(over, p.units)
+			addL(p.listing)
+			e.release(p, take)
+			over -= take
+		}
+	}
+	// C: bids that need units take the cheapest listings with room.
+	var needs []*Bid
+	for _, b := range tb {
+		if b.newWon > b.placed {
+			needs = append(needs, b)
+		}
+	}
+	var rooms []*Listing
+	for _, l := range tl {
+		if l.newInUse > l.placed {
+			rooms = append(rooms, l)
+		}
+	}
+	slices.SortFunc(needs, func(x, y *Bid) int { return cmpBidKey(x.restKey, y.restKey) })
+	slices.SortFunc(rooms, func(x, y *Listing) int {
+		return cmpSupplyKey(supplyKey{x.keyFloor, 0, x.Seq}, supplyKey{y.keyFloor, 0, y.Seq})
+	})
+	ri := 0
+	for _, b := range needs {
+		for b.newWon > b.placed {
+			if ri == len(rooms) {
+				panic("engine: spot placement out of balance")
+			}
+			l := rooms[ri]
+			n := min(b.newWon-b.placed, l.newInUse-l.placed)
+			e.place(b, l, n)
+			if l.newInUse == l.placed {
+				ri++
+			}
+		}
+	}
+	if ri < len(rooms) && rooms[ri].newInUse > rooms[ri].placed {
+		panic("engine: spot supply in use without a bid")
+	}
+
+	for _, b := range tb {
+		old := b.won
+		switch {
+		case b.newWon > old:
+			e.emit(Event{Kind: EvSpotAllocated, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: b.newWon - old, Allocated: b.newWon})
+		case b.newWon < old:
+			r := b.reason
+			if r == "" {
+				r = reason
+			}
+			e.emit(Event{Kind: EvSpotPreempted, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: old - b.newWon, Allocated: b.newWon, Reason: r})
+		}
+		if b.displaced > 0 && b.newWon > 0 {
+			e.emit(Event{Kind: EvSpotMoved, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: min(b.displaced, b.newWon), Allocated: b.newWon})
+		}
+		b.won = b.newWon
+		b.displaced = 0
+		b.reason = ""
+		if b.Status == BidRunning || b.Status == BidWaiting {
+			if b.won > 0 {
+				b.Status = BidRunning
+			} else {
+				b.Status = BidWaiting
+			}
+		}
+	}
+	for _, l := range tl {
+		e.setSegments(l, l.newInUse)
+		l.cutReason = ""
+	}
+
+	sb.k = k
+	if k > 0 {
+		sb.sBound, _, _, _ = sb.supply.Select(k - 1)
+		sb.dBound, _, _, _ = sb.demand.Select(k - 1)
+	}
+	if has != sb.hasPrice || price != sb.price {
+		sb.price, sb.hasPrice = price, has
+		e.emit(Event{Kind: EvSpotPriceChanged, Market: m.ID, Price: price, HasPrice: has})
+	}
+	sb.changedBids = sb.changedBids[:0]
+	sb.changedListings = sb.changedListings[:0]
+}
+
+// walkBetween visits the entries from the lower of two boundary keys to
+// the higher, inclusive; a missing boundary (k = 0) means the start.
+func walkBetween[K any, V any](t *osTree[K, V], hasA bool, a K, hasB bool, b K, cmp func(K, K) int, fn func(V)) {
+	if !hasA && !hasB {
+		return
+	}
+	var from *K
+	to := a
+	switch {
+	case hasA && hasB:
+		lo, hi := a, b
+		if cmp(lo, hi) > 0 {
+			lo, hi = hi, lo
+		}
+		from, to = &lo, hi
+	case hasB:
+		to = b
+	}
+	t.Ascend(from, func(key K, v V, _ int64) bool {
+		if cmp(key, to) > 0 {
+			return false
+		}
+		fn(v)
+		return true
+	})
+}
+
+func clamp(x, lo, hi int64) int64 {
+	return max(lo, min(x, hi))
+}
+
+// settleMarket charges every placement for the price accrued so far,
+// restarts the integral at zero, and releases bids whose money ran out.
+func (e *Engine) settleMarket(m *market) {
+	sb := &m.spot
+	sb.advance(e.now)
+	var broke []*Bid
+	var cum int64
+	sb.demand.Ascend(nil, func(_ bidKey, b *Bid, w int64) bool {
+		if cum >= sb.k {
+			return false
+		}
+		cum += w
+		for _, p := range b.placements {
+			e.settle(p)
+			p.i0 = 0
+		}
+		if b.won > 0 {
+			perSecond := (Money(b.won)*Money(sb.price) + 3599) / 3600
+			if b.broke || e.accounts[b.Buyer].Available() < perSecond {
+				broke = append(broke, b)
+			}
+		}
+		return true
+	})
+	sb.integ = 0
+	for _, b := range broke {
+		e.closeSpot(b, BidCancelled, ReasonInsufficientFunds)
+	}
+	if len(broke) > 0 {
+		e.recomputeSpot(m, ReasonOutbid)
+	}
+}
