@@ -10,13 +10,20 @@ import (
 // deterministic, which the snapshot hash and the journal rely on.
 type wbuf struct{ b []byte }
 
-func (w *wbuf) u(v uint64)      { w.b = binary.AppendUvarint(w.b, v) }
-func (w *wbuf) i(v int64)       { w.b = binary.AppendVarint(w.b, v) }
-func (w *wbuf) id(v ID)         { w.b = append(w.b, v[:]...) }
-func (w *wbuf) h(v [32]byte)    { w.b = append(w.b, v[:]...) }
-func (w *wbuf) s(v string)      { w.u(uint64(len(v))); w.b = append(w.b, v...) }
-func (w *wbuf) bool(v bool)     { w.b = append(w.b, boolByte(v)) }
-func (w *wbuf) peg(p Peg)       { w.u(uint64(p.Kind)); w.s(p.Provider); w.i(p.Discount); w.i(int64(p.Offset)); w.i(int64(p.Cap)); w.i(int64(p.Floor)) }
+func (w *wbuf) u(v uint64)   { w.b = binary.AppendUvarint(w.b, v) }
+func (w *wbuf) i(v int64)    { w.b = binary.AppendVarint(w.b, v) }
+func (w *wbuf) id(v ID)      { w.b = append(w.b, v[:]...) }
+func (w *wbuf) h(v [32]byte) { w.b = append(w.b, v[:]...) }
+func (w *wbuf) s(v string)   { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *wbuf) bool(v bool)  { w.b = append(w.b, boolByte(v)) }
+func (w *wbuf) peg(p Peg) {
+	w.u(uint64(p.Kind))
+	w.s(p.Provider)
+	w.i(p.Discount)
+	w.i(int64(p.Offset))
+	w.i(int64(p.Cap))
+	w.i(int64(p.Floor))
+}
 func boolByte(v bool) byte {
 	if v {
 		return 1

@@ -80,7 +80,7 @@ const TicksPerUSD = 10000
 
 // Limits on inputs, chosen so no product of them overflows int64.
 const (
-	MaxQuantity = 100_000              // GPUs in one order
+	MaxQuantity = 100_000               // GPUs in one order
 	MaxPrice    = 100_000 * TicksPerUSD // USD per GPU-hour
 	MaxAmount   = 1_000_000_000_000 * TicksPerUSD
 	MaxHorizon  = 366 * Day
