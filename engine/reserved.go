@@ -134,9 +134,6 @@ func (e *Engine) recheckResting(m *market, l *Listing) {
 		return true
 	})
 	for _, b := range cands {
-		if l.sold.Max(0, l.sold.n) >= l.Quantity {
-			return // the listing is sold out in some hour of every window it could serve
-		}
 		if b.Status.Open() {
 			e.matchReserved(b)
 		}

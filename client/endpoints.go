@@ -1,0 +1,255 @@
+package client
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// amountBody is the body of deposits and withdrawals.
+type amountBody struct {
+	Amount string `json:"amount"`
+}
+
+// CreateAccount creates an account (admin key needed) and returns it with
+// its API key, shown this once. Errors: 401/403 without an admin key; 422
+// for an empty name or unknown role.
+func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest, opts ...CallOption) (AccountCreated, error) {
+	var out AccountCreated
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/accounts", body: req,
+		idem: idemKey(req.IdempotencyKey, opts), out: &out})
+	return out, err
+}
+
+// Deposit credits amount (a positive decimal) to account accountID (admin
+// key needed) and returns the account after the deposit.
+func (c *Client) Deposit(ctx context.Context, accountID, amount string, opts ...CallOption) (Account, error) {
+	var out Account
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/accounts/%s/deposits", accountID),
+		body: amountBody{amount}, idem: idemKey("", opts), out: &out})
+	return out, err
+}
+
+// Withdraw debits amount from account accountID and returns the account
+// after the withdrawal. Errors: 422 "insufficient_funds" when amount exceeds
+// the available balance.
+func (c *Client) Withdraw(ctx context.Context, accountID, amount string, opts ...CallOption) (Account, error) {
+	var out Account
+	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/accounts/%s/withdrawals", accountID),
+		body: amountBody{amount}, idem: idemKey("", opts), out: &out})
+	return out, err
+}
+
+// Account returns the caller's own account with balance, held and available.
+func (c *Client) Account(ctx context.Context) (Account, error) {
+	var out Account
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/account", out: &out})
+	return out, err
+}
+
+// Markets lists every market. No key needed.
+func (c *Client) Markets(ctx context.Context) ([]Market, error) {
+	var out []Market
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/markets", out: &out})
+	return out, err
+}
+
+// Book returns a market's order book and spot state. No key needed.
+// Errors: 404 for an unknown market.
+func (c *Client) Book(ctx context.Context, market string) (Book, error) {
+	var out Book
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/book", market), out: &out})
+	return out, err
+}
+
+// Prices returns every market's prices next to the cloud reference rates.
+// No key needed.
+func (c *Client) Prices(ctx context.Context) ([]PriceRow, error) {
+	var out []PriceRow
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/prices", out: &out})
+	return out, err
+}
+
+// MarketTrades returns a market's recent fills, newest first; limit ≤ 0
+// takes the server default (100).
+func (c *Client) MarketTrades(ctx context.Context, market string, limit int) (Page[Trade], error) {
+	return c.MarketTradesPage(ctx, market, ListQuery{Limit: limit})
+}
+
+// MarketTradesPage is MarketTrades with a cursor (Status is ignored).
+func (c *Client) MarketTradesPage(ctx context.Context, market string, q ListQuery) (Page[Trade], error) {
+	q.Status = ""
+	var out Page[Trade]
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/trades", market),
+		query: q.values(), out: &out})
+	return out, err
+}
+
+// Quote prices buying quantity GPUs over [start, end) against the current
+// book without placing a bid. No key needed. Errors: 404 unknown market;
+// 422 "invalid_window" for a bad window.
+func (c *Client) Quote(ctx context.Context, market string, quantity int, start, end time.Time) (Quote, error) {
+	q := url.Values{}
+	q.Set("quantity", strconv.Itoa(quantity))
+	if !start.IsZero() {
+		q.Set("start", formatTime(start))
+	}
+	if !end.IsZero() {
+		q.Set("end", formatTime(end))
+	}
+	var out Quote
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/quote", market), query: q, out: &out})
+	return out, err
+}
+
+// History returns a market's candles of interval (Interval1m, Interval1h,
+// Interval1d) between from and to, oldest first. A zero from or to is not
+// sent (server default). No key needed.
+func (c *Client) History(ctx context.Context, market, interval string, from, to time.Time) ([]Candle, error) {
+	q := url.Values{}
+	if interval != "" {
+		q.Set("interval", interval)
+	}
+	if !from.IsZero() {
+		q.Set("from", formatTime(from))
+	}
+	if !to.IsZero() {
+		q.Set("to", formatTime(to))
+	}
+	var out struct {
+		Market   string   `json:"market"`
+		Interval string   `json:"interval"`
+		Candles  []Candle `json:"candles"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/history", market), query: q, out: &out})
+	return out.Candles, err
+}
+
+// PlaceListing offers capacity (owner key needed) and returns the listing
+// as it stands right after matching, fills included. Errors: 422 with codes
+// such as "invalid_window", "invalid_peg".
+func (c *Client) PlaceListing(ctx context.Context, req ListingRequest, opts ...CallOption) (Listing, error) {
+	req.Start, req.End = utc(req.Start), utc(req.End)
+	var out Listing
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/listings", body: req,
+		idem: idemKey(req.IdempotencyKey, opts), out: &out})
+	return out, err
+}
+
+// Listing returns one of the caller's listings; 404 for another account's.
+func (c *Client) Listing(ctx context.Context, id string) (Listing, error) {
+	var out Listing
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/listings/%s", id), out: &out})
+	return out, err
+}
+
+// Listings returns a page of the caller's listings, newest first.
+func (c *Client) Listings(ctx context.Context, q ListQuery) (Page[Listing], error) {
+	var out Page[Listing]
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/listings", query: q.values(), out: &out})
+	return out, err
+}
+
+// AllListings iterates over every page of the caller's listings from q on.
+// It stops after the first error, which it yields.
+func (c *Client) AllListings(ctx context.Context, q ListQuery) iter.Seq2[Listing, error] {
+	return all(ctx, q, c.Listings)
+}
+
+// CancelListing removes a listing's unsold capacity (sold hours stand) and
+// returns the listing.
+func (c *Client) CancelListing(ctx context.Context, id string) (Listing, error) {
+	var out Listing
+	err := c.do(ctx, request{method: http.MethodDelete, path: pathf("/v1/listings/%s", id), out: &out})
+	return out, err
+}
+
+// PlaceBid places a reserved or spot bid (buyer key needed) and returns it
+// as it stands right after matching: fills or spot allocation included.
+// Errors: 422 "insufficient_funds", "invalid_window", ...
+func (c *Client) PlaceBid(ctx context.Context, req BidRequest, opts ...CallOption) (Bid, error) {
+	req.Start, req.End, req.ExpiresAt = utc(req.Start), utc(req.End), utc(req.ExpiresAt)
+	var out Bid
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/bids", body: req,
+		idem: idemKey(req.IdempotencyKey, opts), out: &out})
+	return out, err
+}
+
+// Bid returns one of the caller's bids; 404 for another account's.
+func (c *Client) Bid(ctx context.Context, id string) (Bid, error) {
+	var out Bid
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/bids/%s", id), out: &out})
+	return out, err
+}
+
+// Bids returns a page of the caller's bids, newest first.
+func (c *Client) Bids(ctx context.Context, q ListQuery) (Page[Bid], error) {
+	var out Page[Bid]
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/bids", query: q.values(), out: &out})
+	return out, err
+}
+
+// AllBids iterates over every page of the caller's bids from q on. It stops
+// after the first error, which it yields.
+func (c *Client) AllBids(ctx context.Context, q ListQuery) iter.Seq2[Bid, error] {
+	return all(ctx, q, c.Bids)
+}
+
+// CancelBid cancels a bid (a spot bid releases its GPUs) and returns it.
+func (c *Client) CancelBid(ctx context.Context, id string) (Bid, error) {
+	var out Bid
+	err := c.do(ctx, request{method: http.MethodDelete, path: pathf("/v1/bids/%s", id), out: &out})
+	return out, err
+}
+
+// Health returns the process state; it answers 200 during recovery too.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var out Health
+	err := c.do(ctx, request{method: http.MethodGet, path: "/healthz", out: &out})
+	return out, err
+}
+
+// Ready returns nil once recovery is done and writes are accepted, and an
+// *Error with Status 503 before.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, request{method: http.MethodGet, path: "/readyz"})
+}
+
+// Metrics returns the Prometheus text exposition of GET /metrics.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, request{method: http.MethodGet, path: "/metrics", raw: &out})
+	return out, err
+}
+
+// OpenAPI returns the server's OpenAPI document (YAML).
+func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, request{method: http.MethodGet, path: "/openapi.yaml", raw: &out})
+	return out, err
+}
+
+func all[T any](ctx context.Context, q ListQuery, page func(context.Context, ListQuery) (Page[T], error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for {
+			p, err := page(ctx, q)
+			if err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, it := range p.Items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if p.NextCursor == nil || *p.NextCursor == "" || len(p.Items) == 0 {
+				return
+			}
+			q.Cursor = *p.NextCursor
+		}
+	}
+}

@@ -1,0 +1,422 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// gen drives an engine with a random but seeded command stream and keeps
+// the commands so they can be replayed.
+type gen struct {
+	h       *harness
+	r       *rand.Rand
+	owners  []ID
+	buyers  []ID
+	markets []string
+	cmds    []Command
+}
+
+func newGen(tb testing.TB, seed uint64, cfg Config) *gen {
+	g := &gen{h: newHarness(tb, cfg), r: rand.New(rand.NewPCG(seed, seed^0x9e37))}
+	g.markets = []string{"h100-sxm.us-east", "l4.eu-west"}
+	for i := 0; i < 3; i++ {
+		g.owners = append(g.owners, g.run(Command{Kind: CmdCreateAccount, Target: g.h.newID(), Name: fmt.Sprint("o", i), Roles: RoleOwner | RoleBuyer}).Target)
+	}
+	for i := 0; i < 5; i++ {
+		id := g.run(Command{Kind: CmdCreateAccount, Target: g.h.newID(), Name: fmt.Sprint("b", i), Roles: RoleBuyer}).Target
+		g.buyers = append(g.buyers, id)
+		g.run(Command{Kind: CmdDeposit, Target: id, Amount: Money(g.r.Int64N(5000)+500) * TicksPerUSD})
+	}
+	return g
+}
+
+func (g *gen) run(c Command) Command {
+	c.Time = g.h.now
+	c.Seq = uint64(len(g.cmds) + 1)
+	g.cmds = append(g.cmds, c)
+	g.h.e.Apply(&c)
+	return c
+}
+
+func (g *gen) price(lo, hi float64) Price {
+	// Prices on a coarse grid so ties happen often.
+	steps := int64((hi - lo) * 20)
+	return Price(int64(lo*TicksPerUSD) + g.r.Int64N(steps+1)*TicksPerUSD/20)
+}
+
+func (g *gen) step() Command {
+	h, r := g.h, g.r
+	mk := g.markets[r.IntN(len(g.markets))]
+	switch x := r.IntN(100); {
+	case x < 18:
+		start := h.now.HourStart() + Time(r.IntN(12))*Hour
+		c := Command{Kind: CmdPlaceListing, Actor: g.owners[r.IntN(len(g.owners))], Target: h.newID(), Market: mk,
+			Quantity: 1 + r.Int64N(6), Start: start, End: start + Time(1+r.IntN(36))*Hour, Price: g.price(1, 4)}
+		if r.IntN(2) == 0 {
+			c.SpotFloor = g.price(0.5, 3)
+		}
+		return g.run(c)
+	case x < 36:
+		start := h.now.HourStart() + Time(1+r.IntN(12))*Hour
+		q := 1 + r.Int64N(8)
+		c := Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: g.buyers[r.IntN(len(g.buyers))], Target: h.newID(), Market: mk,
+			Quantity: q, MinQuantity: r.Int64N(q + 1), Start: start, End: start + Time(1+r.IntN(8))*Hour, Price: g.price(1, 4.5)}
+		if r.IntN(4) == 0 {
+			c.ExpiresAt = h.now + Time(r.IntN(3600))*Second
+		}
+		return g.run(c)
+	case x < 58:
+		return g.run(Command{Kind: CmdPlaceBid, BidType: Spot, Actor: g.buyers[r.IntN(len(g.buyers))], Target: h.newID(), Market: mk,
+			Quantity: 1 + r.Int64N(5), Price: g.price(0.5, 4)})
+	case x < 70:
+		// Cancel one of a random account's open bids.
+		b := g.buyers[r.IntN(len(g.buyers))]
+		var open []ID
+		for _, x := range h.e.accounts[b].bids {
+			if x.Status.Open() {
+				open = append(open, x.ID)
+			}
+		}
+		if len(open) > 0 {
+			return g.run(Command{Kind: CmdCancelBid, Actor: b, Target: open[r.IntN(len(open))]})
+		}
+	case x < 76:
+		o := g.owners[r.IntN(len(g.owners))]
+		var active []ID
+		for _, l := range h.e.accounts[o].listings {
+			if l.Status == ListingActive {
+				active = append(active, l.ID)
+			}
+		}
+		if len(active) > 0 {
+			return g.run(Command{Kind: CmdCancelListing, Actor: o, Target: active[r.IntN(len(active))]})
+		}
+	case x < 79:
+		return g.run(Command{Kind: CmdDeposit, Target: g.buyers[r.IntN(len(g.buyers))], Amount: Money(1+r.Int64N(500)) * TicksPerUSD})
+	case x < 81:
+		b := g.buyers[r.IntN(len(g.buyers))]
+		return g.run(Command{Kind: CmdWithdraw, Actor: b, Target: b, Amount: Money(1+r.Int64N(300)) * TicksPerUSD})
+	case x < 82:
+		// Re-rate references so pegged orders move.
+		return g.run(Command{Kind: CmdSetReferenceRates, Rates: []ReferenceRate{{GPU: "h100-sxm", Provider: "aws", Price: g.price(3, 8)}, {GPU: "l4", Provider: "aws", Price: g.price(0.5, 1.5)}}})
+	case x < 86:
+		start := h.now.HourStart() + Time(1+r.IntN(6))*Hour
+		c := Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: g.buyers[r.IntN(len(g.buyers))], Target: h.newID(), Market: mk,
+			Quantity: 1 + r.Int64N(3), Start: start, End: start + Time(1+r.IntN(4))*Hour, PricePeg: Peg{Kind: PegReference, Provider: "aws", Discount: 3000 + r.Int64N(5000)}}
+		return g.run(c)
+	}
+	h.now += Time(1+r.IntN(600)) * Second
+	if r.IntN(10) == 0 {
+		h.now += Time(r.IntN(90)) * 60 * Second
+	}
+	return g.run(Command{Kind: CmdTick})
+}
+
+// checkInvariants verifies the rulebook's invariants against a slow,
+// from-scratch computation. The full check walks every object ever made;
+// the quick one only the open ones (found through the engine's indexes).
+func checkInvariants(tb testing.TB, e *Engine, full bool) {
+	tb.Helper()
+	hour := e.now.HourStart()
+	tot := e.Totals()
+	if tot.Balances != tot.Deposits-tot.Withdrawals {
+		tb.Fatalf("money not conserved: balances %s, deposits %s, withdrawals %s", tot.Balances, tot.Deposits, tot.Withdrawals)
+	}
+	for _, a := range e.accountOrder {
+		if a.Balance < 0 || a.Held < 0 || a.Available() < 0 {
+			tb.Fatalf("account %s negative: balance %s held %s", a.Name, a.Balance, a.Held)
+		}
+		var held Money
+		if full {
+			for _, b := range a.bids {
+				held += b.Hold
+			}
+		}
+		if full && held != a.Held {
+			tb.Fatalf("account %s held %s, bids hold %s", a.Name, a.Held, held)
+		}
+	}
+	for _, mm := range e.marketOrder {
+		checkMarket(tb, e, mm, hour, full)
+	}
+}
+
+type refUnit struct {
+	price Price
+	seq   uint64
+	inUse bool
+}
+
+func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
+	tb.Helper()
+	var listings []*Listing
+	var bids []*Bid
+	if full {
+		listings, bids = e.sortedListings(), e.sortedBids()
+	} else {
+		mm.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool { listings = append(listings, l); return true })
+		slices.SortFunc(listings, func(a, b *Listing) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+		mm.spot.demand.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool { bids = append(bids, b); return true })
+		slices.SortFunc(bids, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+	}
+	// Per-hour sales, from fills alone (full) or the capacity tree (quick).
+	var supply []refUnit
+	for _, l := range listings {
+		if l.Market != mm.ID {
+			continue
+		}
+		sold := map[Time]int64{}
+		if full {
+			for _, f := range l.Fills {
+				for t := f.Start; t < f.End; t += Hour {
+					sold[t] += f.Quantity
+					if sold[t] > l.Quantity {
+						tb.Fatalf("listing %s hour %d oversold: %d > %d", l.ID, t, sold[t], l.Quantity)
+					}
+				}
+			}
+		} else if l.Start <= hour && hour < l.End {
+			sold[hour] = l.sold.Max(l.hourIndex(hour), l.hourIndex(hour)+1)
+		}
+		if l.placed+sold[hour] > l.Quantity {
+			tb.Fatalf("listing %s: spot %d + reserved %d > %d", l.ID, l.placed, sold[hour], l.Quantity)
+		}
+		if l.placed != l.inUse {
+			tb.Fatalf("listing %s placed %d != in use %d", l.ID, l.placed, l.inUse)
+		}
+		if l.Status == ListingActive && l.SpotFloor > 0 && l.Start <= hour && hour < l.End {
+			for i := int64(0); i < l.Quantity-sold[hour]; i++ {
+				supply = append(supply, refUnit{l.SpotFloor, l.Seq, i < l.inUse})
+			}
+		} else if l.placed != 0 {
+			tb.Fatalf("listing %s offers no spot but has %d placed", l.ID, l.placed)
+		}
+	}
+	var demand []refUnit
+	type bidRef struct {
+		b   *Bid
+		won int64
+	}
+	var spotBids []*bidRef
+	for _, b := range bids {
+		if b.Market != mm.ID {
+			continue
+		}
+		if b.Type == Spot && b.Status.Open() {
+			spotBids = append(spotBids, &bidRef{b: b})
+			for i := int64(0); i < b.Quantity; i++ {
+				demand = append(demand, refUnit{b.Limit, b.Seq, false})
+			}
+		}
+		if b.Type == Spot {
+			var placed int64
+			for _, p := range b.placements {
+				placed += p.units
+			}
+			if placed != b.won {
+				tb.Fatalf("bid %s placed %d != allocated %d", b.ID, placed, b.won)
+			}
+		}
+	}
+	slices.SortStableFunc(supply, func(a, b refUnit) int {
+		if a.price != b.price {
+			return cmpInt(int64(a.price), int64(b.price))
+		}
+		if a.inUse != b.inUse {
+			if a.inUse {
+				return -1
+			}
+			return 1
+		}
+		return cmpInt(int64(a.seq), int64(b.seq))
+	})
+	slices.SortStableFunc(demand, func(a, b refUnit) int { return cmpBidKey(bidKey{a.price, a.seq}, bidKey{b.price, b.seq}) })
+	k := 0
+	for k < len(demand) && k < len(supply) && demand[k].price >= supply[k].price {
+		k++
+	}
+	sb := &mm.spot
+	if int64(k) != sb.k {
+		tb.Fatalf("market %s: k = %d, reference %d", mm.ID, sb.k, k)
+	}
+	if k == 0 {
+		if sb.hasPrice {
+			tb.Fatalf("market %s: price %s with nothing clearing", mm.ID, sb.price)
+		}
+	} else {
+		want := supply[k-1].price
+		if k < len(demand) && demand[k].price > want {
+			want = demand[k].price
+		}
+		if !sb.hasPrice || sb.price != want {
+			tb.Fatalf("market %s: price %s (has %v), reference %s", mm.ID, sb.price, sb.hasPrice, want)
+		}
+	}
+	// Winners: the first k demand units.
+	left := int64(k)
+	for _, br := range spotBids {
+		br.won = min(left, br.b.Quantity)
+		left -= br.won
+	}
+	slices.SortStableFunc(spotBids, func(x, y *bidRef) int { return cmpBidKey(x.b.restKey, y.b.restKey) })
+	left = int64(k)
+	for _, br := range spotBids {
+		won := min(left, br.b.Quantity)
+		left -= won
+		if br.b.won != won {
+			tb.Fatalf("market %s: bid %s allocated %d, reference %d", mm.ID, br.b.ID, br.b.won, won)
+		}
+		if won > 0 && br.b.Limit < sb.price {
+			tb.Fatalf("running bid limit %s below price %s", br.b.Limit, sb.price)
+		}
+	}
+	// In use: the k cheapest units (by floor).
+	var maxInUse, minFree Price = 0, MaxPrice + 1
+	var inUse int64
+	for _, l := range listings {
+		if l.m != mm {
+			continue
+		}
+		inUse += l.inUse
+		if l.inUse > 0 {
+			maxInUse = max(maxInUse, l.SpotFloor)
+			if l.SpotFloor > sb.price {
+				tb.Fatalf("in-use floor %s above price %s", l.SpotFloor, sb.price)
+			}
+		}
+		if l.spotUnits > l.inUse {
+			minFree = min(minFree, l.SpotFloor)
+		}
+	}
+	if inUse != int64(k) || (k > 0 && maxInUse > minFree) {
+		tb.Fatalf("market %s: %d in use (k %d), dearest in use %s, cheapest free %s", mm.ID, inUse, k, maxInUse, minFree)
+	}
+	// No resting bid could have matched.
+	mm.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
+		var avail int64
+		for _, l := range listings {
+			if l.m == mm && l.Status == ListingActive && l.Reserve <= b.Limit && l.Start <= b.Start && l.End >= b.End {
+				avail += l.Quantity - l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End))
+			}
+		}
+		if avail >= b.MinQuantity && avail > 0 {
+			tb.Fatalf("resting bid %s (min %d, limit %s) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, avail)
+		}
+		return true
+	})
+}
+
+var propertySeeds = []uint64{1, 2, 3, 42}
+
+func TestPropertyRandomStreams(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 2_000
+	}
+	for _, seed := range propertySeeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			g := newGen(t, seed, Config{FeeBps: 25})
+			for i := 0; i < n; i++ {
+				c := g.step()
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("seed %d command %d (%s): panic %v", seed, i, c.Kind, r)
+						}
+					}()
+					checkInvariants(&seedTB{t, seed, i}, g.h.e, i%500 == 0 || i == n-1)
+				}()
+			}
+		})
+	}
+}
+
+// seedTB prefixes failures with the seed and step, so a failure can be
+// reproduced.
+type seedTB struct {
+	*testing.T
+	seed uint64
+	step int
+}
+
+func (s *seedTB) Fatalf(format string, args ...any) {
+	s.T.Helper()
+	s.T.Fatalf("seed %d step %d: "+format, append([]any{s.seed, s.step}, args...)...)
+}
+
+func TestReplayDeterminism(t *testing.T) {
+	for _, seed := range propertySeeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			g := newGen(t, seed, Config{FeeBps: 10})
+			for i := 0; i < 3000; i++ {
+				g.step()
+			}
+			cmds := g.cmds
+			split := len(cmds) / 2
+
+			straight := New(Config{FeeBps: 10})
+			var evA [][]Event
+			for i := range cmds {
+				evs, _ := straight.Apply(&cmds[i])
+				if i >= split {
+					evA = append(evA, slices.Clone(evs))
+				}
+			}
+			if straight.Hash() != g.h.e.Hash() {
+				t.Fatal("replaying the commands gives a different state")
+			}
+
+			first := New(Config{FeeBps: 10})
+			for i := 0; i < split; i++ {
+				first.Apply(&cmds[i])
+			}
+			snap := first.Snapshot()
+			restored, err := Restore(snap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := restored.Snapshot(); !slices.Equal(got, snap) {
+				t.Fatal("restore → snapshot is not byte-identical")
+			}
+			var evB [][]Event
+			for i := split; i < len(cmds); i++ {
+				evs, _ := restored.Apply(&cmds[i])
+				evB = append(evB, slices.Clone(evs))
+			}
+			if restored.Hash() != straight.Hash() {
+				t.Fatal("snapshot, restore and continue differs from never stopping")
+			}
+			if !reflect.DeepEqual(evA, evB) {
+				for i := range evA {
+					if !reflect.DeepEqual(evA[i], evB[i]) {
+						t.Fatalf("command %d: events differ:\n%v\n%v", split+i, evA[i], evB[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCommandCodecRoundTrip(t *testing.T) {
+	g := newGen(t, 7, Config{})
+	for i := 0; i < 2000; i++ {
+		g.step()
+	}
+	var buf []byte
+	for i := range g.cmds {
+		buf = AppendCommand(buf, &g.cmds[i])
+	}
+	for i := range g.cmds {
+		c, rest, err := DecodeCommand(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c, g.cmds[i]) {
+			t.Fatalf("command %d: decoded %+v, want %+v", i, c, g.cmds[i])
+		}
+		buf = rest
+	}
+}
