@@ -1,0 +1,580 @@
+// Package sequencer runs one shard of the exchange: a single goroutine owns
+// the engine, stamps each command with a sequence number, a time that never
+// goes back and new ids, group-commits batches to the journal, applies them
+// and only then releases responses and events. It also sends the ticks that
+// move engine time, snapshots the engine and recovers it at start.
+//
+// The engine never runs ahead of the journal: a batch that could not be
+// stored is not applied, and writes stop until the journal's tail has been
+// re-verified against the engine.
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"gpux/engine"
+	"gpux/store"
+)
+
+// Errors Submit returns instead of an outcome.
+var (
+	ErrUnavailable = errors.New("journal unavailable")
+	ErrNotReady    = errors.New("recovering: not ready")
+	ErrClosed      = errors.New("sequencer closed")
+)
+
+// Config configures a Sequencer. Zero values take the documented defaults.
+type Config struct {
+	Journal store.Journal
+	// Markets this shard owns; empty = the default catalogue.
+	Markets []engine.Market
+	FeeBps  int64
+	// A snapshot is taken after SnapshotEvery commands (default 100,000) or
+	// SnapshotInterval (default 5 min) with at least one new command.
+	SnapshotEvery    int
+	SnapshotInterval time.Duration
+	// MaxBatch caps the commands per journal entry (default 512).
+	MaxBatch int
+	// TickInterval is the period of Tick commands (default 1 s); negative
+	// disables automatic ticks and hour-boundary ticks (tests drive time).
+	TickInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// AppendTimeout bounds one journal append (default 2 s).
+	AppendTimeout time.Duration
+	Logger        *slog.Logger
+	// OnEvents receives each batch's events, on the sequencer goroutine,
+	// after the batch is journaled and applied and its responses released.
+	// The slice is valid only during the call; the hook must not block.
+	OnEvents func(events []engine.Event)
+	// OnBatch reports each committed batch's size and journal latency.
+	OnBatch func(commands int, journalLatency time.Duration)
+}
+
+// Outcome is what a command did: its sequence number, its events (a copy)
+// and the engine's rejection, if any.
+type Outcome struct {
+	Seq    uint64
+	Events []engine.Event
+	Err    *engine.Error
+}
+
+// Status describes the sequencer for health checks.
+type Status struct {
+	Ready             bool
+	Writable          bool
+	Journal           string
+	Durable           bool
+	LastSeq           uint64
+	RecoveredCommands int
+	RecoverySeconds   float64
+	LastSnapshotSeq   uint64
+	SnapshotPause     time.Duration // engine stall of the last snapshot
+}
+
+type request struct {
+	cmd  engine.Command
+	view func(*engine.Engine, *engine.Command)
+	done chan result
+}
+
+type result struct {
+	out Outcome
+	err error
+}
+
+// Sequencer owns one engine. Create it with New, call Recover, then Run.
+type Sequencer struct {
+	cfg Config
+	log *slog.Logger
+
+	mu  sync.RWMutex // guards eng: written by the loop, read by Read
+	eng *engine.Engine
+
+	in     chan *request
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+
+	ready    atomic.Bool
+	writable atomic.Bool
+
+	// Owned by the loop goroutine.
+	lastTime  engine.Time
+	sinceSnap int
+	lastSnap  time.Time
+	buf       []byte
+	snapBusy  atomic.Bool
+	repairing atomic.Bool
+
+	statMu sync.Mutex
+	stat   Status
+}
+
+// New prepares a sequencer; it holds no engine until Recover.
+func New(cfg Config) (*Sequencer, error) {
+	if cfg.Journal == nil {
+		return nil, errors.New("sequencer: no journal")
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 100_000
+	}
+	if cfg.SnapshotInterval <= 0 {
+		cfg.SnapshotInterval = 5 * time.Minute
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AppendTimeout <= 0 {
+		cfg.AppendTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Sequencer{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		in:   make(chan *request, 4*cfg.MaxBatch),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	s.stat.Journal = cfg.Journal.Kind()
+	s.stat.Durable = cfg.Journal.Durable()
+	return s, nil
+}
+
+// Recover loads the newest snapshot, verifies its hash, replays the journal
+// after it and makes the sequencer ready.
+func (s *Sequencer) Recover(ctx context.Context) error {
+	start := time.Now()
+	var eng *engine.Engine
+	snap, ok, err := s.cfg.Journal.LoadSnapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("recover: load snapshot: %w", err)
+	}
+	if ok {
+		if got := engine.HashOf(snap.Data); got != snap.Hash {
+			return fmt.Errorf("recover: snapshot at %d: hash %s, stored %s", snap.Seq, got, snap.Hash)
+		}
+		if eng, err = engine.Restore(snap.Data); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		if eng.Seq() != snap.Seq {
+			return fmt.Errorf("recover: snapshot says seq %d, holds %d", snap.Seq, eng.Seq())
+		}
+	} else {
+		eng = engine.New(engine.Config{Markets: s.cfg.Markets, FeeBps: s.cfg.FeeBps})
+	}
+	n, err := replay(ctx, s.cfg.Journal, eng, nil)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	last, err := s.cfg.Journal.LastSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("recover: journal tail: %w", err)
+	}
+	if last != eng.Seq() {
+		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
+	}
+	s.mu.Lock()
+	s.eng = eng
+	s.mu.Unlock()
+	s.lastTime = eng.Now()
+	s.lastSnap = time.Now()
+	s.statMu.Lock()
+	s.stat.LastSeq = eng.Seq()
+	s.stat.RecoveredCommands = n
+	s.stat.RecoverySeconds = time.Since(start).Seconds()
+	s.stat.LastSnapshotSeq = snap.Seq
+	s.statMu.Unlock()
+	s.log.Info("recovered", "snapshot_seq", snap.Seq, "replayed", n, "seq", eng.Seq(), "seconds", time.Since(start).Seconds(), "hash", eng.Hash())
+	s.writable.Store(true)
+	s.ready.Store(true)
+	return nil
+}
+
+// Replay applies every journaled command after the engine's sequence number
+// and returns how many it applied. onEvents, when set, sees each command's
+// events (tests compare them with what was produced live).
+func Replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents func([]engine.Event)) (int, error) {
+	return replay(ctx, j, eng, onEvents)
+}
+
+func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents func([]engine.Event)) (int, error) {
+	n := 0
+	err := j.Replay(ctx, eng.Seq(), func(b store.Batch) error {
+		data := b.Data
+		for len(data) > 0 {
+			c, rest, err := engine.DecodeCommand(data)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", b.First, err)
+			}
+			data = rest
+			if c.Seq <= eng.Seq() {
+				continue
+			}
+			if c.Seq != eng.Seq()+1 {
+				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
+			}
+			evs, _ := eng.Apply(&c)
+			if onEvents != nil {
+				onEvents(evs)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("replay journal after %d: %w", eng.Seq(), err)
+	}
+	return n, nil
+}
+
+// Read runs fn with the engine under a read lock. The engine only ever
+// holds journaled state.
+func (s *Sequencer) Read(fn func(e *engine.Engine)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(s.eng)
+}
+
+// Status reports readiness, the journal and recovery figures.
+func (s *Sequencer) Status() Status {
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
+	st := s.stat
+	st.Ready = s.ready.Load()
+	st.Writable = s.writable.Load() && !s.closed.Load()
+	return st
+}
+
+// Submit sequences one command and waits for its outcome. view, when set,
+// runs on the sequencer goroutine right after the command is applied, so
+// it sees the state exactly after this command.
+func (s *Sequencer) Submit(ctx context.Context, c engine.Command, view func(e *engine.Engine, c *engine.Command)) (Outcome, error) {
+	switch {
+	case s.closed.Load():
+		return Outcome{}, ErrClosed
+	case !s.ready.Load():
+		return Outcome{}, ErrNotReady
+	case !s.writable.Load():
+		return Outcome{}, ErrUnavailable
+	}
+	r := &request{cmd: c, view: view, done: make(chan result, 1)}
+	select {
+	case s.in <- r:
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	case <-s.done:
+		return Outcome{}, ErrClosed
+	}
+	select {
+	case res := <-r.done:
+		return res.out, res.err
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	case <-s.done:
+		// The loop has stopped; a request it never took was never run.
+		select {
+		case res := <-r.done:
+			return res.out, res.err
+		default:
+			return Outcome{}, ErrClosed
+		}
+	}
+}
+
+// Run is the sequencer loop. It returns when Close is called or ctx ends.
+func (s *Sequencer) Run(ctx context.Context) error {
+	defer close(s.done)
+	var tick <-chan time.Time
+	var hour *time.Timer
+	var hourC <-chan time.Time
+	if s.cfg.TickInterval > 0 {
+		t := time.NewTicker(s.cfg.TickInterval)
+		defer t.Stop()
+		tick = t.C
+		hour = time.NewTimer(s.untilNextHour())
+		defer hour.Stop()
+		hourC = hour.C
+	}
+	batch := make([]*request, 0, s.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		var at engine.Time // a tick's exact time; 0 = the clock
+		select {
+		case <-ctx.Done():
+			s.drain(batch)
+			return ctx.Err()
+		case <-s.stop:
+			s.drain(batch)
+			return nil
+		case r := <-s.in:
+			batch = append(batch, r)
+		case <-tick:
+			batch = append(batch, &request{cmd: engine.Command{Kind: engine.CmdTick}})
+		case now := <-hourC:
+			at = engine.Time(now.UnixMilli()).HourStart()
+			hour.Reset(s.untilNextHour())
+			batch = append(batch, &request{cmd: engine.Command{Kind: engine.CmdTick}})
+		}
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case r := <-s.in:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.process(ctx, batch, at)
+	}
+}
+
+func (s *Sequencer) untilNextHour() time.Duration {
+	now := s.cfg.Now()
+	next := now.Truncate(time.Hour).Add(time.Hour)
+	return next.Sub(now)
+}
+
+// drain answers every queued request after the loop stopped taking new
+// ones: queued commands still run, so nothing accepted is dropped.
+func (s *Sequencer) drain(batch []*request) {
+	for {
+		batch = batch[:0]
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case r := <-s.in:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		s.process(context.Background(), batch, 0)
+	}
+}
+
+func fail(batch []*request, err error) {
+	for _, r := range batch {
+		if r.done != nil {
+			r.done <- result{err: err}
+		}
+	}
+}
+
+// process stamps, journals and applies one batch.
+func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Time) {
+	if !s.writable.Load() {
+		fail(batch, ErrUnavailable)
+		return
+	}
+	now := engine.Time(s.cfg.Now().UnixMilli())
+	if at != 0 {
+		now = at
+	}
+	if now < s.lastTime {
+		now = s.lastTime
+	}
+	s.mu.RLock()
+	first := s.eng.Seq() + 1
+	s.mu.RUnlock()
+	s.buf = s.buf[:0]
+	for i, r := range batch {
+		c := &r.cmd
+		c.Seq = first + uint64(i)
+		c.Time = now
+		switch c.Kind {
+		case engine.CmdCreateAccount, engine.CmdPlaceListing, engine.CmdPlaceBid:
+			if c.Target.IsZero() {
+				c.Target = engine.ID(uuid.Must(uuid.NewV7()))
+			}
+		}
+		s.buf = engine.AppendCommand(s.buf, c)
+	}
+	b := store.Batch{First: first, Last: first + uint64(len(batch)) - 1, Data: s.buf}
+
+	t0 := time.Now()
+	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AppendTimeout)
+	err := s.cfg.Journal.Append(actx, b)
+	cancel()
+	lat := time.Since(t0)
+	if err != nil {
+		s.writable.Store(false)
+		s.log.Error("journal append failed; writes stopped", "first", b.First, "last", b.Last, "err", err)
+		fail(batch, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		go s.repair(ctx, b.First)
+		return
+	}
+	if s.cfg.OnBatch != nil {
+		s.cfg.OnBatch(len(batch), lat)
+	}
+	s.lastTime = now
+
+	results := make([]result, len(batch))
+	var all []engine.Event
+	s.mu.Lock()
+	for i, r := range batch {
+		evs, _ := s.eng.Apply(&r.cmd)
+		out := Outcome{Seq: r.cmd.Seq, Events: append([]engine.Event(nil), evs...)}
+		for _, ev := range evs {
+			if ev.Kind == engine.EvRejected {
+				out.Err = ev.Err
+			}
+		}
+		if r.view != nil {
+			r.view(s.eng, &r.cmd)
+		}
+		results[i] = result{out: out}
+		if s.cfg.OnEvents != nil {
+			all = append(all, out.Events...)
+		}
+	}
+	s.sinceSnap += len(batch)
+	var snap *store.Snapshot
+	var pause time.Duration
+	if (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
+		ts := time.Now()
+		data := s.eng.Snapshot()
+		snap = &store.Snapshot{Seq: s.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: s.cfg.Now()}
+		pause = time.Since(ts)
+		s.sinceSnap = 0
+		s.lastSnap = time.Now()
+	}
+	last := s.eng.Seq()
+	s.mu.Unlock()
+
+	s.statMu.Lock()
+	s.stat.LastSeq = last
+	s.statMu.Unlock()
+	for i, r := range batch {
+		if r.done != nil {
+			r.done <- results[i]
+		}
+	}
+	if s.cfg.OnEvents != nil && len(all) > 0 {
+		s.cfg.OnEvents(all)
+	}
+	if snap != nil {
+		s.snapBusy.Store(true)
+		go s.saveSnapshot(*snap, pause)
+	}
+}
+
+// saveSnapshot writes a snapshot off the sequencer goroutine; the store
+// trims the journal it covers only after the snapshot is stored.
+func (s *Sequencer) saveSnapshot(snap store.Snapshot, pause time.Duration) {
+	defer s.snapBusy.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.cfg.Journal.SaveSnapshot(ctx, snap); err != nil {
+		s.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
+		return
+	}
+	s.statMu.Lock()
+	s.stat.LastSnapshotSeq = snap.Seq
+	s.stat.SnapshotPause = pause
+	s.statMu.Unlock()
+	s.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data), "engine_pause", pause)
+}
+
+// repair waits for the journal to answer again, then checks its tail: a
+// batch whose append failed may still have been stored, in which case the
+// engine applies it from the journal so it never lags or leads it.
+func (s *Sequencer) repair(ctx context.Context, first uint64) {
+	if !s.repairing.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.repairing.Store(false)
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.AppendTimeout)
+		last, err := s.cfg.Journal.LastSeq(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		if last > s.eng.Seq() {
+			// The failed batch landed after all: apply it from the journal.
+			n, err := replay(ctx, s.cfg.Journal, s.eng, s.cfg.OnEvents)
+			if err != nil {
+				s.mu.Unlock()
+				s.log.Error("journal tail does not match the engine; writes stay stopped", "err", err)
+				continue
+			}
+			s.log.Warn("applied a batch whose append had reported failure", "commands", n)
+		}
+		seq := s.eng.Seq()
+		ok := last == seq
+		if ok {
+			s.lastTime = max(s.lastTime, s.eng.Now())
+		}
+		s.mu.Unlock()
+		if last < seq {
+			// Redis came back without data it had acknowledged (no AOF, or
+			// a lost disk): resuming would fork history. An operator decides.
+			s.log.Error("journal is behind the engine: Redis lost acknowledged entries; writes stay stopped", "journal_seq", last, "engine_seq", seq)
+		}
+		if !ok {
+			continue
+		}
+		s.log.Info("journal reachable again; writes resumed", "seq", seq)
+		s.writable.Store(true)
+		return
+	}
+}
+
+// Close stops accepting commands, runs those already queued, and waits for
+// the loop to finish (or ctx). A final snapshot is written when the
+// journal is durable, so the next start replays little.
+func (s *Sequencer) Close(ctx context.Context) error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stop)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return fmt.Errorf("close sequencer: %w", ctx.Err())
+	}
+	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() {
+		return nil
+	}
+	s.mu.RLock()
+	data := s.eng.Snapshot()
+	snap := store.Snapshot{Seq: s.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: s.cfg.Now()}
+	s.mu.RUnlock()
+	for s.snapBusy.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.cfg.Journal.SaveSnapshot(ctx, snap); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("close sequencer: final snapshot: %w", err)
+	}
+	return nil
+}
