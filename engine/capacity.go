@@ -7,7 +7,8 @@ package engine
 type soldHours struct {
 	n    int
 	max  []int64 // max over the node's range, including its own pending add
-	lazy []int64 // add pending for the node's whole range (already in max)
+	min  []int64 // min likewise, so "sold out in every hour" is O(1)
+	lazy []int64 // add pending for the node's whole range (already in max/min)
 }
 
 func newSoldHours(hours int) *soldHours {
@@ -15,8 +16,19 @@ func newSoldHours(hours int) *soldHours {
 	for size < hours {
 		size <<= 1
 	}
-	return &soldHours{n: hours, max: make([]int64, 2*size), lazy: make([]int64, 2*size)}
+	s := &soldHours{n: hours, max: make([]int64, 2*size), min: make([]int64, 2*size), lazy: make([]int64, 2*size)}
+	// Padding leaves beyond the window never count as the minimum.
+	for i := size + hours; i < 2*size; i++ {
+		s.min[i] = 1 << 62
+	}
+	for i := size - 1; i >= 1; i-- {
+		s.min[i] = min(s.min[2*i], s.min[2*i+1])
+	}
+	return s
 }
+
+// MinAll is the fewest GPUs sold in any hour of the window.
+func (s *soldHours) MinAll() int64 { return s.min[1] }
 
 // Max returns the largest number sold in any hour of [a, b) (hour offsets
 // from the window's start); 0 for an empty range.
@@ -67,6 +79,7 @@ func (s *soldHours) Add(a, b int, q int64) {
 func (s *soldHours) add(node, lo, hi, a, b int, q int64) {
 	if a <= lo && hi <= b {
 		s.max[node] += q
+		s.min[node] += q
 		s.lazy[node] += q
 		return
 	}
@@ -82,4 +95,5 @@ func (s *soldHours) add(node, lo, hi, a, b int, q int64) {
 		m = s.max[2*node+1]
 	}
 	s.max[node] = m + s.lazy[node]
+	s.min[node] = min(s.min[2*node], s.min[2*node+1]) + s.lazy[node]
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 )
 
 // Config is what an operator chooses. It is part of the state (and of the
@@ -156,7 +157,8 @@ func cmpInt(a, b int64) int {
 
 type market struct {
 	Market
-	listings *osTree[listingKey, *Listing] // active listings, cheapest reserve first
+	listings *osTree[listingKey, *Listing] // active listings with capacity, cheapest reserve first
+	active   []*Listing                    // active listings, oldest first
 	resting  *osTree[bidKey, *Bid]         // resting reserved bids, best first
 	spot     spotBook
 	trades   []Fill // ring of recent fills
@@ -560,10 +562,11 @@ func (e *Engine) rollHour() {
 	for _, m := range e.marketOrder {
 		m.spot.advance(e.now)
 		var ended []*Listing
-		m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+		m.active = slices.DeleteFunc(m.active, func(l *Listing) bool { return l.Status != ListingActive })
+		for _, l := range m.active {
 			if l.End <= h {
 				ended = append(ended, l)
-				return true
+				continue
 			}
 			units := int64(0)
 			reason := ReasonHourBoundary
@@ -577,8 +580,7 @@ func (e *Engine) rollHour() {
 			if units != l.spotUnits {
 				e.setSpotUnits(l, units, reason)
 			}
-			return true
-		})
+		}
 		for _, l := range ended {
 			e.endListing(l, ListingEnded, ReasonHourBoundary)
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})

@@ -101,10 +101,13 @@ func (e *Engine) reprice(kind PegKind) {
 		for _, l := range slices.Clone(m.peggedL) {
 			if l.ReservePeg.Kind == kind {
 				if p, err := e.pegPrice(m, l.ReservePeg, "reserve_price", false); err == nil && p != l.Reserve {
+					_, _, onBook := m.listings.Get(l.bookKey)
 					m.listings.Delete(l.bookKey)
 					l.Reserve = p
 					l.bookKey = listingKey{p, l.Seq}
-					m.listings.Set(l.bookKey, l, 1)
+					if onBook {
+						m.listings.Set(l.bookKey, l, 1)
+					}
 					e.emit(Event{Kind: EvListingRepriced, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID, Price: p, HasPrice: true})
 					e.recheckResting(m, l)
 				}

@@ -157,8 +157,11 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	if full {
 		listings, bids = e.sortedListings(), e.sortedBids()
 	} else {
-		mm.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool { listings = append(listings, l); return true })
-		slices.SortFunc(listings, func(a, b *Listing) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+		for _, l := range mm.active {
+			if l.Status == ListingActive {
+				listings = append(listings, l)
+			}
+		}
 		mm.spot.demand.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool { bids = append(bids, b); return true })
 		slices.SortFunc(bids, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
 	}

@@ -106,6 +106,7 @@ func (e *Engine) placeListing(c *Command) *Error {
 	a.listings = append(a.listings, l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
 	m.listings.Set(l.bookKey, l, 1)
+	m.active = append(m.active, l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
 		m.peggedL = append(m.peggedL, l)
 	}
@@ -122,20 +123,27 @@ func (e *Engine) placeListing(c *Command) *Error {
 
 // recheckResting offers a new or cheaper listing to resting bids, best bid
 // first; each bid re-ranks every listing, so it may combine old and new.
+// Only a bid the listing has room for can newly match (nothing else grew),
+// and the walk stops once the listing is sold out in every hour.
 func (e *Engine) recheckResting(m *market, l *Listing) {
-	var cands []*Bid
-	m.resting.Ascend(nil, func(k bidKey, b *Bid, _ int64) bool {
-		if k.price < l.Reserve {
+	var from *bidKey
+	for l.sold.MinAll() < l.Quantity {
+		var next *Bid
+		m.resting.Ascend(from, func(k bidKey, b *Bid, _ int64) bool {
+			if from != nil && k == *from {
+				return true
+			}
+			next = b
 			return false
+		})
+		if next == nil || next.Limit < l.Reserve {
+			return
 		}
-		if b.Start >= l.Start && b.End <= l.End {
-			cands = append(cands, b)
-		}
-		return true
-	})
-	for _, b := range cands {
-		if b.Status.Open() {
-			e.matchReserved(b)
+		key := next.restKey
+		from = &key
+		if next.Start >= l.Start && next.End <= l.End &&
+			l.sold.Max(l.hourIndex(next.Start), l.hourIndex(next.End)) < l.Quantity {
+			e.matchReserved(next)
 		}
 	}
 }
@@ -405,6 +413,10 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	}
 	b.Fills = append(b.Fills, f)
 	l.Fills = append(l.Fills, f)
+	if l.sold.MinAll() >= l.Quantity {
+		// Sold out in every hour: off the book, so matching never walks it.
+		l.m.listings.Delete(l.bookKey)
+	}
 	m := b.m
 	if len(m.trades) < e.cfg.RecentTrades {
 		m.trades = append(m.trades, *f)

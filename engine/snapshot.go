@@ -326,9 +326,12 @@ func Restore(data []byte) (*Engine, error) {
 				}
 			}
 		}
+		l.bookKey = listingKey{l.Reserve, l.Seq}
 		if l.Status == ListingActive {
-			l.bookKey = listingKey{l.Reserve, l.Seq}
-			l.m.listings.Set(l.bookKey, l, 1)
+			l.m.active = append(l.m.active, l)
+			if l.sold.MinAll() < l.Quantity {
+				l.m.listings.Set(l.bookKey, l, 1)
+			}
 		}
 		if l.spotUnits > 0 {
 			e.setSegments(l, l.inUse)
