@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -38,6 +39,9 @@ func start(tb testing.TB, cfg Config) *Sequencer {
 	tb.Helper()
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = -1
+	}
+	if cfg.Logger == nil && !testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s, err := New(cfg)
 	if err != nil {
