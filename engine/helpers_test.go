@@ -13,6 +13,7 @@ type harness struct {
 	e   *Engine
 	now Time
 	n   uint64
+	log []Command // every command applied, for replays
 }
 
 func newHarness(tb testing.TB, cfg Config) *harness {
@@ -34,6 +35,7 @@ func (h *harness) newID() ID { h.n++; return testID(h.n) }
 func (h *harness) apply(c Command) ([]Event, error) {
 	h.tb.Helper()
 	c.Time = h.now
+	h.log = append(h.log, c)
 	evs, err := h.e.Apply(&c)
 	return append([]Event(nil), evs...), err
 }

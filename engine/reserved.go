@@ -347,26 +347,7 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 // that cover its whole window, cheapest reserve first, then oldest; it
 // trades only when at least MinQuantity can be filled at once.
 func (e *Engine) matchReserved(b *Bid) {
-	m := b.m
-	need := b.Quantity - b.Filled
-	cands := e.cands[:0]
-	var total int64
-	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
-		if l.Reserve > b.Limit {
-			return false
-		}
-		if l.Start > b.Start || l.End < b.End {
-			return true
-		}
-		avail := l.Quantity - l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End))
-		if avail <= 0 {
-			return true
-		}
-		take := min(avail, need-total)
-		cands = append(cands, candidate{l, take})
-		total += take
-		return total < need
-	})
+	cands, total := e.candidates(b.m, b.Quantity-b.Filled, b.Start, b.End, b.Limit, e.cands[:0])
 	e.cands = cands[:0]
 	if total < b.MinQuantity {
 		return
@@ -374,7 +355,6 @@ func (e *Engine) matchReserved(b *Bid) {
 	for _, c := range cands {
 		e.fill(b, c.l, c.q)
 	}
-	a := e.accounts[b.Buyer]
 	if b.Filled == b.Quantity {
 		e.closeReserved(b, BidFilled)
 		return
@@ -383,7 +363,85 @@ func (e *Engine) matchReserved(b *Bid) {
 	if rest := b.Quantity - b.Filled; b.MinQuantity > rest {
 		b.MinQuantity = rest
 	}
-	_ = a
+}
+
+// candidates ranks the listings a reserved order for need GPUs over
+// [start, end) at limit would fill from: cheapest reserve, then oldest,
+// each covering the whole window, at most need GPUs in all.
+func (e *Engine) candidates(m *market, need int64, start, end Time, limit Price, cands []candidate) ([]candidate, int64) {
+	var total int64
+	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+		if l.Reserve > limit {
+			return false
+		}
+		if l.Start > start || l.End < end {
+			return true
+		}
+		avail := l.Quantity - l.sold.Max(l.hourIndex(start), l.hourIndex(end))
+		if avail <= 0 {
+			return true
+		}
+		take := min(avail, need-total)
+		cands = append(cands, candidate{l, take})
+		total += take
+		return total < need
+	})
+	return cands, total
+}
+
+// QuoteFill is one fill a quoted bid would get.
+type QuoteFill struct {
+	Listing  ID
+	Quantity int64
+	Price    Price
+}
+
+// Quote is what a reserved bid placed now would trade: the fills, exactly
+// as matching would make them (the bid would be the taker, so each fill is
+// at the listing's reserve), whether min_quantity is met, and the cost.
+type Quote struct {
+	Market     string
+	Quantity   int64
+	Start, End Time
+	Fills      []QuoteFill
+	Filled     int64
+	Cost       Money
+	MinMet     bool
+}
+
+// Quote walks the book for a reserved bid of quantity GPUs over
+// [start, end) with the given limit (0 = no limit) and minQuantity (0 =
+// all-or-none). It changes nothing. Errors: unknown_market,
+// invalid_quantity, invalid_window.
+func (e *Engine) Quote(market string, quantity, minQuantity int64, start, end Time, limit Price) (Quote, error) {
+	m, err := e.market(market)
+	if err != nil {
+		return Quote{}, err
+	}
+	if err := validQuantity(quantity, "quantity"); err != nil {
+		return Quote{}, err
+	}
+	if err := e.validateWindow(start, end, "start", true); err != nil {
+		return Quote{}, err
+	}
+	if minQuantity <= 0 || minQuantity > quantity {
+		minQuantity = quantity
+	}
+	if limit <= 0 {
+		limit = MaxPrice
+	}
+	cands, total := e.candidates(m, quantity, start, end, limit, nil)
+	q := Quote{Market: market, Quantity: quantity, Start: start, End: end, MinMet: total >= minQuantity && total > 0}
+	if !q.MinMet {
+		return q, nil
+	}
+	hours := int64((end - start) / Hour)
+	for _, c := range cands {
+		q.Fills = append(q.Fills, QuoteFill{Listing: c.l.ID, Quantity: c.q, Price: c.l.Reserve})
+		q.Filled += c.q
+		q.Cost += Money(c.q) * Money(hours) * Money(c.l.Reserve)
+	}
+	return q, nil
 }
 
 // fill trades q GPUs of listing l to bid b for the bid's whole window at

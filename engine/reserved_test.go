@@ -254,3 +254,75 @@ func isCode(err error, code string) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
 }
+
+func TestQuoteEqualsFills(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "100000")
+	h.listing(owner, mkt, 3, h.hour(0), h.hour(48), "2.10", "")
+	h.listing(owner, mkt, 2, h.hour(2), h.hour(10), "1.90", "")
+	h.listing(owner, mkt, 4, h.hour(0), h.hour(48), "2.50", "")
+	q, err := h.e.Quote(mkt, 6, 0, h.hour(3), h.hour(7), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 @ 1.90 + 3 @ 2.10 + 1 @ 2.50, for 4 hours: 15.20 + 25.20 + 10.00.
+	if !q.MinMet || q.Filled != 6 || q.Cost != m(t, "50.40") || len(q.Fills) != 3 {
+		t.Fatalf("quote %+v, want 6 GPUs for 50.40 in 3 fills", q)
+	}
+	b, _ := h.reserved(buyer, mkt, 6, 0, h.hour(3), h.hour(7), "9.00")
+	bv := h.bid(b)
+	if len(bv.Fills) != len(q.Fills) {
+		t.Fatalf("bid got %d fills, quote said %d", len(bv.Fills), len(q.Fills))
+	}
+	for i, f := range bv.Fills {
+		if f.ListingID != q.Fills[i].Listing || f.Quantity != q.Fills[i].Quantity || f.Price != q.Fills[i].Price {
+			t.Errorf("fill %d: got %+v, quote %+v", i, f, q.Fills[i])
+		}
+	}
+	if q2, _ := h.e.Quote(mkt, 100, 0, h.hour(3), h.hour(7), 0); q2.MinMet || len(q2.Fills) != 0 {
+		t.Fatalf("an all-or-none quote that cannot fill: %+v", q2)
+	}
+	if _, err := h.e.Quote("nope.nowhere", 1, 0, h.hour(3), h.hour(7), 0); !isCode(err, CodeUnknownMarket) {
+		t.Fatalf("err %v, want unknown_market", err)
+	}
+}
+
+func TestPegReferenceRepricesAndMatches(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "100000")
+	h.must(Command{Kind: CmdSetReferenceRates, Rates: []ReferenceRate{{GPU: "h100-sxm", Provider: "aws", Price: p(t, "6.88")}}})
+	// 40 % under AWS: 6.88 × 0.6 = 4.128.
+	l := h.newID()
+	h.must(Command{Kind: CmdPlaceListing, Actor: owner, Target: l, Market: mkt, Quantity: 2, Start: h.hour(0), End: h.hour(24),
+		PricePeg: Peg{Kind: PegReference, Provider: "aws", Discount: 4000}})
+	if lv, _ := h.e.Listing(l); lv.Reserve != p(t, "4.128") {
+		t.Fatalf("pegged reserve %s, want 4.128", lv.Reserve)
+	}
+	b, _ := h.reserved(buyer, mkt, 2, 0, h.hour(2), h.hour(4), "3.50")
+	if h.bid(b).Status != BidResting {
+		t.Fatal("3.50 must not reach 4.128")
+	}
+	// AWS cuts its price: 5.50 × 0.6 = 3.30, the resting bid now matches at
+	// the listing's price (the listing was placed first: it is the maker).
+	evs := h.must(Command{Kind: CmdSetReferenceRates, Rates: []ReferenceRate{{GPU: "h100-sxm", Provider: "aws", Price: p(t, "5.50")}}})
+	if _, ok := findKind(evs, EvListingRepriced, ID{}); !ok {
+		t.Fatal("no repricing event")
+	}
+	bv := h.bid(b)
+	if bv.Status != BidFilled || bv.Fills[0].Price != p(t, "3.30") {
+		t.Fatalf("bid %s fills %+v, want filled at 3.30", bv.Status, bv.Fills)
+	}
+	if got := h.balance(buyer).Balance; got != m(t, "99986.80") { // 2 GPUs × 2 h × 3.30
+		t.Fatalf("buyer balance %s, want 99986.80", got)
+	}
+	// Replaying the same commands reproduces it.
+	replayed := New(Config{})
+	for i := range h.log {
+		replayed.Apply(&h.log[i])
+	}
+	if replayed.Hash() != h.e.Hash() {
+		t.Fatal("replay of the peg scenario differs")
+	}
+}
