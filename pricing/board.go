@@ -1,0 +1,315 @@
+package pricing
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"gpux/engine"
+)
+
+// Board holds every market's price indices, built from engine events: the
+// spot clearing price, the last reserved trade, a 24-hour VWAP weighted by
+// GPU-hours, and 1m/1h/1d candles of spot prices and of reserved trades.
+// It is safe for concurrent use: the sequencer feeds it, handlers read it.
+type Board struct {
+	table *Table
+
+	mu      sync.Mutex
+	markets map[string]*marketIndex
+	order   []engine.Market
+	dirty   map[string]bool // markets changed since the last TakeChanged
+	candles []CandleUpdate  // candles changed since the last TakeCandles
+}
+
+// Candle kinds.
+const (
+	KindSpot   = "spot"
+	KindTrades = "trades"
+)
+
+// CandleUpdate is a candle that changed, to be persisted.
+type CandleUpdate struct {
+	Market   string
+	Kind     string // KindSpot or KindTrades
+	Interval Interval
+	Candle   Candle
+}
+
+type marketIndex struct {
+	engine.Market
+	spot     int64
+	hasSpot  bool
+	vwap     *VWAP
+	spotC    *CandleSeries
+	tradeC   *CandleSeries
+	lastSpot time.Time
+}
+
+// NewBoard makes an empty board for the markets, comparing against table.
+func NewBoard(table *Table, markets []engine.Market) *Board {
+	b := &Board{table: table, markets: map[string]*marketIndex{}, order: markets, dirty: map[string]bool{}}
+	for _, m := range markets {
+		b.markets[m.ID] = &marketIndex{Market: m, vwap: NewVWAP(24 * time.Hour), spotC: NewCandleSeries(0), tradeC: NewCandleSeries(0)}
+	}
+	return b
+}
+
+// Table is the reference table the board compares against.
+func (b *Board) Table() *Table { return b.table }
+
+func engineTime(t engine.Time) time.Time { return time.UnixMilli(int64(t)).UTC() }
+
+// Seed loads what the engine already knows (after a recovery): each
+// market's spot price and its recent fills, oldest first.
+func (b *Board) Seed(e *engine.Engine) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.order {
+		mi := b.markets[m.ID]
+		if sv, ok := e.Spot(m.ID); ok {
+			mi.spot, mi.hasSpot = int64(sv.Price), sv.HasPrice
+		}
+		fills := e.Trades(m.ID, 1<<30)
+		for i := len(fills) - 1; i >= 0; i-- {
+			f := fills[i]
+			mi.vwap.Add(Trade{Time: engineTime(f.Time), Price: int64(f.Price), Quantity: f.Quantity, Hours: int64((f.End - f.Start) / engine.Hour)})
+		}
+	}
+}
+
+// Observe folds a batch of engine events into the indices.
+func (b *Board) Observe(evs []engine.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range evs {
+		ev := &evs[i]
+		mi := b.markets[ev.Market]
+		if mi == nil {
+			continue
+		}
+		t := engineTime(ev.Time)
+		switch ev.Kind {
+		case engine.EvSpotPriceChanged:
+			mi.spot, mi.hasSpot = int64(ev.Price), ev.HasPrice
+			if ev.HasPrice {
+				b.observe(mi, KindSpot, mi.spotC, t, int64(ev.Price), 0)
+			}
+			b.dirty[mi.ID] = true
+		case engine.EvFilled:
+			f := ev.Fill
+			tr := Trade{Time: t, Price: int64(f.Price), Quantity: f.Quantity, Hours: int64((f.End - f.Start) / engine.Hour)}
+			mi.vwap.Add(tr)
+			gh, _ := tr.GPUHours()
+			b.observe(mi, KindTrades, mi.tradeC, t, int64(f.Price), gh)
+			b.dirty[mi.ID] = true
+		}
+	}
+}
+
+func (b *Board) observe(mi *marketIndex, kind string, cs *CandleSeries, t time.Time, price, volume int64) {
+	if !cs.Observe(t, price, volume) {
+		return
+	}
+	for _, iv := range Intervals() {
+		if c, ok := cs.Last(iv); ok {
+			b.candles = append(b.candles, CandleUpdate{Market: mi.ID, Kind: kind, Interval: iv, Candle: c})
+		}
+	}
+}
+
+// TakeChanged returns the markets whose prices changed since the last
+// call, in catalogue order, and forgets them.
+func (b *Board) TakeChanged() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.order {
+		if b.dirty[m.ID] {
+			out = append(out, m.ID)
+		}
+	}
+	clear(b.dirty)
+	return out
+}
+
+// TakeCandles returns the candles changed since the last call, the newest
+// state of each (market, kind, interval, start) once, and forgets them.
+func (b *Board) TakeCandles() []CandleUpdate {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	type key struct {
+		m, k string
+		iv   Interval
+		s    int64
+	}
+	last := map[key]int{}
+	for i, u := range b.candles {
+		last[key{u.Market, u.Kind, u.Interval, u.Candle.Start.UnixMilli()}] = i
+	}
+	idx := slices.Sorted(maps.Values(last))
+	out := make([]CandleUpdate, len(idx))
+	for i, j := range idx {
+		out[i] = b.candles[j]
+	}
+	b.candles = b.candles[:0]
+	return out
+}
+
+// Candles returns a market's in-memory candles of one kind and interval
+// within [from, to) (zero times: unbounded), oldest first.
+func (b *Board) Candles(market, kind string, iv Interval, from, to time.Time) []Candle {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	mi := b.markets[market]
+	if mi == nil {
+		return nil
+	}
+	cs := mi.spotC
+	if kind == KindTrades {
+		cs = mi.tradeC
+	}
+	var out []Candle
+	for _, c := range cs.Candles(iv) {
+		if (!from.IsZero() && c.Start.Before(from)) || (!to.IsZero() && !c.Start.Before(to)) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Reference is one reference row as the API shows it.
+type Reference struct {
+	Provider      string  `json:"provider"`
+	InstanceType  string  `json:"instance_type"`
+	USDPerGPUHour string  `json:"usd_per_gpu_hour"`
+	PriceType     string  `json:"price_type"`
+	AsOf          *string `json:"as_of"` // null when the source is undated
+	Source        string  `json:"source"`
+	Region        string  `json:"region"`
+	Confidence    string  `json:"confidence"`
+}
+
+// Row is one market's entry of GET /v1/prices.
+type Row struct {
+	Market         string             `json:"market"`
+	GPU            string             `json:"gpu"`
+	Region         string             `json:"region"`
+	SpotPrice      *string            `json:"spot_price"`
+	LastTradePrice *string            `json:"last_trade_price"`
+	VWAP24h        *string            `json:"vwap_24h"`
+	BestAsk        *string            `json:"best_ask"`
+	PriceBasis     *string            `json:"price_basis"` // which price the discounts use: spot, last_trade or best_ask
+	Reference      []Reference        `json:"reference"`
+	Discount       map[string]*string `json:"discount_vs_reference"`
+	ForwardCurve   []CurvePoint       `json:"forward_curve,omitempty"`
+}
+
+func priceStr(has bool, ticks int64) *string {
+	if !has {
+		return nil
+	}
+	s := FormatPrice(ticks)
+	return &s
+}
+
+// ReferenceRows lists a GPU's reference rows (every price type, labelled).
+func (b *Board) ReferenceRows(gpu string) []Reference {
+	var out []Reference
+	for _, r := range b.table.ForGPU(gpu) {
+		ref := Reference{Provider: r.Provider, InstanceType: r.InstanceType, USDPerGPUHour: FormatPrice(r.USDPerGPUHour),
+			PriceType: r.PriceType, Source: r.Source, Region: r.Region, Confidence: r.Confidence}
+		if r.AsOf != AsOfUndated {
+			asOf := r.AsOf
+			ref.AsOf = &asOf
+		}
+		out = append(out, ref)
+	}
+	return out
+}
+
+// Discounts compares a price with each provider's on-demand rate for the
+// GPU: 1 − price / rate. A provider without an on-demand row is absent;
+// with no price every present provider maps to null.
+func (b *Board) Discounts(gpu string, price int64, has bool) map[string]*string {
+	out := map[string]*string{}
+	for _, p := range b.table.Providers(gpu) {
+		r, ok := b.table.OnDemand(gpu, p)
+		if !ok {
+			continue
+		}
+		if d, ok := Discount(price, has, r.USDPerGPUHour); ok {
+			out[p] = &d
+		} else {
+			out[p] = nil
+		}
+	}
+	return out
+}
+
+// Row builds a market's prices entry. bestAsk is the cheapest unsold
+// reserved capacity (from the engine's book); curve may be nil.
+func (b *Board) Row(market string, bestAsk int64, hasAsk bool, now time.Time, curve []CurvePoint) (Row, bool) {
+	b.mu.Lock()
+	mi := b.markets[market]
+	if mi == nil {
+		b.mu.Unlock()
+		return Row{}, false
+	}
+	last, hasLast := mi.vwap.Last()
+	vwap, hasVWAP := mi.vwap.Value(now)
+	spot, hasSpot := mi.spot, mi.hasSpot
+	b.mu.Unlock()
+
+	r := Row{Market: mi.ID, GPU: mi.GPU, Region: mi.Region, SpotPrice: priceStr(hasSpot, spot),
+		LastTradePrice: priceStr(hasLast, last.Price), VWAP24h: priceStr(hasVWAP, vwap), BestAsk: priceStr(hasAsk, bestAsk),
+		Reference: b.ReferenceRows(mi.GPU), ForwardCurve: curve}
+	basis, price, has := "", int64(0), false
+	switch {
+	case hasSpot:
+		basis, price, has = "spot", spot, true
+	case hasLast:
+		basis, price, has = "last_trade", last.Price, true
+	case hasAsk:
+		basis, price, has = "best_ask", bestAsk, true
+	}
+	if has {
+		r.PriceBasis = &basis
+	}
+	r.Discount = b.Discounts(mi.GPU, price, has)
+	if r.Reference == nil {
+		r.Reference = []Reference{}
+	}
+	return r, true
+}
+
+// EngineRates turns the table's on-demand rates into the engine's reference
+// rates (one per GPU × provider), which pegs resolve against.
+func (t *Table) EngineRates() []engine.ReferenceRate {
+	var out []engine.ReferenceRate
+	for _, gpu := range GPUs() {
+		for _, p := range t.Providers(gpu) {
+			if r, ok := t.OnDemand(gpu, p); ok {
+				out = append(out, engine.ReferenceRate{GPU: gpu, Provider: p, Price: engine.Price(r.USDPerGPUHour)})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b engine.ReferenceRate) int {
+		if a.GPU != b.GPU {
+			if a.GPU < b.GPU {
+				return -1
+			}
+			return 1
+		}
+		if a.Provider < b.Provider {
+			return -1
+		}
+		if a.Provider > b.Provider {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
