@@ -1,0 +1,17 @@
+// Package api serves the exchange over HTTP and websockets (Fiber): it
+// authenticates callers, validates and decodes requests completely before
+// anything reaches the engine, submits commands through the sequencer,
+// renders the engine's state right after each command, and fans engine
+// events out to websocket subscribers.
+//
+// It holds no exchange logic and no state of its own beyond caches that can
+// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings):
+// every answer comes from the engine through the sequencer (Submit, Read).
+// It must not touch the engine except on the goroutine and under the lock
+// the sequencer provides, never block the sequencer goroutine (the events
+// hook only copies and enqueues), and never hand a *fiber.Ctx or a string
+// or slice borrowed from it to another goroutine.
+//
+// Every failure is an RFC 9457 application/problem+json body with a stable
+// code; the code → status table is in problem.go.
+package api

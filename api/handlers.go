@@ -1,0 +1,695 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpux/engine"
+	"gpux/pricing"
+	"gpux/store"
+)
+
+// Paging of list endpoints.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+func sendJSON(c *fiber.Ctx, status int, v any) error {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		return err
+	}
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(b)
+}
+
+// idemKeyHeader reads the Idempotency-Key header (a copy; "" when absent).
+func idemKeyHeader(c *fiber.Ctx) (string, *Problem) {
+	k := c.Get("Idempotency-Key")
+	if k == "" {
+		return "", nil
+	}
+	if len(k) > maxIdemKeyLen {
+		return "", problemf(CodeInvalidIdemKey, "Idempotency-Key", "the Idempotency-Key header is at most %d characters", maxIdemKeyLen)
+	}
+	return strings.Clone(k), nil
+}
+
+// pathID parses an id path parameter; a malformed id is as unknown as a
+// missing one (404).
+func pathID(c *fiber.Ctx, what string) (engine.ID, *Problem) {
+	id, err := engine.ParseID(strings.ToLower(c.Params("id")))
+	if err != nil {
+		return engine.ID{}, problemf(engine.CodeNotFound, "id", "no such %s", what)
+	}
+	return id, nil
+}
+
+type listParams struct {
+	limit  int
+	cursor engine.ID
+	status string
+}
+
+func parseList(c *fiber.Ctx, statuses []string) (listParams, *Problem) {
+	lp := listParams{limit: defaultLimit}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return lp, problemf(CodeInvalidLimit, "limit", "limit must be an integer between 1 and %d", maxLimit)
+		}
+		lp.limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		id, err := engine.ParseID(strings.ToLower(v))
+		if err != nil {
+			return lp, problem(CodeInvalidCursor, "cursor", "cursor must be the next_cursor of a previous page")
+		}
+		lp.cursor = id
+	}
+	if v := c.Query("status"); v != "" {
+		if statuses == nil || !slices.Contains(statuses, v) {
+			return lp, problemf(CodeInvalidStatus, "status", "status must be one of %s", strings.Join(statuses, ", "))
+		}
+		lp.status = strings.Clone(v)
+	}
+	return lp, nil
+}
+
+var (
+	bidStatuses     = []string{"resting", "filled", "partially_filled", "running", "waiting", "cancelled", "expired", "rejected"}
+	listingStatuses = []string{"active", "cancelled", "ended"}
+)
+
+// ---- operations ----
+
+type healthJSON struct {
+	Status            string  `json:"status"`
+	Ready             bool    `json:"ready"`
+	Writable          bool    `json:"writable"`
+	Journal           string  `json:"journal"`
+	Durable           bool    `json:"durable"`
+	LastSeq           uint64  `json:"last_seq"`
+	RecoveredCommands int     `json:"recovered_commands"`
+	RecoverySeconds   float64 `json:"recovery_seconds"`
+	LastSnapshotSeq   uint64  `json:"last_snapshot_seq"`
+	FeedClients       int64   `json:"feed_clients"`
+}
+
+func (s *Server) health(c *fiber.Ctx) error {
+	st := s.cfg.Sequencer.Status()
+	h := healthJSON{
+		Status: "ok", Ready: st.Ready, Writable: st.Writable, Journal: st.Journal, Durable: st.Durable,
+		LastSeq: st.LastSeq, RecoveredCommands: st.RecoveredCommands, RecoverySeconds: st.RecoverySeconds,
+		LastSnapshotSeq: st.LastSnapshotSeq, FeedClients: s.hub.clientCount(),
+	}
+	switch {
+	case !st.Ready:
+		h.Status = "recovering"
+	case !st.Writable:
+		h.Status = "degraded"
+	}
+	return sendJSON(c, http.StatusOK, h)
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	st := s.cfg.Sequencer.Status()
+	switch {
+	case !st.Ready:
+		return problem(CodeNotReady, "", "the exchange is still recovering")
+	case !st.Writable:
+		return problem(CodeUnavailable, "", "the journal does not accept writes")
+	}
+	return sendJSON(c, http.StatusOK, fiber.Map{"status": "ready"})
+}
+
+func (s *Server) openapi(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/yaml")
+	return c.Send(openAPIDocument)
+}
+
+// ---- accounts ----
+
+func (s *Server) createAccount(c *fiber.Ctx) error {
+	if p := requireAdmin(c); p != nil {
+		return p
+	}
+	idem, p := idemKeyHeader(c)
+	if p != nil {
+		return p
+	}
+	in, p := decodeCreateAccount(c.Body())
+	if p != nil {
+		return p
+	}
+	return s.idem.do(c, idem, idemHash(fiber.MethodPost, "/v1/accounts", in), func() (int, any, *Problem) {
+		key, hash := NewAPIKey()
+		var acct engine.AccountView
+		var ok bool
+		_, p := s.submit(engine.Command{Kind: engine.CmdCreateAccount, Name: in.Name, Roles: in.Roles, KeyHash: hash},
+			func(e *engine.Engine, cmd *engine.Command) { acct, ok = e.Account(cmd.Target) })
+		if p != nil {
+			return 0, nil, p
+		}
+		if !ok {
+			return 0, nil, problem(CodeInternal, "", "the account was not created")
+		}
+		return http.StatusCreated, accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names(), APIKey: key}, nil
+	})
+}
+
+func (s *Server) deposit(c *fiber.Ctx) error  { return s.moveMoney(c, engine.CmdDeposit) }
+func (s *Server) withdraw(c *fiber.Ctx) error { return s.moveMoney(c, engine.CmdWithdraw) }
+
+func (s *Server) moveMoney(c *fiber.Ctx, kind engine.Kind) error {
+	if p := requireAdmin(c); p != nil {
+		return p
+	}
+	id, p := pathID(c, "account")
+	if p != nil {
+		return p
+	}
+	idem, p := idemKeyHeader(c)
+	if p != nil {
+		return p
+	}
+	amount, p := decodeAmount(c.Body())
+	if p != nil {
+		return p
+	}
+	path := "/v1/accounts/" + id.String() + "/" + kind.String()
+	return s.idem.do(c, idem, idemHash(fiber.MethodPost, path, amount), func() (int, any, *Problem) {
+		var acct engine.AccountView
+		_, p := s.submit(engine.Command{Kind: kind, Target: id, Amount: amount},
+			func(e *engine.Engine, cmd *engine.Command) { acct, _ = e.Account(cmd.Target) })
+		if p != nil {
+			return 0, nil, p
+		}
+		return http.StatusOK, renderAccount(acct), nil
+	})
+}
+
+func (s *Server) getAccount(c *fiber.Ctx) error {
+	a, p := requireAccount(c, 0)
+	if p != nil {
+		return p
+	}
+	var ok bool
+	s.read(func(e *engine.Engine) { a, ok = e.Account(a.ID) })
+	if !ok {
+		return problem(engine.CodeNotFound, "", "no such account")
+	}
+	return sendJSON(c, http.StatusOK, renderAccount(a))
+}
+
+// ---- markets ----
+
+func (s *Server) listMarkets(c *fiber.Ctx) error {
+	var ms []engine.Market
+	s.read(func(e *engine.Engine) { ms = e.Markets() })
+	out := make([]marketJSON, len(ms))
+	for i, m := range ms {
+		out[i] = marketJSON{ID: m.ID, GPU: m.GPU, Region: m.Region}
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+func unknownMarket(id string) *Problem {
+	return problemf(engine.CodeNotFound, "market", "unknown market %q", truncate(id, 64))
+}
+
+func (s *Server) getBook(c *fiber.Ctx) error {
+	market := c.Params("market")
+	var b engine.BookView
+	var ok bool
+	s.read(func(e *engine.Engine) { b, ok = e.Book(market) })
+	if !ok {
+		return unknownMarket(market)
+	}
+	return sendJSON(c, http.StatusOK, renderBook(b))
+}
+
+func (s *Server) listMarketTrades(c *fiber.Ctx) error {
+	market := c.Params("market")
+	lp, p := parseList(c, nil)
+	if p != nil {
+		return p
+	}
+	var fills []engine.Fill
+	var ok bool
+	// The engine keeps each market's most recent fills (1000 by default);
+	// pages walk that ring, newest first.
+	s.read(func(e *engine.Engine) {
+		if ok = e.HasMarket(market); ok {
+			fills = e.Trades(market, 1<<20)
+		}
+	})
+	if !ok {
+		return unknownMarket(market)
+	}
+	start := 0
+	if !lp.cursor.IsZero() {
+		start = len(fills)
+		for i, f := range fills {
+			if f.ID == lp.cursor {
+				start = i + 1
+				break
+			}
+		}
+	}
+	page := fills[start:]
+	var next *string
+	if len(page) > lp.limit {
+		page = page[:lp.limit]
+		next = cursorOf(page[len(page)-1].ID)
+	}
+	out := pageJSON[tradeJSON]{Items: make([]tradeJSON, len(page)), NextCursor: next}
+	for i, f := range page {
+		out.Items[i] = renderTrade(f)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+func (s *Server) listPrices(c *fiber.Ctx) error {
+	return sendJSON(c, http.StatusOK, s.renderPrices())
+}
+
+type quoteFillJSON struct {
+	ListingID string `json:"listing_id"`
+	Quantity  int64  `json:"quantity"`
+	Price     string `json:"price"`
+}
+
+type quoteJSON struct {
+	Market              string              `json:"market"`
+	Quantity            int64               `json:"quantity"`
+	MinQuantity         int64               `json:"min_quantity"`
+	Start               string              `json:"start"`
+	End                 string              `json:"end"`
+	Fills               []quoteFillJSON     `json:"fills"`
+	FilledQuantity      int64               `json:"filled_quantity"`
+	TotalCost           string              `json:"total_cost"`
+	AveragePrice        *string             `json:"average_price"`
+	MinQuantityMet      bool                `json:"min_quantity_met"`
+	Reference           []pricing.Reference `json:"reference"`
+	DiscountVsReference map[string]*string  `json:"discount_vs_reference"`
+}
+
+// getQuote prices a reserved bid of quantity GPUs over [start, end) placed
+// now without a limit, the way matching would fill it (engine.Quote), and
+// sets the average price next to the cloud reference rates. It shows what
+// the book holds even when that is less than min_quantity (default:
+// quantity); min_quantity_met says whether a bid would trade.
+func (s *Server) getQuote(c *fiber.Ctx) error {
+	market := c.Params("market")
+	var ok bool
+	var gpu string
+	s.read(func(e *engine.Engine) {
+		for _, m := range e.Markets() {
+			if m.ID == market {
+				ok, gpu = true, m.GPU
+			}
+		}
+	})
+	if !ok {
+		return unknownMarket(market)
+	}
+	intParam := func(name string) (*int64, *Problem) {
+		v := c.Query(name)
+		if v == "" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, problemf(engine.CodeInvalidQuantity, name, "%s must be an integer", name)
+		}
+		return &n, nil
+	}
+	qp, p := intParam("quantity")
+	if p != nil {
+		return p
+	}
+	quantity, p := quantity(qp, "quantity", true)
+	if p != nil {
+		return p
+	}
+	mp, p := intParam("min_quantity")
+	if p != nil {
+		return p
+	}
+	minQ, p := quantityParam(mp, quantity)
+	if p != nil {
+		return p
+	}
+	startS, endS := c.Query("start"), c.Query("end")
+	start, p := parseTime(optString(startS), "start", true)
+	if p != nil {
+		return p
+	}
+	end, p := parseTime(optString(endS), "end", true)
+	if p != nil {
+		return p
+	}
+	if p := s.checker().window(start, end, true); p != nil {
+		return p
+	}
+	var q engine.Quote
+	var err error
+	s.read(func(e *engine.Engine) { q, err = e.Quote(market, quantity, 1, start, end, 0) })
+	if err != nil {
+		var ee *engine.Error
+		if errors.As(err, &ee) {
+			return fromEngine(ee)
+		}
+		return err
+	}
+	out := quoteJSON{
+		Market: market, Quantity: quantity, MinQuantity: minQ, Start: rfc3339(start), End: rfc3339(end),
+		Fills: make([]quoteFillJSON, len(q.Fills)), FilledQuantity: q.Filled, TotalCost: q.Cost.String(),
+		MinQuantityMet: q.Filled >= minQ,
+	}
+	for i, f := range q.Fills {
+		out.Fills[i] = quoteFillJSON{ListingID: f.Listing.String(), Quantity: f.Quantity, Price: f.Price.String()}
+	}
+	var avg engine.Price
+	hours := int64((end - start) / engine.Hour)
+	if gh := q.Filled * hours; gh > 0 {
+		avg = engine.Price((int64(q.Cost) + gh/2) / gh)
+		out.AveragePrice = optPrice(avg, true)
+	}
+	out.Reference, out.DiscountVsReference = []pricing.Reference{}, map[string]*string{}
+	if b := s.board(); b != nil {
+		if refs := b.ReferenceRows(gpu); refs != nil {
+			out.Reference = refs
+		}
+		out.DiscountVsReference = b.Discounts(gpu, int64(avg), out.AveragePrice != nil)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+// quantityParam validates an optional min_quantity against quantity; absent
+// means quantity.
+func quantityParam(p *int64, quantity int64) (int64, *Problem) {
+	if p == nil {
+		return quantity, nil
+	}
+	if *p < 1 || *p > quantity {
+		return 0, problem(engine.CodeInvalidQuantity, "min_quantity", "min_quantity must be between 1 and quantity")
+	}
+	return *p, nil
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+type candleJSON struct {
+	Start  string `json:"start"`
+	Open   string `json:"open"`
+	High   string `json:"high"`
+	Low    string `json:"low"`
+	Close  string `json:"close"`
+	Volume int64  `json:"volume"`
+}
+
+type historyJSON struct {
+	Market   string       `json:"market"`
+	Interval string       `json:"interval"`
+	Kind     string       `json:"kind"`
+	Candles  []candleJSON `json:"candles"`
+}
+
+// getHistory answers a market's candles of reserved trades (kind=trades,
+// the default; volume in GPU-hours) or of spot clearing prices (kind=spot;
+// volume 0): those persisted in the read models, overlaid with the price
+// board's in-memory candles (the newer state of a bucket wins).
+func (s *Server) getHistory(c *fiber.Ctx) error {
+	market := c.Params("market")
+	var ok bool
+	s.read(func(e *engine.Engine) { ok = e.HasMarket(market) })
+	if !ok {
+		return unknownMarket(market)
+	}
+	ivs := c.Query("interval")
+	if ivs == "" {
+		return problem(CodeMissingField, "interval", "interval is required: 1m, 1h or 1d")
+	}
+	iv, err := pricing.ParseInterval(ivs)
+	if err != nil {
+		return problem(CodeInvalidInterval, "interval", "interval must be 1m, 1h or 1d")
+	}
+	kind := c.Query("kind", pricing.KindTrades)
+	if kind != pricing.KindTrades && kind != pricing.KindSpot {
+		return problem(CodeInvalidValue, "kind", "kind must be trades or spot")
+	}
+	to := s.cfg.Now().UTC()
+	if v := c.Query("to"); v != "" {
+		t, p := parseTime(&v, "to", true)
+		if p != nil {
+			return p
+		}
+		to = time.UnixMilli(int64(t)).UTC()
+	}
+	from := to.Add(-1000 * iv.Duration())
+	if v := c.Query("from"); v != "" {
+		t, p := parseTime(&v, "from", true)
+		if p != nil {
+			return p
+		}
+		from = time.UnixMilli(int64(t)).UTC()
+	}
+	if !from.Before(to) {
+		return problem(engine.CodeInvalidWindow, "to", "to must be after from")
+	}
+	byStart := map[int64]candleJSON{}
+	if s.cfg.ReadModels != nil {
+		cs, err := s.cfg.ReadModels.Candles(c.UserContext(), market, candleKey(kind, iv), from, to)
+		if err != nil {
+			s.log.Warn("stored history unavailable", "market", market, "err", err)
+		}
+		for _, cd := range cs {
+			byStart[cd.Start.UnixMilli()] = renderCandle(cd)
+		}
+	}
+	if b := s.board(); b != nil {
+		for _, cd := range b.Candles(market, kind, iv, from, to) {
+			byStart[cd.Start.UnixMilli()] = apiCandle(cd)
+		}
+	}
+	starts := make([]int64, 0, len(byStart))
+	for k := range byStart {
+		starts = append(starts, k)
+	}
+	slices.Sort(starts)
+	out := historyJSON{Market: market, Interval: iv.String(), Kind: kind, Candles: make([]candleJSON, len(starts))}
+	for i, k := range starts {
+		out.Candles[i] = byStart[k]
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+func renderCandle(c store.Candle) candleJSON {
+	vol, _ := strconv.ParseInt(strings.Split(c.Volume, ".")[0], 10, 64)
+	return candleJSON{Start: c.Start.UTC().Format(time.RFC3339), Open: c.Open, High: c.High, Low: c.Low, Close: c.Close, Volume: vol}
+}
+
+// ---- listings ----
+
+func (s *Server) createListing(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleOwner)
+	if p != nil {
+		return p
+	}
+	idem, p := idemKeyHeader(c)
+	if p != nil {
+		return p
+	}
+	in, p := s.checker().decodeListing(c.Body())
+	if p != nil {
+		return p
+	}
+	cmd := in.command()
+	cmd.Actor = a.ID
+	if idem != "" {
+		cmd.IdemKey, cmd.IdemHash = idem, idemHash(fiber.MethodPost, "/v1/listings", in)
+	}
+	var view engine.ListingView
+	var ok bool
+	_, p = s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
+		id := cc.Target
+		if _, exists := e.Listing(id); !exists && cc.IdemKey != "" {
+			// An idempotent replay: answer with the listing the key made.
+			id, _, _ = e.IdempotentTarget(cc.Actor, cc.IdemKey)
+		}
+		view, ok = e.Listing(id)
+		ok = ok && view.Owner == cc.Actor
+	})
+	if p != nil {
+		return p
+	}
+	if !ok {
+		return problem(CodeInternal, "", "the listing was not created")
+	}
+	return sendJSON(c, http.StatusCreated, renderListing(view))
+}
+
+func (s *Server) getListing(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleOwner)
+	if p != nil {
+		return p
+	}
+	id, p := pathID(c, "listing")
+	if p != nil {
+		return p
+	}
+	var l engine.ListingView
+	var ok bool
+	s.read(func(e *engine.Engine) { l, ok = e.Listing(id) })
+	if !ok || l.Owner != a.ID {
+		return problem(engine.CodeNotFound, "id", "no such listing")
+	}
+	return sendJSON(c, http.StatusOK, renderListing(l))
+}
+
+func (s *Server) listListings(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleOwner)
+	if p != nil {
+		return p
+	}
+	lp, p := parseList(c, listingStatuses)
+	if p != nil {
+		return p
+	}
+	var ls []engine.ListingView
+	var next engine.ID
+	s.read(func(e *engine.Engine) { ls, next = e.ListingsOf(a.ID, lp.status, lp.limit, lp.cursor) })
+	out := pageJSON[listingOut]{Items: make([]listingOut, len(ls)), NextCursor: cursorOf(next)}
+	for i, l := range ls {
+		out.Items[i] = renderListing(l)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+func (s *Server) cancelListing(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleOwner)
+	if p != nil {
+		return p
+	}
+	id, p := pathID(c, "listing")
+	if p != nil {
+		return p
+	}
+	var view engine.ListingView
+	_, p = s.submit(engine.Command{Kind: engine.CmdCancelListing, Actor: a.ID, Target: id},
+		func(e *engine.Engine, cc *engine.Command) { view, _ = e.Listing(cc.Target) })
+	if p != nil {
+		return p
+	}
+	return sendJSON(c, http.StatusOK, renderListing(view))
+}
+
+// ---- bids ----
+
+func (s *Server) createBid(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleBuyer)
+	if p != nil {
+		return p
+	}
+	idem, p := idemKeyHeader(c)
+	if p != nil {
+		return p
+	}
+	in, p := s.checker().decodeBid(c.Body())
+	if p != nil {
+		return p
+	}
+	cmd := in.command()
+	cmd.Actor = a.ID
+	if idem != "" {
+		cmd.IdemKey, cmd.IdemHash = idem, idemHash(fiber.MethodPost, "/v1/bids", in)
+	}
+	var view engine.BidView
+	var ok bool
+	_, p = s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
+		id := cc.Target
+		if _, exists := e.Bid(id); !exists && cc.IdemKey != "" {
+			// An idempotent replay: answer with the bid the key made.
+			id, _, _ = e.IdempotentTarget(cc.Actor, cc.IdemKey)
+		}
+		view, ok = e.Bid(id)
+		ok = ok && view.Buyer == cc.Actor
+	})
+	if p != nil {
+		return p
+	}
+	if !ok {
+		return problem(CodeInternal, "", "the bid was not created")
+	}
+	return sendJSON(c, http.StatusCreated, renderBid(view))
+}
+
+func (s *Server) getBid(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleBuyer)
+	if p != nil {
+		return p
+	}
+	id, p := pathID(c, "bid")
+	if p != nil {
+		return p
+	}
+	var b engine.BidView
+	var ok bool
+	s.read(func(e *engine.Engine) { b, ok = e.Bid(id) })
+	if !ok || b.Buyer != a.ID {
+		return problem(engine.CodeNotFound, "id", "no such bid")
+	}
+	return sendJSON(c, http.StatusOK, renderBid(b))
+}
+
+func (s *Server) listBids(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleBuyer)
+	if p != nil {
+		return p
+	}
+	lp, p := parseList(c, bidStatuses)
+	if p != nil {
+		return p
+	}
+	var bs []engine.BidView
+	var next engine.ID
+	s.read(func(e *engine.Engine) { bs, next = e.BidsOf(a.ID, lp.status, lp.limit, lp.cursor) })
+	out := pageJSON[bidOut]{Items: make([]bidOut, len(bs)), NextCursor: cursorOf(next)}
+	for i, b := range bs {
+		out.Items[i] = renderBid(b)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+func (s *Server) cancelBid(c *fiber.Ctx) error {
+	a, p := requireAccount(c, engine.RoleBuyer)
+	if p != nil {
+		return p
+	}
+	id, p := pathID(c, "bid")
+	if p != nil {
+		return p
+	}
+	var view engine.BidView
+	_, p = s.submit(engine.Command{Kind: engine.CmdCancelBid, Actor: a.ID, Target: id},
+		func(e *engine.Engine, cc *engine.Command) { view, _ = e.Bid(cc.Target) })
+	if p != nil {
+		return p
+	}
+	return sendJSON(c, http.StatusOK, renderBid(view))
+}

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"gpux/engine"
+	"gpux/pricing"
+	"gpux/store"
+)
+
+// priceBoard is the server's pricing.Board (spot, last trade, 24 h VWAP,
+// candles per market), built lazily from the engine once it is recovered
+// and then fed by the engine's events on the feed hub's goroutine.
+type priceBoard struct {
+	mu  sync.Mutex
+	b   *pricing.Board
+	seq uint64 // the engine seq the board was seeded at; older events are in the seed
+}
+
+// board returns the price board, seeding it from the engine the first
+// time; nil before recovery.
+func (s *Server) board() *pricing.Board {
+	pb := &s.prices
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	s.seedBoardLocked()
+	return pb.b
+}
+
+func (s *Server) seedBoardLocked() {
+	pb := &s.prices
+	if pb.b != nil {
+		return
+	}
+	s.read(func(e *engine.Engine) {
+		b := pricing.NewBoard(s.cfg.Rates, e.Markets())
+		b.Seed(e)
+		pb.b, pb.seq = b, e.Seq()
+	})
+}
+
+// observePrices folds a batch of events into the board (hub goroutine).
+func (s *Server) observePrices(evs []engine.Event) {
+	pb := &s.prices
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	s.seedBoardLocked()
+	if pb.b == nil {
+		return
+	}
+	i := sort.Search(len(evs), func(i int) bool { return evs[i].Seq > pb.seq })
+	if i < len(evs) {
+		pb.b.Observe(evs[i:])
+	}
+}
+
+// renderPrices builds GET /v1/prices (and the prices channel) from the
+// engine's books and the board.
+func (s *Server) renderPrices() []pricing.Row {
+	b := s.board()
+	if b == nil {
+		return []pricing.Row{}
+	}
+	type book struct {
+		id     string
+		ask    engine.Price
+		hasAsk bool
+		bids   []pricing.Order
+		asks   []pricing.Order
+	}
+	var books []book
+	s.read(func(e *engine.Engine) {
+		for _, m := range e.Markets() {
+			bv, _ := e.Book(m.ID)
+			bk := book{id: m.ID}
+			for _, l := range bv.Asks {
+				if !bk.hasAsk || l.Price < bk.ask {
+					bk.ask, bk.hasAsk = l.Price, true
+				}
+				bk.asks = append(bk.asks, order(l))
+			}
+			for _, l := range bv.Bids {
+				bk.bids = append(bk.bids, order(l))
+			}
+			books = append(books, bk)
+		}
+	})
+	now := s.cfg.Now()
+	rows := make([]pricing.Row, 0, len(books))
+	for _, bk := range books {
+		if r, ok := b.Row(bk.id, int64(bk.ask), bk.hasAsk, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+func order(l engine.Level) pricing.Order {
+	return pricing.Order{Price: int64(l.Price), Quantity: l.Quantity, Start: time.UnixMilli(int64(l.Start)).UTC(), End: time.UnixMilli(int64(l.End)).UTC()}
+}
+
+// Candle kinds as the history endpoint names them, and how they are keyed
+// in the read models ("<kind>:<interval>").
+func candleKey(kind string, iv pricing.Interval) string { return kind + ":" + iv.String() }
+
+// candleWriter persists the board's changed candles to the read models off
+// the hub's goroutine; when it falls behind, updates are dropped (the
+// in-memory board still serves them, and the next change of the same
+// candle rewrites it).
+type candleWriter struct {
+	rm   store.ReadModelStore
+	in   chan []pricing.CandleUpdate
+	done chan struct{}
+}
+
+func newCandleWriter(rm store.ReadModelStore) *candleWriter {
+	w := &candleWriter{rm: rm, in: make(chan []pricing.CandleUpdate, 256), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *candleWriter) offer(ups []pricing.CandleUpdate) {
+	if len(ups) == 0 {
+		return
+	}
+	select {
+	case w.in <- ups:
+	default:
+	}
+}
+
+func (w *candleWriter) close() {
+	close(w.in)
+	<-w.done
+}
+
+func (w *candleWriter) run() {
+	defer close(w.done)
+	for ups := range w.in {
+		type key struct{ market, name string }
+		groups := map[key][]store.Candle{}
+		for _, u := range ups {
+			k := key{u.Market, candleKey(u.Kind, u.Interval)}
+			groups[k] = append(groups[k], storeCandle(u.Candle))
+		}
+		for k, cs := range groups {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = w.rm.PutCandles(ctx, k.market, k.name, cs) // history is a read model: a lost write is redone by the next change
+			cancel()
+		}
+	}
+}
+
+func storeCandle(c pricing.Candle) store.Candle {
+	return store.Candle{
+		Start: c.Start, Open: pricing.FormatPrice(c.Open), High: pricing.FormatPrice(c.High),
+		Low: pricing.FormatPrice(c.Low), Close: pricing.FormatPrice(c.Close), Volume: strconv.FormatInt(c.Volume, 10),
+	}
+}
+
+func apiCandle(c pricing.Candle) candleJSON {
+	return candleJSON{
+		Start: c.Start.UTC().Format(time.RFC3339), Open: pricing.FormatPrice(c.Open), High: pricing.FormatPrice(c.High),
+		Low: pricing.FormatPrice(c.Low), Close: pricing.FormatPrice(c.Close), Volume: c.Volume,
+	}
+}

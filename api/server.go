@@ -1,0 +1,337 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"gpux/engine"
+	"gpux/pricing"
+	"gpux/sequencer"
+	"gpux/store"
+)
+
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+// OpenAPI returns the OpenAPI document the server serves at /openapi.yaml.
+func OpenAPI() []byte { return append([]byte(nil), openAPIDocument...) }
+
+// Sequencer is what the API needs of the shard's runtime
+// (*sequencer.Sequencer implements it).
+type Sequencer interface {
+	Submit(ctx context.Context, c engine.Command, view func(e *engine.Engine, c *engine.Command)) (sequencer.Outcome, error)
+	Read(fn func(e *engine.Engine))
+	Status() sequencer.Status
+}
+
+var _ Sequencer = (*sequencer.Sequencer)(nil)
+
+// Config configures a Server.
+type Config struct {
+	Sequencer Sequencer
+	// ReadModels serves history (candles) and remembers the answers of
+	// idempotent admin requests; optional (history is then empty and
+	// admin idempotency is kept in memory).
+	ReadModels store.ReadModelStore
+	// Rates are the reference rates shown next to market prices; nil =
+	// pricing.Default().
+	Rates *pricing.Table
+	// AdminKey authorises account creation, deposits and withdrawals.
+	// Empty: no request is admin.
+	AdminKey string
+	// RateLimit is requests per second per API key (IP address for
+	// requests without a valid key), burst 2×; 0 = off.
+	RateLimit int
+	// AllowedOrigins may open websockets besides same-origin pages and
+	// pages served from localhost; "*" allows any origin.
+	AllowedOrigins []string
+	Logger         *slog.Logger
+	// Now is the clock validation uses (default time.Now); the engine
+	// re-checks every rule with the sequencer's time.
+	Now func() time.Time
+	// CommandTimeout bounds waiting for one command (default 10 s).
+	CommandTimeout time.Duration
+	// Heartbeat is the websocket heartbeat period (default 10 s).
+	Heartbeat time.Duration
+	// SendQueue is each websocket client's queue length (default 256);
+	// a client whose queue is full is dropped.
+	SendQueue int
+}
+
+// Server is the HTTP and websocket API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	app     *fiber.App
+	metrics *metrics
+	limiter *limiter
+	hub     *hub
+	idem    *adminIdem
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	shutdownOnce sync.Once
+	conns        connSet
+	prices       priceBoard
+	candles      *candleWriter // nil without read models
+}
+
+// NewServer builds the server and its routes; call Listen or Listener to
+// serve, and feed it the sequencer's hooks (OnEvents, OnBatch).
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Rates == nil {
+		cfg.Rates = pricing.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 10 * time.Second
+	}
+	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 15*time.Second {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 256
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), limiter: newLimiter(cfg.RateLimit)}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.idem = newAdminIdem(cfg.ReadModels)
+	if cfg.ReadModels != nil {
+		s.candles = newCandleWriter(cfg.ReadModels)
+	}
+	s.hub = newHub(s)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "gpuxd",
+		BodyLimit:             BodyLimit,
+		Immutable:             true, // values taken from a request never alias fasthttp's buffers
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+	})
+	s.routes()
+	go s.hub.run()
+	return s
+}
+
+// App exposes the Fiber app (tests list its routes).
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	a := s.app
+	a.Use(s.observe)
+	a.Get("/healthz", s.health)
+	a.Get("/readyz", s.ready)
+	a.Get("/metrics", s.metrics.handler())
+	a.Get("/openapi.yaml", s.openapi)
+
+	v1 := a.Group("/v1", s.identify)
+	v1.Post("/accounts", s.createAccount)
+	v1.Post("/accounts/:id/deposits", s.deposit)
+	v1.Post("/accounts/:id/withdrawals", s.withdraw)
+	v1.Get("/account", s.getAccount)
+
+	v1.Get("/markets", s.listMarkets)
+	v1.Get("/markets/:market/book", s.getBook)
+	v1.Get("/markets/:market/trades", s.listMarketTrades)
+	v1.Get("/markets/:market/quote", s.getQuote)
+	v1.Get("/markets/:market/history", s.getHistory)
+	v1.Get("/prices", s.listPrices)
+
+	v1.Post("/listings", s.createListing)
+	v1.Get("/listings", s.listListings)
+	v1.Get("/listings/:id", s.getListing)
+	v1.Delete("/listings/:id", s.cancelListing)
+
+	v1.Post("/bids", s.createBid)
+	v1.Get("/bids", s.listBids)
+	v1.Get("/bids/:id", s.getBid)
+	v1.Delete("/bids/:id", s.cancelBid)
+
+	v1.Get("/ws", s.wsUpgrade, s.wsHandler())
+}
+
+// Listen serves on addr until Shutdown.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Listener(ln)
+}
+
+// Listener serves on ln until Shutdown.
+func (s *Server) Listener(ln net.Listener) error {
+	err := s.app.Listener(&trackingListener{Listener: ln, conns: &s.conns})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, closes every websocket with 1001
+// (going away), waits for in-flight requests (or ctx) and stops the feed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		s.hub.close()
+		// fasthttp counts a connection that has not sent a byte yet as
+		// active, and would wait for it until its read timeout: close
+		// those as net/http does.
+		stop := make(chan struct{})
+		go func() {
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for {
+				s.conns.closeUnused()
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		err = s.app.ShutdownWithContext(ctx)
+		close(stop)
+		s.cancel()
+		if s.candles != nil {
+			s.candles.close() // the hub, its only producer, has stopped
+		}
+	})
+	return err
+}
+
+// OnEvents is the sequencer's events hook: it copies the events and hands
+// them to the feed hub without blocking.
+func (s *Server) OnEvents(events []engine.Event) { s.hub.publish(events) }
+
+// OnBatch is the sequencer's batch hook (metrics).
+func (s *Server) OnBatch(commands int, journalLatency time.Duration) {
+	s.metrics.batchSize.Observe(float64(commands))
+	s.metrics.batchLat.Observe(journalLatency.Seconds())
+}
+
+// read runs fn on the engine under the sequencer's read lock; it reports
+// false (and skips fn) before recovery has produced an engine.
+func (s *Server) read(fn func(e *engine.Engine)) bool {
+	ran := false
+	s.cfg.Sequencer.Read(func(e *engine.Engine) {
+		if e != nil {
+			ran = true
+			fn(e)
+		}
+	})
+	return ran
+}
+
+func (s *Server) checker() checker {
+	return checker{now: s.cfg.Now(), hasMarket: func(id string) bool {
+		ok := false
+		s.read(func(e *engine.Engine) { ok = e.HasMarket(id) })
+		return ok
+	}}
+}
+
+// submit runs one command through the sequencer, counting it. A rejection
+// by the engine comes back as a Problem as well.
+func (s *Server) submit(cmd engine.Command, view func(e *engine.Engine, c *engine.Command)) (sequencer.Outcome, *Problem) {
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.CommandTimeout)
+	defer cancel()
+	out, err := s.cfg.Sequencer.Submit(ctx, cmd, view)
+	kind := cmd.Kind.String()
+	if err != nil {
+		s.metrics.commands.WithLabelValues(kind, "error").Inc()
+		return out, fromSubmit(err)
+	}
+	if out.Err != nil {
+		s.metrics.commands.WithLabelValues(kind, out.Err.Code).Inc()
+		return out, fromEngine(out.Err)
+	}
+	s.metrics.commands.WithLabelValues(kind, "ok").Inc()
+	return out, nil
+}
+
+// connSet tracks the server's connections so Shutdown can close those
+// that never sent a request.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*trackedConn]bool
+}
+
+func (cs *connSet) add(c *trackedConn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.m == nil {
+		cs.m = map[*trackedConn]bool{}
+	}
+	cs.m[c] = true
+}
+
+func (cs *connSet) remove(c *trackedConn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.m, c)
+}
+
+func (cs *connSet) closeUnused() {
+	cs.mu.Lock()
+	var idle []*trackedConn
+	for c := range cs.m {
+		if !c.used.Load() {
+			idle = append(idle, c)
+		}
+	}
+	cs.mu.Unlock()
+	for _, c := range idle {
+		_ = c.Close()
+	}
+}
+
+type trackingListener struct {
+	net.Listener
+	conns *connSet
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: l.conns}
+	l.conns.add(tc)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	used atomic.Bool
+	once sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.used.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.set.remove(c) })
+	return c.Conn.Close()
+}

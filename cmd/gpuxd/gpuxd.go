@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gpux/api"
+	"gpux/engine"
+	"gpux/pricing"
+	"gpux/sequencer"
+	"gpux/store"
+)
+
+// Config is everything an operator chooses; it lives here only.
+type Config struct {
+	Addr             string
+	RedisURL         string
+	Shard            string
+	AdminKey         string
+	Demo             bool
+	RateLimit        int
+	RatesFile        string
+	SnapshotEvery    int
+	SnapshotInterval time.Duration
+	FeeBps           int64
+	AllowedOrigins   []string
+	LogFormat        string // "json" or "text"
+	LogLevel         string
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+	// TickInterval is the sequencer's tick period (tests; 0 = 1 s).
+	TickInterval time.Duration
+}
+
+// DefaultConfig is the configuration without flags or environment.
+func DefaultConfig() Config {
+	return Config{
+		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
+		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Main wires the journal, sequencer and API: ParseFlags, Run, Close.
+type Main struct {
+	Config Config
+	// Stdout receives what an operator must see once (generated keys);
+	// Stderr the logs.
+	Stdout, Stderr io.Writer
+
+	log        *slog.Logger
+	journal    store.Journal
+	readModels store.ReadModelStore
+	seq        *sequencer.Sequencer
+	server     *api.Server
+	ln         net.Listener
+
+	seqCancel context.CancelFunc
+	seqDone   chan error
+	serveDone chan error
+	failed    chan error
+	demo      *demo
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout, Stderr: os.Stderr, failed: make(chan error, 2)}
+}
+
+// ParseFlags reads flags, falling back to the GPUX_* environment and then
+// the defaults.
+func (m *Main) ParseFlags(_ context.Context, args []string) error {
+	return m.parse(args, os.LookupEnv)
+}
+
+func (m *Main) parse(args []string, env func(string) (string, bool)) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("gpuxd", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	var errs []error
+	str := func(p *string, name, envName, usage string) {
+		if v, ok := env(envName); ok {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage+" (env "+envName+")")
+	}
+	integer := func(p *int, name, envName, usage string) {
+		if v, ok := env(envName); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not an integer", envName, v))
+			}
+			*p = n
+		}
+		fs.IntVar(p, name, *p, usage+" (env "+envName+")")
+	}
+	boolean := func(p *bool, name, envName, usage string) {
+		if v, ok := env(envName); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a boolean", envName, v))
+			}
+			*p = b
+		}
+		fs.BoolVar(p, name, *p, usage+" (env "+envName+")")
+	}
+	duration := func(p *time.Duration, name, envName, usage string) {
+		if v, ok := env(envName); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration", envName, v))
+			}
+			*p = d
+		}
+		fs.DurationVar(p, name, *p, usage+" (env "+envName+")")
+	}
+	origins := strings.Join(c.AllowedOrigins, ",")
+	fee := int(c.FeeBps)
+	str(&c.Addr, "addr", "GPUX_ADDR", "listen address")
+	str(&c.RedisURL, "redis", "GPUX_REDIS_URL", "redis://host:port/db; empty = in-memory journal (nothing survives a restart)")
+	str(&c.Shard, "shard", "GPUX_SHARD", "shard id (Redis key hash tag)")
+	str(&c.AdminKey, "admin-key", "GPUX_ADMIN_KEY", "admin API key; empty = generate one and print it")
+	boolean(&c.Demo, "demo", "GPUX_DEMO", "seed demo accounts and listings and run simulated bidders")
+	integer(&c.RateLimit, "rate-limit", "GPUX_RATE_LIMIT", "requests per second per API key (burst 2x); 0 = off")
+	str(&c.RatesFile, "rates", "GPUX_RATES_FILE", "reference rates CSV; empty = the built-in table")
+	integer(&c.SnapshotEvery, "snapshot-every", "GPUX_SNAPSHOT_EVERY", "snapshot after this many commands")
+	duration(&c.SnapshotInterval, "snapshot-interval", "GPUX_SNAPSHOT_INTERVAL", "snapshot at least this often when there are new commands")
+	integer(&fee, "fee-bps", "GPUX_FEE_BPS", "platform fee in basis points")
+	str(&origins, "allowed-origins", "GPUX_ALLOWED_ORIGINS", "comma-separated extra origins allowed to open websockets (* = any)")
+	str(&c.LogFormat, "log-format", "GPUX_LOG_FORMAT", "json or text")
+	str(&c.LogLevel, "log-level", "GPUX_LOG_LEVEL", "debug, info, warn or error")
+	duration(&c.ShutdownTimeout, "shutdown-timeout", "GPUX_SHUTDOWN_TIMEOUT", "how long a graceful stop may take")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.FeeBps = int64(fee)
+	c.AllowedOrigins = nil
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	switch {
+	case c.RateLimit < 0:
+		return errors.New("--rate-limit must not be negative")
+	case c.FeeBps < 0 || c.FeeBps >= 10000:
+		return errors.New("--fee-bps must be in [0, 10000)")
+	case c.Shard == "":
+		return errors.New("--shard must not be empty")
+	case c.LogFormat != "json" && c.LogFormat != "text":
+		return fmt.Errorf("--log-format %q: json or text", c.LogFormat)
+	}
+	return nil
+}
+
+func (m *Main) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(m.Config.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", m.Config.LogLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if m.Config.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(m.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(m.Stderr, opts)), nil
+}
+
+// Addr is the address the API listens on, once Run has started it.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// AdminKey is the admin key in force (generated by Run when none was set).
+func (m *Main) AdminKey() string { return m.Config.AdminKey }
+
+// Failed reports a fatal error of the server or the sequencer after Run.
+func (m *Main) Failed() <-chan error { return m.failed }
+
+// Run opens the journal, starts listening (health answers during
+// recovery), recovers the engine, starts the sequencer, brings the
+// engine's reference rates in line with the rates table and, with --demo,
+// seeds demo data and starts simulated bidders. It returns once the
+// exchange is ready; Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	log, err := m.logger()
+	if err != nil {
+		return err
+	}
+	m.log = log
+	rates := pricing.Default()
+	if m.Config.RatesFile != "" {
+		if rates, err = pricing.LoadFile(m.Config.RatesFile); err != nil {
+			return err // a *pricing.LoadError names file, line and column
+		}
+	}
+	if m.Config.RedisURL != "" {
+		j, err := store.OpenRedis(ctx, m.Config.RedisURL, m.Config.Shard)
+		if err != nil {
+			return fmt.Errorf("open journal: %w", err)
+		}
+		m.journal = j
+		if m.readModels, err = store.NewReadModels(j.Client(), m.Config.Shard, store.ReadModelOptions{}); err != nil {
+			return err
+		}
+		log.Info("journal", "kind", "redis", "shard", m.Config.Shard)
+	} else {
+		m.journal = store.NewMemoryJournal()
+		m.readModels = store.NewMemoryReadModels(store.ReadModelOptions{})
+		log.Warn("NO REDIS CONFIGURED: running on an in-memory journal; every account, order and balance is lost when this process stops (set --redis or GPUX_REDIS_URL)")
+	}
+	if m.Config.AdminKey == "" {
+		key, _ := api.NewAPIKey()
+		m.Config.AdminKey = key
+		fmt.Fprintf(m.Stdout, "gpuxd: generated admin key (set --admin-key or GPUX_ADMIN_KEY to choose one): %s\n", key)
+	}
+
+	var hooks atomic.Pointer[api.Server]
+	m.seq, err = sequencer.New(sequencer.Config{
+		Journal: m.journal, FeeBps: m.Config.FeeBps,
+		SnapshotEvery: m.Config.SnapshotEvery, SnapshotInterval: m.Config.SnapshotInterval,
+		TickInterval: m.Config.TickInterval, Logger: log.With("component", "sequencer"),
+		OnEvents: func(evs []engine.Event) {
+			if s := hooks.Load(); s != nil {
+				s.OnEvents(evs)
+			}
+		},
+		OnBatch: func(n int, lat time.Duration) {
+			if s := hooks.Load(); s != nil {
+				s.OnBatch(n, lat)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.server = api.NewServer(api.Config{
+		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
+		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
+	})
+	hooks.Store(m.server)
+
+	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
+	}
+	m.serveDone = make(chan error, 1)
+	go func() {
+		err := m.server.Listener(m.ln)
+		m.serveDone <- err
+		if err != nil {
+			m.failed <- fmt.Errorf("serve: %w", err)
+		}
+	}()
+	log.Info("listening; recovering", "addr", m.ln.Addr().String())
+
+	if err := m.seq.Recover(ctx); err != nil {
+		return err
+	}
+	seqCtx, cancel := context.WithCancel(context.Background())
+	m.seqCancel = cancel
+	m.seqDone = make(chan error, 1)
+	go func() {
+		err := m.seq.Run(seqCtx)
+		m.seqDone <- err
+		if err != nil && !errors.Is(err, context.Canceled) {
+			m.failed <- fmt.Errorf("sequencer: %w", err)
+		}
+	}()
+	if err := m.syncReferenceRates(ctx, rates); err != nil {
+		return err
+	}
+	if m.Config.Demo {
+		m.demo, err = startDemo(ctx, m.seq, log.With("component", "demo"), m.Stdout)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	st := m.seq.Status()
+	log.Info("ready", "addr", m.ln.Addr().String(), "journal", st.Journal, "durable", st.Durable,
+		"last_seq", st.LastSeq, "recovered_commands", st.RecoveredCommands, "recovery_seconds", st.RecoverySeconds)
+	return nil
+}
+
+// syncReferenceRates journals a SetReferenceRates when the engine's rates
+// differ from the table's, so pegs resolve against what the API shows.
+func (m *Main) syncReferenceRates(ctx context.Context, t *pricing.Table) error {
+	var have []engine.ReferenceRate
+	m.seq.Read(func(e *engine.Engine) { have = e.ReferenceRates() })
+	want := t.EngineRates()
+	if slices.Equal(have, want) {
+		return nil
+	}
+	out, err := m.seq.Submit(ctx, engine.Command{Kind: engine.CmdSetReferenceRates, Rates: want}, nil)
+	if err != nil {
+		return fmt.Errorf("set reference rates: %w", err)
+	}
+	if out.Err != nil {
+		return fmt.Errorf("set reference rates: %w", out.Err)
+	}
+	m.log.Info("reference rates set", "rates", len(want), "seq", out.Seq)
+	return nil
+}
+
+// Close stops gracefully: demo bidders, then the API (no new connections,
+// websockets closed with 1001, in-flight requests finished), then the
+// sequencer (queued commands run, journal flushed, final snapshot), then
+// the journal. It is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if m.demo != nil {
+			m.demo.stop()
+		}
+		if m.server != nil {
+			if err := m.server.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop api: %w", err))
+			}
+			if m.serveDone != nil {
+				select {
+				case <-m.serveDone:
+				case <-ctx.Done():
+				}
+			}
+		}
+		if m.seq != nil && m.seqDone != nil {
+			if err := m.seq.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			m.seqCancel()
+			<-m.seqDone
+		}
+		if m.journal != nil {
+			if err := m.journal.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close journal: %w", err))
+			}
+		}
+		if m.log != nil {
+			m.log.Info("stopped")
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}

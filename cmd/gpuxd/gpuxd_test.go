@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gpux/client"
+	"gpux/store/redistest"
+)
+
+func TestParseFlags(t *testing.T) {
+	env := func(kv map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+	}
+	t.Run("defaults", func(t *testing.T) {
+		m := NewMain()
+		if err := m.parse(nil, env(nil)); err != nil {
+			t.Fatal(err)
+		}
+		c := m.Config
+		if c.Addr != ":8080" || c.RateLimit != 200 || c.Shard != "main" || c.RedisURL != "" || c.Demo || c.AdminKey != "" {
+			t.Errorf("defaults: got %+v", c)
+		}
+	})
+	t.Run("env then flags", func(t *testing.T) {
+		m := NewMain()
+		err := m.parse([]string{"--rate-limit", "7", "--demo"}, env(map[string]string{
+			"GPUX_ADDR": ":9000", "GPUX_RATE_LIMIT": "50", "GPUX_REDIS_URL": "redis://x:1/0", "GPUX_ADMIN_KEY": "k",
+			"GPUX_RATES_FILE": "/r.csv", "GPUX_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.Config
+		if c.Addr != ":9000" || c.RateLimit != 7 || c.RedisURL != "redis://x:1/0" || c.AdminKey != "k" || !c.Demo || c.RatesFile != "/r.csv" || len(c.AllowedOrigins) != 2 {
+			t.Errorf("config: got %+v", c)
+		}
+	})
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"bad env int":    {env: map[string]string{"GPUX_RATE_LIMIT": "lots"}},
+		"negative limit": {args: []string{"--rate-limit=-1"}},
+		"bad format":     {args: []string{"--log-format=xml"}},
+		"extra args":     {args: []string{"serve"}},
+		"unknown flag":   {args: []string{"--nope"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := NewMain()
+			m.Stderr = io.Discard
+			if err := m.parse(tc.args, env(tc.env)); err == nil {
+				t.Errorf("got no error")
+			}
+		})
+	}
+}
+
+func TestRatesFileError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rates.csv")
+	b, err := os.ReadFile("../../pricing/rates.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(b), "\n", 4)
+	lines[2] = strings.Replace(lines[2], "on_demand", "free_lunch", 1)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMain(t)
+	m.Config.RatesFile = path
+	err = m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("got %v, want an error naming line 3", err)
+	}
+}
+
+func newTestMain(t *testing.T) *Main {
+	t.Helper()
+	m := NewMain()
+	m.Config.Addr = "127.0.0.1:0"
+	m.Config.AdminKey = "admin"
+	m.Config.LogFormat = "text"
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	return m
+}
+
+// TestRestartKeepsState runs gpuxd twice on one Redis shard.
+func TestRestartKeepsState(t *testing.T) {
+	url, shard := redistest.URL(t), redistest.Shard(t)
+	start := func() (*Main, *client.Client) {
+		m := newTestMain(t)
+		m.Config.RedisURL, m.Config.Shard = url, shard
+		if err := m.Run(context.Background()); err != nil {
+			m.Close()
+			t.Fatal(err)
+		}
+		return m, client.New("http://"+m.Addr(), client.WithAPIKey("admin"))
+	}
+	m, admin := start()
+	ctx := context.Background()
+	a, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "keeper", Roles: []string{"buyer", "owner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Deposit(ctx, a.ID, "123.45"); err != nil {
+		t.Fatal(err)
+	}
+	user := admin.WithKey(a.APIKey)
+	l, err := user.PlaceListing(ctx, client.ListingRequest{Market: "h100-sxm.us-east", Quantity: 2, Start: time.Now().UTC().Truncate(time.Hour), End: time.Now().UTC().Truncate(time.Hour).Add(5 * time.Hour), ReservePrice: client.FixedPrice("2.00")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := admin.Health(ctx)
+	if err != nil || h.Journal != "redis" || !h.Durable {
+		t.Errorf("health: %v %+v", err, h)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m, admin = start()
+	defer m.Close()
+	user = admin.WithKey(a.APIKey)
+	acct, err := user.Account(ctx)
+	if err != nil {
+		t.Fatalf("the key does not work after a restart: %v", err)
+	}
+	if acct.Balance != "123.45" || acct.Name != "keeper" {
+		t.Errorf("account after restart: got %+v", acct)
+	}
+	got, err := user.Listing(ctx, l.ID)
+	if err != nil || got.Status != "active" {
+		t.Errorf("listing after restart: %v %+v", err, got)
+	}
+	p, err := admin.Prices(ctx)
+	if err != nil || len(p) == 0 || len(p[0].DiscountVsReference) == 0 {
+		t.Errorf("prices: %v %+v", err, p)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	m := newTestMain(t)
+	var out bytes.Buffer
+	m.Stdout = &out
+	m.Config.Demo = true
+	if err := m.Run(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n := strings.Count(out.String(), "demo account"); n != 5 {
+		t.Errorf("printed %d demo accounts, want 5:\n%s", n, out.String())
+	}
+	c := client.New("http://" + m.Addr())
+	h0, _ := c.Health(context.Background())
+	time.Sleep(2500 * time.Millisecond)
+	h1, _ := c.Health(context.Background())
+	if h1.LastSeq <= h0.LastSeq+1 {
+		t.Errorf("simulated bidders: last seq %d → %d, want movement", h0.LastSeq, h1.LastSeq)
+	}
+	if h1.Journal != "memory" || h1.Durable {
+		t.Errorf("health: got %+v, want a non-durable memory journal", h1)
+	}
+	b, err := c.Book(context.Background(), "h100-sxm.us-east")
+	if err != nil || len(b.Asks) == 0 {
+		t.Errorf("demo book: %v %+v", err, b)
+	}
+}
+
+// TestSignal builds gpuxd, starts it and stops it with SIGTERM: it must
+// exit 0 after stopping cleanly.
+func TestSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), "gpuxd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "GPUX_REDIS_URL=", "GPUX_ADMIN_KEY=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout syncBuffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := make(chan string, 1)
+	var logs syncBuffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ready" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	var a string
+	select {
+	case a = <-addr:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gpuxd never became ready:\n%s", logs.String())
+	}
+	c := client.New("http://" + a)
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "generated admin key") {
+		t.Errorf("no generated admin key printed: %q", stdout.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Errorf("exit: %v\n%s", err, logs.String())
+		} else if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("gpuxd did not stop within 15 s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), "in-memory journal") {
+		t.Errorf("no warning about the in-memory journal in the logs")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestRatesFileApplied: a rates file replaces the table, and the engine's
+// reference rates follow it, so pegs resolve against what /v1/prices shows.
+func TestRatesFileApplied(t *testing.T) {
+	b, err := os.ReadFile("../../pricing/rates.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// AWS H100 SXM on-demand is 6.88 on its two us-east-1 lines; make it 8.00.
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "AWS,H100 SXM 80GB,") && strings.Contains(line, ",on_demand,") {
+			line = strings.Replace(line, ",6.88,2026-07-20,", ",8.00,2026-07-20,", 1)
+		}
+		out = append(out, line)
+	}
+	path := filepath.Join(t.TempDir(), "rates.csv")
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMain(t)
+	m.Config.RatesFile = path
+	if err := m.Run(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	admin := client.New("http://"+m.Addr(), client.WithAPIKey("admin"))
+	a, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	l, err := admin.WithKey(a.APIKey).PlaceListing(ctx, client.ListingRequest{Market: "h100-sxm.us-east", Quantity: 1, Start: now, End: now.Add(2 * time.Hour), ReservePrice: client.ReferencePeg("aws", "0.50")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ReservePrice != "4.00" {
+		t.Errorf("reference peg: got %s, want 4.00 (half of the file's 8.00)", l.ReservePrice)
+	}
+}
