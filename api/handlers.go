@@ -150,17 +150,33 @@ func (s *Server) createAccount(c *fiber.Ctx) error {
 	if p != nil {
 		return p
 	}
-	return s.idem.do(c, idem, idemHash(fiber.MethodPost, "/v1/accounts", in), func() (int, any, *Problem) {
+	ih := idemHash(fiber.MethodPost, "/v1/accounts", in)
+	return s.idem.do(c, idem, ih, func() (int, any, *Problem) {
 		key, hash := NewAPIKey()
 		var acct engine.AccountView
 		var ok bool
-		_, p := s.submit(engine.Command{Kind: engine.CmdCreateAccount, Name: in.Name, Roles: in.Roles, KeyHash: hash},
-			func(e *engine.Engine, cmd *engine.Command) { acct, ok = e.Account(cmd.Target) })
+		replayed := false
+		_, p := s.submit(engine.Command{Kind: engine.CmdCreateAccount, Name: in.Name, Roles: in.Roles, KeyHash: hash, IdemKey: idem, IdemHash: ih},
+			func(e *engine.Engine, cmd *engine.Command) {
+				if acct, ok = e.Account(cmd.Target); ok {
+					return
+				}
+				// The engine remembered the key: a retry of a create whose
+				// first answer was lost. The key was shown then; it cannot
+				// be shown again.
+				if id, _, found := e.IdempotentTarget(engine.ID{}, idem); found {
+					acct, ok = e.Account(id)
+					replayed = true
+				}
+			})
 		if p != nil {
 			return 0, nil, p
 		}
 		if !ok {
 			return 0, nil, problem(CodeInternal, "", "the account was not created")
+		}
+		if replayed {
+			key = ""
 		}
 		return http.StatusCreated, accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names(), APIKey: key}, nil
 	})
@@ -186,9 +202,10 @@ func (s *Server) moveMoney(c *fiber.Ctx, kind engine.Kind) error {
 		return p
 	}
 	path := "/v1/accounts/" + id.String() + "/" + kind.String()
-	return s.idem.do(c, idem, idemHash(fiber.MethodPost, path, amount), func() (int, any, *Problem) {
+	ih := idemHash(fiber.MethodPost, path, amount)
+	return s.idem.do(c, idem, ih, func() (int, any, *Problem) {
 		var acct engine.AccountView
-		_, p := s.submit(engine.Command{Kind: kind, Target: id, Amount: amount},
+		_, p := s.submit(engine.Command{Kind: kind, Target: id, Amount: amount, IdemKey: idem, IdemHash: ih},
 			func(e *engine.Engine, cmd *engine.Command) { acct, _ = e.Account(cmd.Target) })
 		if p != nil {
 			return 0, nil, p

@@ -18,12 +18,13 @@ import (
 // withdrawals) idempotent per Idempotency-Key. Bids and listings do not use
 // it: the engine itself remembers their keys, journaled with the command.
 //
-// Here the answer is stored after the command succeeded, in the read models
-// when the server has them (else in memory), for 24 h. Requests with the
-// same key are serialised in this process. The window between the command
-// being journaled and its answer being stored is not covered: a crash
-// there followed by a retry repeats the command. Closing it needs the
-// engine to remember keys for these commands too (see the API report).
+// Here the exact first answer is stored after the command succeeded, in
+// the read models when the server has them (else in memory), for 24 h, and
+// requests with the same key are serialised in this process. The engine
+// also remembers the key, journaled with the command, so a retry whose
+// stored answer was lost (a crash, a 503 after the journal took the
+// command) still applies nothing twice: it is answered from current state
+// (an account's API key is not shown again).
 type adminIdem struct {
 	rm store.ReadModelStore
 

@@ -65,7 +65,7 @@ type accountCreatedJSON struct {
 	ID     string   `json:"id"`
 	Name   string   `json:"name"`
 	Roles  []string `json:"roles"`
-	APIKey string   `json:"api_key"`
+	APIKey string   `json:"api_key,omitempty"`
 }
 
 type pegOut struct {

@@ -118,8 +118,12 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		w.s(c.Name)
 		w.u(uint64(c.Roles))
 		w.h(c.KeyHash)
+		w.s(c.IdemKey)
+		w.h(c.IdemHash)
 	case CmdDeposit, CmdWithdraw:
 		w.i(int64(c.Amount))
+		w.s(c.IdemKey)
+		w.h(c.IdemHash)
 	case CmdPlaceListing, CmdPlaceBid:
 		w.s(c.Market)
 		w.u(uint64(c.BidType))
@@ -164,8 +168,12 @@ func DecodeCommand(b []byte) (Command, []byte, error) {
 		c.Name = r.s()
 		c.Roles = Role(r.u())
 		c.KeyHash = r.h()
+		c.IdemKey = r.s()
+		c.IdemHash = r.h()
 	case CmdDeposit, CmdWithdraw:
 		c.Amount = Money(r.i())
+		c.IdemKey = r.s()
+		c.IdemHash = r.h()
 	case CmdPlaceListing, CmdPlaceBid:
 		c.Market = r.s()
 		c.BidType = BidType(r.u())

@@ -402,6 +402,9 @@ func (e *Engine) actor(c *Command, role Role) (*Account, *Error) {
 // ---- accounts and ledger ----
 
 func (e *Engine) createAccount(c *Command) *Error {
+	if found, err := e.checkIdem(c); found || err != nil {
+		return err
+	}
 	if c.Name == "" || len(c.Name) > 100 {
 		return errorf(CodeInvalidName, "name", "name must be 1 to 100 characters")
 	}
@@ -423,11 +426,15 @@ func (e *Engine) createAccount(c *Command) *Error {
 	if c.KeyHash != ([32]byte{}) {
 		e.keys[c.KeyHash] = a
 	}
+	e.rememberIdem(c, a.ID)
 	e.emit(Event{Kind: EvAccountCreated, Accounts: [2]ID{a.ID}})
 	return nil
 }
 
 func (e *Engine) deposit(c *Command) *Error {
+	if found, err := e.checkIdem(c); found || err != nil {
+		return err
+	}
 	a := e.accounts[c.Target]
 	if a == nil || a.ID == FeeAccount {
 		return errorf(CodeNotFound, "id", "no such account")
@@ -441,10 +448,14 @@ func (e *Engine) deposit(c *Command) *Error {
 	a.Balance += c.Amount
 	e.deposits += c.Amount
 	e.touch(a)
+	e.rememberIdem(c, a.ID)
 	return nil
 }
 
 func (e *Engine) withdraw(c *Command) *Error {
+	if found, err := e.checkIdem(c); found || err != nil {
+		return err
+	}
 	a := e.accounts[c.Target]
 	if a == nil {
 		return errorf(CodeNotFound, "id", "no such account")
@@ -461,6 +472,7 @@ func (e *Engine) withdraw(c *Command) *Error {
 	a.Balance -= c.Amount
 	e.withdrawals += c.Amount
 	e.touch(a)
+	e.rememberIdem(c, a.ID)
 	return nil
 }
 
@@ -488,8 +500,11 @@ func (e *Engine) pay(buyer, owner *Account, amt Money, feeRem *int64) Money {
 
 // ---- idempotency ----
 
-// checkIdem answers a repeated create: found reports that the key was used
-// before with the same body (the event names the first object).
+// checkIdem answers a repeated create or money movement: found reports
+// that the key was used before by the same actor (zero: the operator) with
+// the same body; the event names the first object. Keys are remembered for
+// bids, listings, accounts, deposits and withdrawals, journaled with the
+// command, so a retry after a crash or a 503 can never apply twice.
 func (e *Engine) checkIdem(c *Command) (found bool, err *Error) {
 	if c.IdemKey == "" {
 		return false, nil
@@ -507,6 +522,8 @@ func (e *Engine) checkIdem(c *Command) (found bool, err *Error) {
 		ev.Bid = ent.target
 	case CmdPlaceListing:
 		ev.Listing = ent.target
+	default: // accounts, deposits, withdrawals: the account concerned
+		ev.Accounts = [2]ID{ent.target, c.Actor}
 	}
 	e.emit(ev)
 	return true, nil

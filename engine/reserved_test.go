@@ -326,3 +326,35 @@ func TestPegReferenceRepricesAndMatches(t *testing.T) {
 		t.Fatal("replay of the peg scenario differs")
 	}
 }
+
+func TestIdempotentMoneyAndAccounts(t *testing.T) {
+	h := newHarness(t, Config{})
+	acct := h.newID()
+	create := Command{Kind: CmdCreateAccount, Target: acct, Name: "x", Roles: RoleBuyer, IdemKey: "c1", IdemHash: [32]byte{1}}
+	h.must(create)
+	create.Target = h.newID()
+	evs := h.must(create)
+	if ev, ok := findKind(evs, EvIdempotentReplay, ID{}); !ok || ev.Accounts[0] != acct {
+		t.Fatalf("account replay %v, want the first account", evs)
+	}
+	if _, ok := h.e.Account(create.Target); ok {
+		t.Fatal("a retried create made a second account")
+	}
+	dep := Command{Kind: CmdDeposit, Target: acct, Amount: m(t, "10"), IdemKey: "d1", IdemHash: [32]byte{2}}
+	h.must(dep)
+	h.must(dep) // the retry of a deposit whose answer was lost
+	if got := h.balance(acct).Balance; got != m(t, "10") {
+		t.Fatalf("balance %s after a retried deposit, want 10", got)
+	}
+	dep.Amount = m(t, "20")
+	dep.IdemHash = [32]byte{3}
+	if _, err := h.apply(dep); !isCode(err, CodeIdempotencyReused) {
+		t.Fatalf("err %v, want idempotency_key_reused", err)
+	}
+	wd := Command{Kind: CmdWithdraw, Target: acct, Amount: m(t, "4"), IdemKey: "w1", IdemHash: [32]byte{4}}
+	h.must(wd)
+	h.must(wd)
+	if got := h.balance(acct).Balance; got != m(t, "6") {
+		t.Fatalf("balance %s after a retried withdrawal, want 6", got)
+	}
+}
