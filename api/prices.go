@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -107,28 +109,73 @@ func order(l engine.Level) pricing.Order {
 // in the read models ("<kind>:<interval>").
 func candleKey(kind string, iv pricing.Interval) string { return kind + ":" + iv.String() }
 
-// candleWriter persists the board's changed candles to the read models off
-// the hub's goroutine; when it falls behind, updates are dropped (the
-// in-memory board still serves them, and the next change of the same
-// candle rewrites it).
+// candleWriter persists the read models that outlive the engine's memory
+// off the hub's goroutine: the board's changed candles, every fill (the
+// per-market trade log) and every spot price change (the spot history).
+// When it falls behind, batches are dropped: the in-memory board still
+// serves candles and the next change rewrites a candle; a dropped trade or
+// spot point is lost from the history only (the journal keeps the truth).
 type candleWriter struct {
 	rm   store.ReadModelStore
-	in   chan []pricing.CandleUpdate
+	in   chan historyBatch
 	done chan struct{}
 }
 
+type historyBatch struct {
+	candles []pricing.CandleUpdate
+	trades  map[string][]store.Record
+	spots   []spotPoint
+}
+
+type spotPoint struct {
+	market string
+	t      time.Time
+	price  string
+}
+
 func newCandleWriter(rm store.ReadModelStore) *candleWriter {
-	w := &candleWriter{rm: rm, in: make(chan []pricing.CandleUpdate, 256), done: make(chan struct{})}
+	w := &candleWriter{rm: rm, in: make(chan historyBatch, 256), done: make(chan struct{})}
 	go w.run()
 	return w
 }
 
 func (w *candleWriter) offer(ups []pricing.CandleUpdate) {
-	if len(ups) == 0 {
-		return
+	if len(ups) > 0 {
+		w.send(historyBatch{candles: ups})
 	}
+}
+
+// offerEvents queues the fills and spot price changes of a batch.
+func (w *candleWriter) offerEvents(evs []engine.Event) {
+	var hb historyBatch
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.Kind {
+		case engine.EvFilled:
+			data, err := jsonMarshal(renderTrade(ev.Fill))
+			if err != nil {
+				continue
+			}
+			if hb.trades == nil {
+				hb.trades = map[string][]store.Record{}
+			}
+			hb.trades[ev.Market] = append(hb.trades[ev.Market], store.Record{ID: ev.Fill.ID.String(), Time: time.UnixMilli(int64(ev.Time)).UTC(), Data: data})
+		case engine.EvSpotPriceChanged:
+			p := ""
+			if ev.HasPrice {
+				p = ev.Price.String()
+			}
+			hb.spots = append(hb.spots, spotPoint{ev.Market, time.UnixMilli(int64(ev.Time)).UTC(), p})
+		}
+	}
+	if hb.trades != nil || hb.spots != nil {
+		w.send(hb)
+	}
+}
+
+func (w *candleWriter) send(hb historyBatch) {
 	select {
-	case w.in <- ups:
+	case w.in <- hb:
 	default:
 	}
 }
@@ -140,18 +187,24 @@ func (w *candleWriter) close() {
 
 func (w *candleWriter) run() {
 	defer close(w.done)
-	for ups := range w.in {
+	for hb := range w.in {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		type key struct{ market, name string }
 		groups := map[key][]store.Candle{}
-		for _, u := range ups {
+		for _, u := range hb.candles {
 			k := key{u.Market, candleKey(u.Kind, u.Interval)}
 			groups[k] = append(groups[k], storeCandle(u.Candle))
 		}
 		for k, cs := range groups {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = w.rm.PutCandles(ctx, k.market, k.name, cs) // history is a read model: a lost write is redone by the next change
-			cancel()
+			_ = w.rm.PutCandles(ctx, k.market, k.name, cs) // a lost write is redone by the next change
 		}
+		for _, m := range slices.Sorted(maps.Keys(hb.trades)) {
+			_ = w.rm.AddTrades(ctx, m, hb.trades[m])
+		}
+		for _, sp := range hb.spots {
+			_ = w.rm.AddSpotPrice(ctx, sp.market, sp.t, sp.price)
+		}
+		cancel()
 	}
 }
 

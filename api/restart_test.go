@@ -3,8 +3,10 @@ package api_test
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"gpux/client"
+	"gpux/store"
 )
 
 // TestRestart: a server restarted on the same Redis shard keeps accounts,
@@ -21,6 +23,9 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("bid: %v %+v", err, filled)
 	}
 	if _, err := buyer.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: "b200.eu-west", Quantity: 2, Start: hour(5), End: hour(7), LimitPrice: client.FixedPrice("1.00")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buyer.PlaceBid(bg, client.BidRequest{Type: client.BidSpot, Market: "b200.eu-west", Quantity: 1, LimitPrice: client.FixedPrice("3.50")}); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, e, buyer, owner)
@@ -40,6 +45,19 @@ func TestRestart(t *testing.T) {
 	cs, err := e.anon.History(bg, "b200.eu-west", client.Interval1h, hour(-1), hour(1))
 	if err != nil || len(cs) != 1 || cs[0].Open != "4.00" || cs[0].Volume != 2 {
 		t.Errorf("history after restart: %v %+v", err, cs)
+	}
+	// So were the trade log and the spot price history (read models that
+	// outlive the engine's memory).
+	rm, err := store.NewReadModels(e.journal.Client(), e.shard, store.ReadModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades, err := rm.RecentTrades(bg, "b200.eu-west", 10)
+	if err != nil || len(trades) != 1 || trades[0].ID != filled.Fills[0].ID {
+		t.Errorf("persisted trades: %v %+v, want the one fill %s", err, trades, filled.Fills[0].ID)
+	}
+	if pts, err := rm.SpotHistory(bg, "b200.eu-west", time.Time{}, time.Time{}); err != nil || len(pts) == 0 {
+		t.Errorf("persisted spot history: %v %+v, want the market's price points", err, pts)
 	}
 	// The idempotency key survives too.
 	again, err := buyer.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: "b200.eu-west", Quantity: 1, Start: hour(5), End: hour(7), LimitPrice: client.FixedPrice("5.00")}, client.WithIdempotencyKey("restart-1"))

@@ -375,6 +375,9 @@ func (h *hub) leave(name string, cl *wsClient) {
 
 func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 	h.s.observePrices(evs)
+	if h.s.candles != nil {
+		h.s.candles.offerEvents(evs)
+	}
 	for i := range evs {
 		ev := &evs[i]
 		d.ts = max(d.ts, ev.Time)
