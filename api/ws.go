@@ -28,6 +28,9 @@ const (
 	maxChannelsPer  = 256
 	userChannelName = "user"
 	refreshEvery    = 5 * time.Second
+	// pricesEvery caps how often the prices channel is rendered and sent:
+	// changes in between coalesce into one update (at most 4 a second).
+	pricesEvery = 250 * time.Millisecond
 )
 
 // ---- wire messages ----
@@ -173,14 +176,15 @@ type channel struct {
 // a bounded queue, and a full queue makes the hub reset every subscriber
 // rather than ever block the sequencer.
 type hub struct {
-	s        *Server
-	in       chan []engine.Event
-	reqs     chan hubReq
-	closing  chan struct{}
-	done     chan struct{}
-	overflow atomic.Bool
-	nclients atomic.Int64
-	once     sync.Once
+	pricesDirty bool // the prices channel has changes not yet sent
+	s           *Server
+	in          chan []engine.Event
+	reqs        chan hubReq
+	closing     chan struct{}
+	done        chan struct{}
+	overflow    atomic.Bool
+	nclients    atomic.Int64
+	once        sync.Once
 
 	clients  map[*wsClient]bool
 	channels map[string]*channel
@@ -240,8 +244,19 @@ func (h *hub) run() {
 	// nothing.
 	refresh := time.NewTicker(refreshEvery)
 	defer refresh.Stop()
+	prices := time.NewTicker(pricesEvery)
+	defer prices.Stop()
 	for {
 		select {
+		case <-prices.C:
+			if h.pricesDirty {
+				h.pricesDirty = false
+				if c := h.channels["prices"]; c != nil && len(c.subs) > 0 {
+					var ts engine.Time
+					h.s.read(func(e *engine.Engine) { ts = e.Now() })
+					h.updateState("prices", h.s.renderPrices(), ts)
+				}
+			}
 		case <-refresh.C:
 			d := newDirty()
 			h.s.read(func(e *engine.Engine) { d.ts = e.Now() })
@@ -431,9 +446,7 @@ func (h *hub) flush(d *dirtySet) {
 		}
 	}
 	if d.prices {
-		if c := h.channels["prices"]; c != nil && len(c.subs) > 0 {
-			h.updateState("prices", h.s.renderPrices(), d.ts)
-		}
+		h.pricesDirty = true // sent by the prices ticker, coalesced
 	}
 }
 

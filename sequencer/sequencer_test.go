@@ -310,7 +310,8 @@ func TestCrash(t *testing.T) {
 				cmd.Process.Kill()
 				t.Fatal("the child acknowledged nothing in 20 s")
 			}
-			time.Sleep(killAfter)
+			// A random moment around the planned one.
+			time.Sleep(killAfter + time.Duration(rand.Int64N(int64(100*time.Millisecond))))
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-collected
 			cmd.Wait()
