@@ -89,6 +89,11 @@ func startDemo(ctx context.Context, seq *sequencer.Sequencer, log *slog.Logger, 
 	}
 	hour := engine.Time(time.Now().UnixMilli()).HourStart()
 	for i, l := range demoListings {
+		owned := false
+		seq.Read(func(e *engine.Engine) { owned = e.HasMarket(l.market) })
+		if !owned {
+			continue // a custom catalogue without this market
+		}
 		owner := accts[i%2]
 		reserve, _ := engine.ParseTicks(l.reserve)
 		c := engine.Command{

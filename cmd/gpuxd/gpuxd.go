@@ -42,12 +42,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// TickInterval is the sequencer's tick period (tests; 0 = 1 s).
 	TickInterval time.Duration
+	// GPUs and Regions make the market catalogue (every gpu × region); an
+	// engine recovered from a snapshot keeps the catalogue it was made with.
+	GPUs    []string
+	Regions []string
 }
 
 // DefaultConfig is the configuration without flags or environment.
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
+		GPUs: engine.DefaultGPUs, Regions: engine.DefaultRegions,
 		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -128,6 +133,9 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		fs.DurationVar(p, name, *p, usage+" (env "+envName+")")
 	}
 	origins := strings.Join(c.AllowedOrigins, ",")
+	gpus, regions := strings.Join(c.GPUs, ","), strings.Join(c.Regions, ",")
+	str(&gpus, "gpus", "GPUX_GPUS", "comma-separated GPU ids of the market catalogue")
+	str(&regions, "regions", "GPUX_REGIONS", "comma-separated regions of the market catalogue")
 	fee := int(c.FeeBps)
 	str(&c.Addr, "addr", "GPUX_ADDR", "listen address")
 	str(&c.RedisURL, "redis", "GPUX_REDIS_URL", "redis://host:port/db; empty = in-memory journal (nothing survives a restart)")
@@ -153,10 +161,14 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		return err
 	}
 	c.FeeBps = int64(fee)
-	c.AllowedOrigins = nil
-	for _, o := range strings.Split(origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, o)
+	c.AllowedOrigins = splitList(origins)
+	c.GPUs, c.Regions = splitList(gpus), splitList(regions)
+	if len(c.GPUs) == 0 || len(c.Regions) == 0 {
+		return errors.New("--gpus and --regions must each name at least one")
+	}
+	for _, mk := range engine.Catalogue(c.GPUs, c.Regions) {
+		if !engine.ValidMarketID(mk.ID) {
+			return fmt.Errorf("market %q: gpu and region ids are lowercase letters, digits and dashes", mk.ID)
 		}
 	}
 	switch {
@@ -170,6 +182,16 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		return fmt.Errorf("--log-format %q: json or text", c.LogFormat)
 	}
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func (m *Main) logger() (*slog.Logger, error) {
@@ -238,7 +260,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	var hooks atomic.Pointer[api.Server]
 	m.seq, err = sequencer.New(sequencer.Config{
-		Journal: m.journal, FeeBps: m.Config.FeeBps,
+		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: engine.Catalogue(m.Config.GPUs, m.Config.Regions),
 		SnapshotEvery: m.Config.SnapshotEvery, SnapshotInterval: m.Config.SnapshotInterval,
 		TickInterval: m.Config.TickInterval, Logger: log.With("component", "sequencer"),
 		OnEvents: func(evs []engine.Event) {

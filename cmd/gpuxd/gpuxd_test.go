@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,11 +50,22 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("config: got %+v", c)
 		}
 	})
+	t.Run("catalogue", func(t *testing.T) {
+		m := NewMain()
+		if err := m.parse([]string{"--gpus", "h100-sxm, gb200"}, env(map[string]string{"GPUX_REGIONS": "ap-south"})); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Config.GPUs; len(got) != 2 || got[1] != "gb200" || len(m.Config.Regions) != 1 || m.Config.Regions[0] != "ap-south" {
+			t.Errorf("catalogue: got %v × %v", m.Config.GPUs, m.Config.Regions)
+		}
+	})
 	for name, tc := range map[string]struct {
 		args []string
 		env  map[string]string
 	}{
 		"bad env int":    {env: map[string]string{"GPUX_RATE_LIMIT": "lots"}},
+		"bad gpu id":     {args: []string{"--gpus", "H100 SXM"}},
+		"no regions":     {env: map[string]string{"GPUX_REGIONS": " , "}},
 		"negative limit": {args: []string{"--rate-limit=-1"}},
 		"bad format":     {args: []string{"--log-format=xml"}},
 		"extra args":     {args: []string{"serve"}},
@@ -309,5 +322,26 @@ func TestRatesFileApplied(t *testing.T) {
 	}
 	if l.ReservePrice != "4.00" {
 		t.Errorf("reference peg: got %s, want 4.00 (half of the file's 8.00)", l.ReservePrice)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ready := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	if got := healthcheck(srv.URL+"/readyz", time.Second); got != 0 {
+		t.Fatalf("ready server: exit %d, want 0", got)
+	}
+	ready = false
+	if got := healthcheck(srv.URL+"/readyz", time.Second); got != 1 {
+		t.Fatalf("unready server: exit %d, want 1", got)
+	}
+	srv.Close()
+	if got := healthcheck(srv.URL+"/readyz", time.Second); got != 1 {
+		t.Fatalf("no server: exit %d, want 1", got)
 	}
 }

@@ -13,12 +13,41 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
+// healthcheck GETs url and returns the exit code: 0 on 200, 1 otherwise.
+func healthcheck(url string, timeout time.Duration) int {
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gpuxd: healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "gpuxd: healthcheck:", resp.Status)
+		return 1
+	}
+	return 0
+}
+
 func main() {
+	// --healthcheck URL: probe a running gpuxd (the container health check;
+	// distroless images have no curl) and exit 0 on 200.
+	for i, a := range os.Args[1:] {
+		if a == "--healthcheck" || a == "-healthcheck" {
+			url := "http://127.0.0.1:8080/readyz"
+			if i+2 < len(os.Args) {
+				url = os.Args[i+2]
+			}
+			os.Exit(healthcheck(url, 3*time.Second))
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
