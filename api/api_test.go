@@ -148,8 +148,9 @@ func TestHappyPath(t *testing.T) {
 			t.Fatalf("prices: %d %v", status, err)
 		}
 		for _, r := range raw {
-			if r["market"] == "h100-sxm.us-east" && (r["vwap_24h"] != "2.10" || r["price_basis"] != "spot" || r["best_ask"] != "2.10") {
-				t.Errorf("price row extras: got vwap %v basis %v best ask %v", r["vwap_24h"], r["price_basis"], r["best_ask"])
+			if r["market"] == "h100-sxm.us-east" && (r["vwap_24h"] != "2.10" || r["price_basis"] != "spot" || r["best_ask"] != "2.10" ||
+				r["spot_supply"] != float64(book.Spot.Supply) || r["spot_allocated"] != float64(book.Spot.Allocated) || r["spot_waiting"] != float64(book.Spot.Waiting)) {
+				t.Errorf("price row extras: got vwap %v basis %v best ask %v spot %v/%v/%v", r["vwap_24h"], r["price_basis"], r["best_ask"], r["spot_supply"], r["spot_allocated"], r["spot_waiting"])
 			}
 		}
 		c, err := buyer.CancelBid(bg, b.ID)
@@ -196,6 +197,10 @@ func TestHappyPath(t *testing.T) {
 		}
 		if q.FilledQuantity != 2 || !q.MinQuantityMet || q.TotalCost != "8.40" || q.AveragePrice == nil || *q.AveragePrice != "2.10" || len(q.Fills) != 1 || q.Fills[0].ListingID != listingID {
 			t.Errorf("quote: got %+v", q)
+		}
+		// The same 4 GPU-hours at AWS's 6.88 on-demand rate: 27.52.
+		if q.ReferenceCost["aws"] != "27.52" || q.DiscountVsReference["aws"] == nil || *q.DiscountVsReference["aws"] != "0.6948" {
+			t.Errorf("quote against aws: cost %q discount %v, want 27.52 and 0.6948", q.ReferenceCost["aws"], q.DiscountVsReference["aws"])
 		}
 		_, err = e.anon.Quote(bg, "h100-sxm.us-east", 2, hour(10), hour(8))
 		wantErr(t, err, http.StatusUnprocessableEntity, "invalid_window")

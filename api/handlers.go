@@ -318,6 +318,9 @@ type quoteJSON struct {
 	MinQuantityMet      bool                `json:"min_quantity_met"`
 	Reference           []pricing.Reference `json:"reference"`
 	DiscountVsReference map[string]*string  `json:"discount_vs_reference"`
+	// ReferenceCost is what the quote's GPU-hours would cost at each
+	// provider's on-demand rate.
+	ReferenceCost map[string]string `json:"reference_cost"`
 }
 
 // getQuote prices a reserved bid of quantity GPUs over [start, end) placed
@@ -402,12 +405,13 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		avg = engine.Price((int64(q.Cost) + gh/2) / gh)
 		out.AveragePrice = optPrice(avg, true)
 	}
-	out.Reference, out.DiscountVsReference = []pricing.Reference{}, map[string]*string{}
+	out.Reference, out.DiscountVsReference, out.ReferenceCost = []pricing.Reference{}, map[string]*string{}, map[string]string{}
 	if b := s.board(); b != nil {
 		if refs := b.ReferenceRows(gpu); refs != nil {
 			out.Reference = refs
 		}
 		out.DiscountVsReference = b.Discounts(gpu, int64(avg), out.AveragePrice != nil)
+		out.ReferenceCost = b.ReferenceCosts(gpu, q.Filled*hours)
 	}
 	return sendJSON(c, http.StatusOK, out)
 }

@@ -69,6 +69,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	}
 	type book struct {
 		id     string
+		spot   engine.SpotView
 		ask    engine.Price
 		hasAsk bool
 		bids   []pricing.Order
@@ -78,7 +79,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	s.read(func(e *engine.Engine) {
 		for _, m := range e.Markets() {
 			bv, _ := e.Book(m.ID)
-			bk := book{id: m.ID}
+			bk := book{id: m.ID, spot: bv.Spot}
 			for _, l := range bv.Asks {
 				if !bk.hasAsk || l.Price < bk.ask {
 					bk.ask, bk.hasAsk = l.Price, true
@@ -95,6 +96,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	rows := make([]pricing.Row, 0, len(books))
 	for _, bk := range books {
 		if r, ok := b.Row(bk.id, int64(bk.ask), bk.hasAsk, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
+			r.SpotSupply, r.SpotAllocated, r.SpotWaiting = bk.spot.Supply, bk.spot.Allocated, bk.spot.Waiting
 			rows = append(rows, r)
 		}
 	}

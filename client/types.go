@@ -112,6 +112,12 @@ type PriceRow struct {
 	Region         string      `json:"region"`
 	SpotPrice      *string     `json:"spot_price"`
 	LastTradePrice *string     `json:"last_trade_price"`
+	VWAP24h        *string     `json:"vwap_24h"`
+	BestAsk        *string     `json:"best_ask"`
+	PriceBasis     *string     `json:"price_basis"`
+	SpotSupply     int64       `json:"spot_supply"`
+	SpotAllocated  int64       `json:"spot_allocated"`
+	SpotWaiting    int64       `json:"spot_waiting"`
 	Reference      []Reference `json:"reference"`
 	// DiscountVsReference maps provider to 1 − market price / reference, a
 	// fraction with 4 decimals; nil value when the market has no price, no
@@ -125,7 +131,7 @@ type Reference struct {
 	InstanceType  string `json:"instance_type"`
 	USDPerGPUHour string `json:"usd_per_gpu_hour"`
 	PriceType     string `json:"price_type"`
-	AsOf          string `json:"as_of"` // a date, YYYY-MM-DD
+	AsOf          string `json:"as_of"` // a date, YYYY-MM-DD; "" when the source is undated (null in JSON)
 	Source        string `json:"source"`
 }
 
@@ -253,6 +259,9 @@ type Quote struct {
 	Reference      []Reference `json:"reference"`
 	// DiscountVsReference as in PriceRow, against AveragePrice.
 	DiscountVsReference map[string]*string `json:"discount_vs_reference"`
+	// ReferenceCost is what the filled GPU-hours would cost at each
+	// provider's on-demand rate.
+	ReferenceCost map[string]string `json:"reference_cost"`
 }
 
 // QuoteFill is one listing a quote would take from.

@@ -201,6 +201,9 @@ type Row struct {
 	LastTradePrice *string            `json:"last_trade_price"`
 	VWAP24h        *string            `json:"vwap_24h"`
 	BestAsk        *string            `json:"best_ask"`
+	SpotSupply     int64              `json:"spot_supply"`
+	SpotAllocated  int64              `json:"spot_allocated"`
+	SpotWaiting    int64              `json:"spot_waiting"`
 	PriceBasis     *string            `json:"price_basis"` // which price the discounts use: spot, last_trade or best_ask
 	Reference      []Reference        `json:"reference"`
 	Discount       map[string]*string `json:"discount_vs_reference"`
@@ -311,5 +314,17 @@ func (t *Table) EngineRates() []engine.ReferenceRate {
 		}
 		return 0
 	})
+	return out
+}
+
+// ReferenceCosts prices gpuHours at each provider's on-demand rate for the
+// GPU: what the same GPU-hours would cost there, as decimal strings.
+func (b *Board) ReferenceCosts(gpu string, gpuHours int64) map[string]string {
+	out := map[string]string{}
+	for _, p := range b.table.Providers(gpu) {
+		if r, ok := b.table.OnDemand(gpu, p); ok {
+			out[p] = FormatPrice(r.USDPerGPUHour * gpuHours)
+		}
+	}
 	return out
 }
