@@ -220,6 +220,8 @@ type Engine struct {
 	marketOrder  []*market
 	bids         map[ID]*Bid
 	listings     map[ID]*Listing
+	bidOrder     []*Bid     // every bid, in sequence order
+	listingOrder []*Listing // every listing, in sequence order
 	expiries     expiryHeap
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow

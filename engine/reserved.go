@@ -103,6 +103,7 @@ func (e *Engine) placeListing(c *Command) *Error {
 		m: m, sold: newSoldHours(int((c.End - c.Start) / Hour)), keyFloor: floor,
 	}
 	e.listings[l.ID] = l
+	e.listingOrder = append(e.listingOrder, l)
 	a.listings = append(a.listings, l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
 	m.listings.Set(l.bookKey, l, 1)
@@ -295,6 +296,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
 	b.restKey = bidKey{b.Limit, b.Seq}
 	e.bids[b.ID] = b
+	e.bidOrder = append(e.bidOrder, b)
 	a.bids = append(a.bids, b)
 	if b.ClientOrderID != "" {
 		a.coids[b.ClientOrderID] = b

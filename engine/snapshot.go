@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 )
 
 const snapshotMagic = "GPUXSNAP2"
@@ -14,7 +13,9 @@ const snapshotMagic = "GPUXSNAP2"
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
 // Restore, so the encoding holds only what they are derived from.
 func (e *Engine) Snapshot() []byte {
-	w := wbuf{b: make([]byte, 0, 1<<16)}
+	// Sized up front: growing a buffer of tens of MiB by doubling copies
+	// it several times over, on the sequencer goroutine.
+	w := wbuf{b: make([]byte, 0, 1<<16+128*(len(e.bidOrder)+len(e.listingOrder)))}
 	w.s(snapshotMagic)
 	w.u(uint64(len(e.cfg.Markets)))
 	for _, m := range e.cfg.Markets {
@@ -164,23 +165,11 @@ func (e *Engine) Snapshot() []byte {
 	return w.b
 }
 
-func (e *Engine) sortedListings() []*Listing {
-	out := make([]*Listing, 0, len(e.listings))
-	for _, l := range e.listings {
-		out = append(out, l)
-	}
-	slices.SortFunc(out, func(a, b *Listing) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
-	return out
-}
+// sortedListings and sortedBids are every listing and bid in sequence
+// order: the engine appends them as they are made, so no sort is needed.
+func (e *Engine) sortedListings() []*Listing { return e.listingOrder }
 
-func (e *Engine) sortedBids() []*Bid {
-	out := make([]*Bid, 0, len(e.bids))
-	for _, b := range e.bids {
-		out = append(out, b)
-	}
-	slices.SortFunc(out, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
-	return out
-}
+func (e *Engine) sortedBids() []*Bid { return e.bidOrder }
 
 // Hash is the hex SHA-256 of the snapshot: equal states, equal hashes.
 func (e *Engine) Hash() string {
@@ -247,6 +236,7 @@ func Restore(data []byte) (*Engine, error) {
 		l.m = m
 		l.sold = newSoldHours(int((l.End - l.Start) / Hour))
 		e.listings[l.ID] = l
+		e.listingOrder = append(e.listingOrder, l)
 		a.listings = append(a.listings, l)
 		listings = append(listings, l)
 	}
@@ -289,6 +279,7 @@ func Restore(data []byte) (*Engine, error) {
 			l.placed += p.units
 		}
 		e.bids[b.ID] = b
+		e.bidOrder = append(e.bidOrder, b)
 		a.bids = append(a.bids, b)
 		if b.ClientOrderID != "" && b.Status.Open() {
 			a.coids[b.ClientOrderID] = b
