@@ -525,10 +525,64 @@ func renderCandle(c store.Candle) candleJSON {
 	return candleJSON{Start: c.Start.UTC().Format(time.RFC3339), Open: c.Open, High: c.High, Low: c.Low, Close: c.Close, Volume: vol}
 }
 
-// ---- listings ----
+// ---- bids and listings ----
 
-func (s *Server) createListing(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleOwner)
+// orderAPI is what differs between bids and listings for the four
+// handlers they share (create, get, list, cancel).
+type orderAPI[V, Out any] struct {
+	noun     string // "bid", "listing"
+	path     string // the collection's path, for idempotency hashes
+	role     engine.Role
+	statuses []string
+	cancel   engine.Kind
+	decode   func(s *Server, body []byte) (engine.Command, any, *Problem) // the command and its canonical form
+	get      func(e *engine.Engine, id engine.ID) (V, bool)
+	owner    func(V) engine.ID
+	list     func(e *engine.Engine, account engine.ID, status string, limit int, cursor engine.ID) ([]V, engine.ID)
+	render   func(V) Out
+}
+
+var bidAPI = orderAPI[engine.BidView, bidOut]{
+	noun: "bid", path: "/v1/bids", role: engine.RoleBuyer, statuses: bidStatuses, cancel: engine.CmdCancelBid,
+	decode: func(s *Server, body []byte) (engine.Command, any, *Problem) {
+		in, p := s.checker().decodeBid(body)
+		if p != nil {
+			return engine.Command{}, nil, p
+		}
+		return in.command(), in, nil
+	},
+	get:    (*engine.Engine).Bid,
+	owner:  func(v engine.BidView) engine.ID { return v.Buyer },
+	list:   (*engine.Engine).BidsOf,
+	render: renderBid,
+}
+
+var listingAPI = orderAPI[engine.ListingView, listingOut]{
+	noun: "listing", path: "/v1/listings", role: engine.RoleOwner, statuses: listingStatuses, cancel: engine.CmdCancelListing,
+	decode: func(s *Server, body []byte) (engine.Command, any, *Problem) {
+		in, p := s.checker().decodeListing(body)
+		if p != nil {
+			return engine.Command{}, nil, p
+		}
+		return in.command(), in, nil
+	},
+	get:    (*engine.Engine).Listing,
+	owner:  func(v engine.ListingView) engine.ID { return v.Owner },
+	list:   (*engine.Engine).ListingsOf,
+	render: renderListing,
+}
+
+func (s *Server) createBid(c *fiber.Ctx) error     { return createOrder(s, c, bidAPI) }
+func (s *Server) getBid(c *fiber.Ctx) error        { return getOrder(s, c, bidAPI) }
+func (s *Server) listBids(c *fiber.Ctx) error      { return listOrders(s, c, bidAPI) }
+func (s *Server) cancelBid(c *fiber.Ctx) error     { return cancelOrder(s, c, bidAPI) }
+func (s *Server) createListing(c *fiber.Ctx) error { return createOrder(s, c, listingAPI) }
+func (s *Server) getListing(c *fiber.Ctx) error    { return getOrder(s, c, listingAPI) }
+func (s *Server) listListings(c *fiber.Ctx) error  { return listOrders(s, c, listingAPI) }
+func (s *Server) cancelListing(c *fiber.Ctx) error { return cancelOrder(s, c, listingAPI) }
+
+func createOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
+	a, p := requireAccount(c, o.role)
 	if p != nil {
 		return p
 	}
@@ -536,181 +590,86 @@ func (s *Server) createListing(c *fiber.Ctx) error {
 	if p != nil {
 		return p
 	}
-	in, p := s.checker().decodeListing(c.Body())
+	cmd, canonical, p := o.decode(s, c.Body())
 	if p != nil {
 		return p
 	}
-	cmd := in.command()
 	cmd.Actor = a.ID
 	if idem != "" {
-		cmd.IdemKey, cmd.IdemHash = idem, idemHash(fiber.MethodPost, "/v1/listings", in)
+		cmd.IdemKey, cmd.IdemHash = idem, idemHash(fiber.MethodPost, o.path, canonical)
 	}
-	var view engine.ListingView
+	var view V
 	var ok bool
 	_, p = s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
 		id := cc.Target
-		if _, exists := e.Listing(id); !exists && cc.IdemKey != "" {
-			// An idempotent replay: answer with the listing the key made.
+		if _, exists := o.get(e, id); !exists && cc.IdemKey != "" {
+			// An idempotent replay: answer with the order the key made.
 			id, _, _ = e.IdempotentTarget(cc.Actor, cc.IdemKey)
 		}
-		view, ok = e.Listing(id)
-		ok = ok && view.Owner == cc.Actor
+		view, ok = o.get(e, id)
+		ok = ok && o.owner(view) == cc.Actor
 	})
 	if p != nil {
 		return p
 	}
 	if !ok {
-		return problem(CodeInternal, "", "the listing was not created")
+		return problem(CodeInternal, "", "the "+o.noun+" was not created")
 	}
-	return sendJSON(c, http.StatusCreated, renderListing(view))
+	return sendJSON(c, http.StatusCreated, o.render(view))
 }
 
-func (s *Server) getListing(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleOwner)
+func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
+	a, p := requireAccount(c, o.role)
 	if p != nil {
 		return p
 	}
-	id, p := pathID(c, "listing")
+	id, p := pathID(c, o.noun)
 	if p != nil {
 		return p
 	}
-	var l engine.ListingView
+	var v V
 	var ok bool
-	s.read(func(e *engine.Engine) { l, ok = e.Listing(id) })
-	if !ok || l.Owner != a.ID {
-		return problem(engine.CodeNotFound, "id", "no such listing")
+	s.read(func(e *engine.Engine) { v, ok = o.get(e, id) })
+	if !ok || o.owner(v) != a.ID {
+		// Someone else's order answers exactly as a missing one.
+		return problem(engine.CodeNotFound, "id", "no such "+o.noun)
 	}
-	return sendJSON(c, http.StatusOK, renderListing(l))
+	return sendJSON(c, http.StatusOK, o.render(v))
 }
 
-func (s *Server) listListings(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleOwner)
+func listOrders[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
+	a, p := requireAccount(c, o.role)
 	if p != nil {
 		return p
 	}
-	lp, p := parseList(c, listingStatuses)
+	lp, p := parseList(c, o.statuses)
 	if p != nil {
 		return p
 	}
-	var ls []engine.ListingView
+	var vs []V
 	var next engine.ID
-	s.read(func(e *engine.Engine) { ls, next = e.ListingsOf(a.ID, lp.status, lp.limit, lp.cursor) })
-	out := pageJSON[listingOut]{Items: make([]listingOut, len(ls)), NextCursor: cursorOf(next)}
-	for i, l := range ls {
-		out.Items[i] = renderListing(l)
+	s.read(func(e *engine.Engine) { vs, next = o.list(e, a.ID, lp.status, lp.limit, lp.cursor) })
+	out := pageJSON[Out]{Items: make([]Out, len(vs)), NextCursor: cursorOf(next)}
+	for i, v := range vs {
+		out.Items[i] = o.render(v)
 	}
 	return sendJSON(c, http.StatusOK, out)
 }
 
-func (s *Server) cancelListing(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleOwner)
+func cancelOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
+	a, p := requireAccount(c, o.role)
 	if p != nil {
 		return p
 	}
-	id, p := pathID(c, "listing")
+	id, p := pathID(c, o.noun)
 	if p != nil {
 		return p
 	}
-	var view engine.ListingView
-	_, p = s.submit(engine.Command{Kind: engine.CmdCancelListing, Actor: a.ID, Target: id},
-		func(e *engine.Engine, cc *engine.Command) { view, _ = e.Listing(cc.Target) })
+	var view V
+	_, p = s.submit(engine.Command{Kind: o.cancel, Actor: a.ID, Target: id},
+		func(e *engine.Engine, cc *engine.Command) { view, _ = o.get(e, cc.Target) })
 	if p != nil {
 		return p
 	}
-	return sendJSON(c, http.StatusOK, renderListing(view))
-}
-
-// ---- bids ----
-
-func (s *Server) createBid(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleBuyer)
-	if p != nil {
-		return p
-	}
-	idem, p := idemKeyHeader(c)
-	if p != nil {
-		return p
-	}
-	in, p := s.checker().decodeBid(c.Body())
-	if p != nil {
-		return p
-	}
-	cmd := in.command()
-	cmd.Actor = a.ID
-	if idem != "" {
-		cmd.IdemKey, cmd.IdemHash = idem, idemHash(fiber.MethodPost, "/v1/bids", in)
-	}
-	var view engine.BidView
-	var ok bool
-	_, p = s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
-		id := cc.Target
-		if _, exists := e.Bid(id); !exists && cc.IdemKey != "" {
-			// An idempotent replay: answer with the bid the key made.
-			id, _, _ = e.IdempotentTarget(cc.Actor, cc.IdemKey)
-		}
-		view, ok = e.Bid(id)
-		ok = ok && view.Buyer == cc.Actor
-	})
-	if p != nil {
-		return p
-	}
-	if !ok {
-		return problem(CodeInternal, "", "the bid was not created")
-	}
-	return sendJSON(c, http.StatusCreated, renderBid(view))
-}
-
-func (s *Server) getBid(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleBuyer)
-	if p != nil {
-		return p
-	}
-	id, p := pathID(c, "bid")
-	if p != nil {
-		return p
-	}
-	var b engine.BidView
-	var ok bool
-	s.read(func(e *engine.Engine) { b, ok = e.Bid(id) })
-	if !ok || b.Buyer != a.ID {
-		return problem(engine.CodeNotFound, "id", "no such bid")
-	}
-	return sendJSON(c, http.StatusOK, renderBid(b))
-}
-
-func (s *Server) listBids(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleBuyer)
-	if p != nil {
-		return p
-	}
-	lp, p := parseList(c, bidStatuses)
-	if p != nil {
-		return p
-	}
-	var bs []engine.BidView
-	var next engine.ID
-	s.read(func(e *engine.Engine) { bs, next = e.BidsOf(a.ID, lp.status, lp.limit, lp.cursor) })
-	out := pageJSON[bidOut]{Items: make([]bidOut, len(bs)), NextCursor: cursorOf(next)}
-	for i, b := range bs {
-		out.Items[i] = renderBid(b)
-	}
-	return sendJSON(c, http.StatusOK, out)
-}
-
-func (s *Server) cancelBid(c *fiber.Ctx) error {
-	a, p := requireAccount(c, engine.RoleBuyer)
-	if p != nil {
-		return p
-	}
-	id, p := pathID(c, "bid")
-	if p != nil {
-		return p
-	}
-	var view engine.BidView
-	_, p = s.submit(engine.Command{Kind: engine.CmdCancelBid, Actor: a.ID, Target: id},
-		func(e *engine.Engine, cc *engine.Command) { view, _ = e.Bid(cc.Target) })
-	if p != nil {
-		return p
-	}
-	return sendJSON(c, http.StatusOK, renderBid(view))
+	return sendJSON(c, http.StatusOK, o.render(view))
 }
