@@ -31,6 +31,11 @@ const (
 	// pricesEvery caps how often the prices channel is rendered and sent:
 	// changes in between coalesce into one update (at most 4 a second).
 	pricesEvery = 250 * time.Millisecond
+	// maxFeedLag bounds how far the hub may fall behind the engine: a
+	// batch older than this when the hub takes it means the hub cannot keep
+	// up (too many subscribers for the machine), and every client is
+	// dropped with 1013 to resubscribe, rather than lagging without bound.
+	maxFeedLag = 5 * time.Second
 )
 
 // ---- wire messages ----
@@ -273,6 +278,10 @@ func (h *hub) run() {
 			}
 			return
 		case evs := <-h.in:
+			if lag := h.s.cfg.Now().Sub(time.UnixMilli(int64(evs[0].Time))); lag > maxFeedLag && len(h.clients) > 0 {
+				h.s.log.Warn("feed hub is behind the engine", "lag", lag)
+				h.overflow.Store(true)
+			}
 			dirty := newDirty()
 			h.apply(evs, dirty)
 		drain:
