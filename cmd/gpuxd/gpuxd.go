@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"strconv"
@@ -40,6 +42,9 @@ type Config struct {
 	LogLevel         string
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
+	// PprofAddr, when set, serves net/http/pprof there (keep it on
+	// loopback): how docs/BENCHMARKS.md profiles the server under load.
+	PprofAddr string
 	// TickInterval is the sequencer's tick period (tests; 0 = 1 s).
 	TickInterval time.Duration
 	// GPUs and Regions make the market catalogue (every gpu × region); an
@@ -151,6 +156,7 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	str(&c.LogFormat, "log-format", "GPUX_LOG_FORMAT", "json or text")
 	str(&c.LogLevel, "log-level", "GPUX_LOG_LEVEL", "debug, info, warn or error")
 	duration(&c.ShutdownTimeout, "shutdown-timeout", "GPUX_SHUTDOWN_TIMEOUT", "how long a graceful stop may take")
+	str(&c.PprofAddr, "pprof", "GPUX_PPROF_ADDR", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -283,6 +289,19 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	hooks.Store(m.server)
 
+	if m.Config.PprofAddr != "" {
+		pl, err := net.Listen("tcp", m.Config.PprofAddr)
+		if err != nil {
+			return fmt.Errorf("pprof listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go http.Serve(pl, mux) //nolint:errcheck // ends with the process
+		log.Info("pprof", "addr", pl.Addr().String())
+	}
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
 	}
