@@ -245,7 +245,7 @@ func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents f
 }
 
 // Read runs fn with the engine under a read lock. The engine only ever
-// holds journaled state.
+// holds journaled state. Before Recover has finished, fn gets a nil engine.
 func (s *Sequencer) Read(fn func(e *engine.Engine)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
