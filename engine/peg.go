@@ -7,7 +7,7 @@ import (
 
 // pegPrice resolves a peg against the engine's reference rates or the
 // market's spot price, clamped to the peg's floor and cap.
-func (e *Engine) pegPrice(m *market, p Peg, field string, _ bool) (Price, *Error) {
+func (e *Engine) pegPrice(m *market, p Peg, field string) (Price, *Error) {
 	var price Price
 	switch p.Kind {
 	case PegReference:
@@ -100,7 +100,7 @@ func (e *Engine) reprice(kind PegKind) {
 		spotTouched := false
 		for _, l := range slices.Clone(m.peggedL) {
 			if l.ReservePeg.Kind == kind {
-				if p, err := e.pegPrice(m, l.ReservePeg, "reserve_price", false); err == nil && p != l.Reserve {
+				if p, err := e.pegPrice(m, l.ReservePeg, "reserve_price"); err == nil && p != l.Reserve {
 					_, _, onBook := m.listings.Get(l.bookKey)
 					m.listings.Delete(l.bookKey)
 					l.Reserve = p
@@ -113,7 +113,7 @@ func (e *Engine) reprice(kind PegKind) {
 				}
 			}
 			if l.FloorPeg.Kind == kind {
-				if p, err := e.pegPrice(m, l.FloorPeg, "spot_price_floor", false); err == nil && p != l.SpotFloor {
+				if p, err := e.pegPrice(m, l.FloorPeg, "spot_price_floor"); err == nil && p != l.SpotFloor {
 					m.spot.advance(e.now)
 					l.SpotFloor = p
 					e.rekeySupply(l, p)
@@ -125,7 +125,7 @@ func (e *Engine) reprice(kind PegKind) {
 			if b.LimitPeg.Kind != kind || !b.Status.Open() {
 				continue
 			}
-			p, err := e.pegPrice(m, b.LimitPeg, "limit_price", false)
+			p, err := e.pegPrice(m, b.LimitPeg, "limit_price")
 			if err != nil || p == b.Limit {
 				continue
 			}

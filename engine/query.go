@@ -147,7 +147,7 @@ func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []
 	if a == nil {
 		return nil, ID{}
 	}
-	i := startIndex(len(a.bids), cursor, func(j int) ID { return a.bids[j].ID }, func(id ID) (uint64, bool) {
+	i := startIndex(len(a.bids), cursor, func(id ID) (uint64, bool) {
 		b := e.bids[id]
 		if b == nil || b.Buyer != account {
 			return 0, false
@@ -173,7 +173,7 @@ func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (ou
 	if a == nil {
 		return nil, ID{}
 	}
-	i := startIndex(len(a.listings), cursor, func(j int) ID { return a.listings[j].ID }, func(id ID) (uint64, bool) {
+	i := startIndex(len(a.listings), cursor, func(id ID) (uint64, bool) {
 		l := e.listings[id]
 		if l == nil || l.Owner != account {
 			return 0, false
@@ -195,7 +195,7 @@ func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (ou
 
 // startIndex finds where a newest-first page begins: the newest item, or
 // the one just older than the cursor item (objects are kept in seq order).
-func startIndex(n int, cursor ID, _ func(int) ID, seqOf func(ID) (uint64, bool), seqAt func(int) uint64) int {
+func startIndex(n int, cursor ID, seqOf func(ID) (uint64, bool), seqAt func(int) uint64) int {
 	if cursor.IsZero() {
 		return n - 1
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-func (e *Engine) validateWindow(start, end Time, field string, future bool) *Error {
+func (e *Engine) validateWindow(start, end Time, future bool) *Error {
 	if start%Hour != 0 {
 		return errorf(CodeInvalidWindow, "start", "start must be a whole UTC hour")
 	}
@@ -66,12 +66,12 @@ func (e *Engine) placeListing(c *Command) *Error {
 	if err := validQuantity(c.Quantity, "quantity"); err != nil {
 		return err
 	}
-	if err := e.validateWindow(c.Start, c.End, "start", false); err != nil {
+	if err := e.validateWindow(c.Start, c.End, false); err != nil {
 		return err
 	}
 	reserve, floor := c.Price, c.SpotFloor
 	if c.PricePeg.Kind != PegNone {
-		p, err := e.pegPrice(m, c.PricePeg, "reserve_price", true)
+		p, err := e.pegPrice(m, c.PricePeg, "reserve_price")
 		if err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func (e *Engine) placeListing(c *Command) *Error {
 		if c.SpotFloorPeg.Kind == PegSpot {
 			return errorf(CodeInvalidPeg, "spot_price_floor", "a spot floor cannot follow the spot price it sets")
 		}
-		p, err := e.pegPrice(m, c.SpotFloorPeg, "spot_price_floor", true)
+		p, err := e.pegPrice(m, c.SpotFloorPeg, "spot_price_floor")
 		if err != nil {
 			return err
 		}
@@ -220,7 +220,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 		if c.BidType == Spot && c.PricePeg.Kind == PegSpot {
 			return errorf(CodeInvalidPeg, "limit_price", "a spot bid cannot follow the spot price it sets")
 		}
-		p, err := e.pegPrice(m, c.PricePeg, "limit_price", true)
+		p, err := e.pegPrice(m, c.PricePeg, "limit_price")
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m,
 	}
 	if c.BidType == Reserved {
-		if err := e.validateWindow(c.Start, c.End, "start", true); err != nil {
+		if err := e.validateWindow(c.Start, c.End, true); err != nil {
 			return err
 		}
 		minQ := c.MinQuantity
@@ -423,7 +423,7 @@ func (e *Engine) Quote(market string, quantity, minQuantity int64, start, end Ti
 	if err := validQuantity(quantity, "quantity"); err != nil {
 		return Quote{}, err
 	}
-	if err := e.validateWindow(start, end, "start", true); err != nil {
+	if err := e.validateWindow(start, end, true); err != nil {
 		return Quote{}, err
 	}
 	if minQuantity <= 0 || minQuantity > quantity {
