@@ -101,7 +101,13 @@ type healthJSON struct {
 	RecoveredCommands int     `json:"recovered_commands"`
 	RecoverySeconds   float64 `json:"recovery_seconds"`
 	LastSnapshotSeq   uint64  `json:"last_snapshot_seq"`
-	FeedClients       int64   `json:"feed_clients"`
+	// SnapshotPauseSeconds is how long the last snapshot held the
+	// sequencer (the engine's bytes are taken on its goroutine).
+	SnapshotPauseSeconds float64 `json:"snapshot_pause_seconds"`
+	FeedClients          int64   `json:"feed_clients"`
+	// Warning says, for the in-memory journal, that nothing survives a
+	// restart.
+	Warning string `json:"warning,omitempty"`
 }
 
 func (s *Server) health(c *fiber.Ctx) error {
@@ -109,7 +115,10 @@ func (s *Server) health(c *fiber.Ctx) error {
 	h := healthJSON{
 		Status: "ok", Ready: st.Ready, Writable: st.Writable, Journal: st.Journal, Durable: st.Durable,
 		LastSeq: st.LastSeq, RecoveredCommands: st.RecoveredCommands, RecoverySeconds: st.RecoverySeconds,
-		LastSnapshotSeq: st.LastSnapshotSeq, FeedClients: s.hub.clientCount(),
+		LastSnapshotSeq: st.LastSnapshotSeq, SnapshotPauseSeconds: st.SnapshotPause.Seconds(), FeedClients: s.hub.clientCount(),
+	}
+	if !st.Durable {
+		h.Warning = "in-memory journal: every account, order and balance is lost when the process stops"
 	}
 	switch {
 	case !st.Ready:
