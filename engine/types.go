@@ -94,14 +94,16 @@ func (m Money) String() string { return formatTicks(int64(m)) }
 
 func formatTicks(v int64) string {
 	neg := v < 0
+	u := uint64(v)
 	if neg {
-		v = -v
+		u = -u // two's complement: also right for math.MinInt64
 	}
-	s := strconv.FormatInt(v/TicksPerUSD, 10) + "." + fmt.Sprintf("%04d", v%TicksPerUSD)
-	s = strings.TrimRight(s, "0")
-	if i := strings.IndexByte(s, '.'); len(s)-i < 3 {
-		s += strings.Repeat("0", 3-(len(s)-i))
+	frac := strconv.FormatUint(u%TicksPerUSD+TicksPerUSD, 10)[1:] // 4 digits, zero-padded
+	frac = strings.TrimRight(frac, "0")
+	for len(frac) < 2 {
+		frac += "0"
 	}
+	s := strconv.FormatUint(u/TicksPerUSD, 10) + "." + frac
 	if neg {
 		return "-" + s
 	}
@@ -126,10 +128,11 @@ func ParseTicks(s string) (int64, error) {
 			return 0, fmt.Errorf("%q: not a decimal", s)
 		}
 	}
+	whole = strings.TrimLeft(whole, "0")
 	if len(whole) > 14 {
 		return 0, fmt.Errorf("%q: too large", s)
 	}
-	w, _ := strconv.ParseInt(whole, 10, 64)
+	w, _ := strconv.ParseInt("0"+whole, 10, 64)
 	f := int64(0)
 	if frac != "" {
 		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 4-len(frac)), 10, 64)
