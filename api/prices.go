@@ -16,7 +16,7 @@ import (
 
 // priceBoard is the server's pricing.Board (spot, last trade, 24 h VWAP,
 // candles per market), built lazily from the engine once it is recovered
-// and then fed by the engine's events on the feed hub's goroutine.
+// and then fed by the engine's events through OnEvents.
 type priceBoard struct {
 	mu  sync.Mutex
 	b   *pricing.Board
@@ -45,7 +45,8 @@ func (s *Server) seedBoardLocked() {
 	})
 }
 
-// observePrices folds a batch of events into the board (hub goroutine).
+// observePrices folds a batch of events into the board (sequencer
+// goroutine, through OnEvents).
 func (s *Server) observePrices(evs []engine.Event) {
 	pb := &s.prices
 	pb.mu.Lock()
@@ -70,6 +71,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	type book struct {
 		id     string
 		spot   engine.SpotView
+		last   []engine.Fill
 		ask    engine.Price
 		hasAsk bool
 		bids   []pricing.Order
@@ -79,7 +81,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	s.read(func(e *engine.Engine) {
 		for _, m := range e.Markets() {
 			bv, _ := e.Book(m.ID)
-			bk := book{id: m.ID, spot: bv.Spot}
+			bk := book{id: m.ID, spot: bv.Spot, last: e.Trades(m.ID, 1)}
 			for _, l := range bv.Asks {
 				if !bk.hasAsk || l.Price < bk.ask {
 					bk.ask, bk.hasAsk = l.Price, true
@@ -95,7 +97,13 @@ func (s *Server) renderPrices() []pricing.Row {
 	now := s.cfg.Now()
 	rows := make([]pricing.Row, 0, len(books))
 	for _, bk := range books {
-		if r, ok := b.Row(bk.id, int64(bk.ask), bk.hasAsk, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
+		// Spot price and last trade come from the engine, read with the
+		// book: the board's event-fed copies may trail it by a batch.
+		live := pricing.Live{Spot: int64(bk.spot.Price), HasSpot: bk.spot.HasPrice, BestAsk: int64(bk.ask), HasAsk: bk.hasAsk}
+		if len(bk.last) > 0 {
+			live.LastTrade, live.HasLast = int64(bk.last[0].Price), true
+		}
+		if r, ok := b.LiveRow(bk.id, live, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
 			r.SpotSupply, r.SpotAllocated, r.SpotWaiting = bk.spot.Supply, bk.spot.Allocated, bk.spot.Waiting
 			rows = append(rows, r)
 		}

@@ -217,7 +217,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // OnEvents is the sequencer's events hook: it copies the events and hands
 // them to the feed hub without blocking.
-func (s *Server) OnEvents(events []engine.Event) { s.hub.publish(events) }
+func (s *Server) OnEvents(events []engine.Event) {
+	// The price board is fed here, before the commands' responses are
+	// released, so /v1/prices never trails a response; feeds go through
+	// the hub's queue and never block the sequencer.
+	s.observePrices(events)
+	s.hub.publish(events)
+}
 
 // OnBatch is the sequencer's batch hook (metrics).
 func (s *Server) OnBatch(commands int, journalLatency time.Duration) {

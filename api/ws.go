@@ -325,10 +325,7 @@ func (h *hub) reset() {
 	for _, ch := range h.channels {
 		ch.last = nil
 	}
-	// The price board missed those events too: rebuild it from the engine.
-	h.s.prices.mu.Lock()
-	h.s.prices.b = nil
-	h.s.prices.mu.Unlock()
+	// The price board is fed before the hub's queue, so it missed nothing.
 }
 
 type dirtySet struct {
@@ -398,7 +395,6 @@ func (h *hub) leave(name string, cl *wsClient) {
 }
 
 func (h *hub) apply(evs []engine.Event, d *dirtySet) {
-	h.s.observePrices(evs)
 	if h.s.candles != nil {
 		h.s.candles.offerEvents(evs)
 	}

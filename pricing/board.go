@@ -252,31 +252,54 @@ func (b *Board) Discounts(gpu string, price int64, has bool) map[string]*string 
 	return out
 }
 
-// Row builds a market's prices entry. bestAsk is the cheapest unsold
-// reserved capacity (from the engine's book); curve may be nil.
+// Live is what a caller read from the engine at one instant. It wins over
+// the board's event-fed copies, which may trail the engine by a batch.
+type Live struct {
+	Spot      int64
+	HasSpot   bool
+	LastTrade int64
+	HasLast   bool
+	BestAsk   int64 // the cheapest unsold reserved capacity
+	HasAsk    bool
+}
+
+// Row builds a market's prices entry from the board alone (spot and last
+// trade as its events left them) and the given best ask.
 func (b *Board) Row(market string, bestAsk int64, hasAsk bool, now time.Time, curve []CurvePoint) (Row, bool) {
+	b.mu.Lock()
+	mi := b.markets[market]
+	var live Live
+	if mi != nil {
+		last, hasLast := mi.vwap.Last()
+		live = Live{Spot: mi.spot, HasSpot: mi.hasSpot, LastTrade: last.Price, HasLast: hasLast, BestAsk: bestAsk, HasAsk: hasAsk}
+	}
+	b.mu.Unlock()
+	return b.LiveRow(market, live, now, curve)
+}
+
+// LiveRow builds a market's prices entry from live engine figures, the
+// board's 24-hour VWAP and the reference table; curve may be nil.
+func (b *Board) LiveRow(market string, live Live, now time.Time, curve []CurvePoint) (Row, bool) {
 	b.mu.Lock()
 	mi := b.markets[market]
 	if mi == nil {
 		b.mu.Unlock()
 		return Row{}, false
 	}
-	last, hasLast := mi.vwap.Last()
 	vwap, hasVWAP := mi.vwap.Value(now)
-	spot, hasSpot := mi.spot, mi.hasSpot
 	b.mu.Unlock()
 
-	r := Row{Market: mi.ID, GPU: mi.GPU, Region: mi.Region, SpotPrice: priceStr(hasSpot, spot),
-		LastTradePrice: priceStr(hasLast, last.Price), VWAP24h: priceStr(hasVWAP, vwap), BestAsk: priceStr(hasAsk, bestAsk),
+	r := Row{Market: mi.ID, GPU: mi.GPU, Region: mi.Region, SpotPrice: priceStr(live.HasSpot, live.Spot),
+		LastTradePrice: priceStr(live.HasLast, live.LastTrade), VWAP24h: priceStr(hasVWAP, vwap), BestAsk: priceStr(live.HasAsk, live.BestAsk),
 		Reference: b.ReferenceRows(mi.GPU), ForwardCurve: curve}
 	basis, price, has := "", int64(0), false
 	switch {
-	case hasSpot:
-		basis, price, has = "spot", spot, true
-	case hasLast:
-		basis, price, has = "last_trade", last.Price, true
-	case hasAsk:
-		basis, price, has = "best_ask", bestAsk, true
+	case live.HasSpot:
+		basis, price, has = "spot", live.Spot, true
+	case live.HasLast:
+		basis, price, has = "last_trade", live.LastTrade, true
+	case live.HasAsk:
+		basis, price, has = "best_ask", live.BestAsk, true
 	}
 	if has {
 		r.PriceBasis = &basis

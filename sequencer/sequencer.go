@@ -52,7 +52,8 @@ type Config struct {
 	AppendTimeout time.Duration
 	Logger        *slog.Logger
 	// OnEvents receives each batch's events, on the sequencer goroutine,
-	// after the batch is journaled and applied and its responses released.
+	// after the batch is journaled and applied, just before its responses
+	// are released.
 	// The slice is valid only during the call; the hook must not block.
 	OnEvents func(events []engine.Event)
 	// OnBatch reports each committed batch's size and journal latency.
@@ -464,13 +465,16 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	s.statMu.Lock()
 	s.stat.LastSeq = last
 	s.statMu.Unlock()
+	// Events go out first, so read models fed synchronously by the hook
+	// (price indices) already show a command when its caller hears back;
+	// both happen only after the batch is journaled.
+	if s.cfg.OnEvents != nil && len(all) > 0 {
+		s.cfg.OnEvents(all)
+	}
 	for i, r := range batch {
 		if r.done != nil {
 			r.done <- results[i]
 		}
-	}
-	if s.cfg.OnEvents != nil && len(all) > 0 {
-		s.cfg.OnEvents(all)
 	}
 	if snap != nil {
 		s.snapBusy.Store(true)
