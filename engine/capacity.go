@@ -16,7 +16,8 @@ func newSoldHours(hours int) *soldHours {
 	for size < hours {
 		size <<= 1
 	}
-	s := &soldHours{n: hours, max: make([]int64, 2*size), min: make([]int64, 2*size), lazy: make([]int64, 2*size)}
+	buf := make([]int64, 6*size) // one allocation for the three arrays
+	s := &soldHours{n: hours, max: buf[: 2*size : 2*size], min: buf[2*size : 4*size : 4*size], lazy: buf[4*size:]}
 	// Padding leaves beyond the window never count as the minimum.
 	for i := size + hours; i < 2*size; i++ {
 		s.min[i] = 1 << 62

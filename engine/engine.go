@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"fmt"
 	"slices"
 )
@@ -173,22 +172,64 @@ type expiry struct {
 	bid *Bid
 }
 
+// expiryHeap is a binary min-heap of resting-bid expiries by (time, seq).
+// Typed rather than container/heap, so a push does not box its value.
 type expiryHeap []expiry
 
-func (h expiryHeap) Len() int { return len(h) }
-func (h expiryHeap) Less(i, j int) bool {
+func (h expiryHeap) less(i, j int) bool {
 	if h[i].at != h[j].at {
 		return h[i].at < h[j].at
 	}
 	return h[i].seq < h[j].seq
 }
-func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiry)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *expiryHeap) push(x expiry) {
+	*h = append(*h, x)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *expiryHeap) pop() expiry {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = expiry{}
+	s = s[:n]
+	s.down(0)
+	*h = s
+	return top
+}
+
+func (h expiryHeap) down(i int) {
+	for {
+		l, m := 2*i+1, i
+		if l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r := l + 1; r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// init orders an unordered slice into a heap.
+func (h expiryHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
 }
 
 type idemKey struct {
@@ -556,8 +597,8 @@ func (e *Engine) tick() {
 	for _, m := range e.marketOrder {
 		e.settleMarket(m)
 	}
-	for e.expiries.Len() > 0 && e.expiries[0].at <= e.now {
-		x := heap.Pop(&e.expiries).(expiry)
+	for len(e.expiries) > 0 && e.expiries[0].at <= e.now {
+		x := e.expiries.pop()
 		if b := x.bid; b.Status == BidResting || b.Status == BidPartiallyFilled {
 			e.closeReserved(b, BidExpired)
 			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID})

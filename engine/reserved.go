@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"fmt"
 )
 
@@ -272,7 +271,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 		if b.ExpiresAt != 0 && b.ExpiresAt < exp {
 			exp = b.ExpiresAt
 		}
-		heap.Push(&e.expiries, expiry{at: exp, seq: b.Seq, bid: b})
+		e.expiries.push(expiry{at: exp, seq: b.Seq, bid: b})
 		e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
 		e.matchReserved(b)
 		return nil

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -296,7 +295,7 @@ func Restore(data []byte) (*Engine, error) {
 			m.spot.demand.Set(b.restKey, b, b.Quantity)
 		}
 	}
-	heap.Init(&e.expiries)
+	e.expiries.init()
 
 	for _, l := range listings {
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
