@@ -319,8 +319,11 @@ func TestFeedSlowClient(t *testing.T) {
 			}
 			ids = ids[1:]
 		}
-		if i%20 == 0 {
-			fast.drain() // the fast reader keeps up, checking seqs
+		if i%5 == 0 {
+			// The fast reader keeps up, checking seqs: a few updates at a
+			// time stay far below the 16-message queue even on a loaded
+			// machine.
+			fast.drain()
 		}
 	}
 	if dropped() == 0 {

@@ -646,6 +646,8 @@ func (e *Engine) rollHour() {
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
 		}
 		e.recomputeSpot(m, ReasonHourBoundary)
+		// Books and feeds change with the hour even where nothing traded.
+		e.emit(Event{Kind: EvHourStarted, Market: m.ID})
 	}
 }
 

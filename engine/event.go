@@ -24,9 +24,10 @@ const (
 	EvSpotPriceChanged
 	EvIdempotentReplay
 	EvReferenceRatesSet
+	EvHourStarted // per market, when a new hour's supply takes effect
 )
 
-var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set"}
+var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
