@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,19 +67,8 @@ func (e *env) start() {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var hooks atomic.Pointer[api.Server]
 	e.seq, err = sequencer.New(sequencer.Config{
 		Journal: j, TickInterval: -1, Logger: e.cfg.Logger,
-		OnEvents: func(evs []engine.Event) {
-			if s := hooks.Load(); s != nil {
-				s.OnEvents(evs)
-			}
-		},
-		OnBatch: func(n int, d time.Duration) {
-			if s := hooks.Load(); s != nil {
-				s.OnBatch(n, d)
-			}
-		},
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -88,7 +76,6 @@ func (e *env) start() {
 	cfg := e.cfg
 	cfg.Sequencer, cfg.ReadModels = e.seq, rm
 	e.srv = api.NewServer(cfg)
-	hooks.Store(e.srv)
 	addr := "127.0.0.1:0"
 	if e.url != "" {
 		addr = e.url[len("http://"):] // a restart keeps the address, so clients keep working

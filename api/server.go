@@ -86,7 +86,9 @@ type Server struct {
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
-// serve, and feed it the sequencer's hooks (OnEvents, OnBatch).
+// serve. A sequencer that can be observed (*sequencer.Sequencer) gets the
+// server's OnEvents and OnBatch attached here, so build the server before
+// the sequencer runs; otherwise feed the hooks yourself.
 func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -125,8 +127,18 @@ func NewServer(cfg Config) *Server {
 	})
 	s.routes()
 	go s.hub.run()
+	if o, ok := cfg.Sequencer.(observable); ok {
+		o.Observe(s.OnEvents, s.OnBatch)
+	}
 	return s
 }
+
+// observable is a sequencer that takes event and batch hooks.
+type observable interface {
+	Observe(onEvents func([]engine.Event), onBatch func(int, time.Duration))
+}
+
+var _ observable = (*sequencer.Sequencer)(nil)
 
 // App exposes the Fiber app (tests list its routes).
 func (s *Server) App() *fiber.App { return s.app }

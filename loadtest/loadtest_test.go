@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +27,9 @@ const testAdminKey = "loadtest-admin-key"
 
 // startServer runs the exchange in this process on a random loopback port,
 // wired as cmd/gpuxd wires it: a journal (a Redis shard of the shared test
-// Redis when it answers, the memory journal otherwise), the sequencer with
-// its hooks into the API, the API listening before recovery, then
+// Redis when it answers, the memory journal otherwise), the sequencer, the
+// API (which attaches itself to the sequencer's hooks) listening before
+// recovery, then
 // recovery, the sequencer loop and the reference rates. It returns the
 // base URL and stops everything when the test ends.
 func startServer(tb testing.TB) string {
@@ -57,19 +57,8 @@ func startServer(tb testing.TB) string {
 		tb.Logf("journal: memory (no redis at %s)", redistest.SharedAddr)
 	}
 
-	var hooks atomic.Pointer[api.Server]
 	seq, err := sequencer.New(sequencer.Config{
 		Journal: journal, Logger: logger,
-		OnEvents: func(evs []engine.Event) {
-			if s := hooks.Load(); s != nil {
-				s.OnEvents(evs)
-			}
-		},
-		OnBatch: func(n int, lat time.Duration) {
-			if s := hooks.Load(); s != nil {
-				s.OnBatch(n, lat)
-			}
-		},
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -79,7 +68,6 @@ func startServer(tb testing.TB) string {
 		Sequencer: seq, ReadModels: readModels, Rates: rates, AdminKey: testAdminKey,
 		RateLimit: 200, Logger: logger,
 	})
-	hooks.Store(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

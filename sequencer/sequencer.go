@@ -208,6 +208,13 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 	return nil
 }
 
+// Observe sets the hooks that receive each batch's events and figures,
+// replacing Config.OnEvents and Config.OnBatch, so a consumer built after
+// the sequencer (the API server) can attach itself. Call it before Run.
+func (s *Sequencer) Observe(onEvents func([]engine.Event), onBatch func(commands int, journalLatency time.Duration)) {
+	s.cfg.OnEvents, s.cfg.OnBatch = onEvents, onBatch
+}
+
 // Replay applies every journaled command after the engine's sequence number
 // and returns how many it applied. onEvents, when set, sees each command's
 // events (tests compare them with what was produced live).

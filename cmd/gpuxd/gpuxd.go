@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"gpux/api"
@@ -264,21 +263,10 @@ func (m *Main) Run(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "gpuxd: generated admin key (set --admin-key or GPUX_ADMIN_KEY to choose one): %s\n", key)
 	}
 
-	var hooks atomic.Pointer[api.Server]
 	m.seq, err = sequencer.New(sequencer.Config{
 		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: engine.Catalogue(m.Config.GPUs, m.Config.Regions),
 		SnapshotEvery: m.Config.SnapshotEvery, SnapshotInterval: m.Config.SnapshotInterval,
 		TickInterval: m.Config.TickInterval, Logger: log.With("component", "sequencer"),
-		OnEvents: func(evs []engine.Event) {
-			if s := hooks.Load(); s != nil {
-				s.OnEvents(evs)
-			}
-		},
-		OnBatch: func(n int, lat time.Duration) {
-			if s := hooks.Load(); s != nil {
-				s.OnBatch(n, lat)
-			}
-		},
 	})
 	if err != nil {
 		return err
@@ -287,7 +275,6 @@ func (m *Main) Run(ctx context.Context) error {
 		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
 	})
-	hooks.Store(m.server)
 
 	if m.Config.PprofAddr != "" {
 		pl, err := net.Listen("tcp", m.Config.PprofAddr)
