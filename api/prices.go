@@ -103,7 +103,7 @@ func (s *Server) renderPrices() []pricing.Row {
 		if len(bk.last) > 0 {
 			live.LastTrade, live.HasLast = int64(bk.last[0].Price), true
 		}
-		if r, ok := b.LiveRow(bk.id, live, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
+		if r, ok := b.Row(bk.id, live, now, pricing.ForwardCurve(now, bk.bids, bk.asks)); ok {
 			r.SpotSupply, r.SpotAllocated, r.SpotWaiting = bk.spot.Supply, bk.spot.Allocated, bk.spot.Waiting
 			rows = append(rows, r)
 		}

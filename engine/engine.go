@@ -273,7 +273,6 @@ type Engine struct {
 
 	// per-command scratch
 	events   []Event
-	cmd      *Command
 	dirty    []*Account
 	dirtySet map[*Account]bool
 	epoch    uint64
@@ -327,15 +326,11 @@ func (e *Engine) Seq() uint64 { return e.seq }
 // Now is the engine time of the last applied command.
 func (e *Engine) Now() Time { return e.now }
 
-// Config returns the configuration the engine runs with.
-func (e *Engine) Config() Config { return e.cfg }
-
 // Apply executes one command and returns the events it caused. A rejected
 // command changes nothing and yields one EvRejected event plus the *Error.
 // The returned slice is reused by the next Apply; copy what you keep.
 func (e *Engine) Apply(c *Command) ([]Event, error) {
 	e.events = e.events[:0]
-	e.cmd = c
 	if c.Seq != 0 && c.Seq <= e.seq {
 		err := errorf(CodeInvalidCommand, "seq", fmt.Sprintf("sequence %d is not after %d", c.Seq, e.seq))
 		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}})
@@ -357,8 +352,7 @@ func (e *Engine) Apply(c *Command) ([]Event, error) {
 	e.now = t
 	err := e.dispatch(c)
 	if err != nil {
-		var actor ID = c.Actor
-		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{actor}, Market: c.Market, Bid: bidTarget(c), Listing: listingTarget(c)})
+		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}, Market: c.Market, Bid: bidTarget(c), Listing: listingTarget(c)})
 	}
 	e.flushBalances()
 	if err != nil {

@@ -38,15 +38,6 @@ func (e *Engine) AccountByKeyHash(h [32]byte) (AccountView, [32]byte, bool) {
 	return a.view(), a.KeyHash, true
 }
 
-// Accounts lists every account in creation order, the fee account first.
-func (e *Engine) Accounts() []AccountView {
-	out := make([]AccountView, len(e.accountOrder))
-	for i, a := range e.accountOrder {
-		out[i] = a.view()
-	}
-	return out
-}
-
 // BidView is a copy of a bid.
 type BidView struct {
 	ID            ID

@@ -9,9 +9,10 @@ import (
 	"gpux/engine"
 )
 
-// Board holds every market's price indices, built from engine events: the
-// spot clearing price, the last reserved trade, a 24-hour VWAP weighted by
-// GPU-hours, and 1m/1h/1d candles of spot prices and of reserved trades.
+// Board holds every market's price indices, built from engine events: a
+// 24-hour VWAP of reserved trades weighted by GPU-hours, and 1m/1h/1d
+// candles of spot prices and of reserved trades. The current spot price and
+// last trade are the engine's; callers read them and pass them in (Live).
 // It is safe for concurrent use: the sequencer feeds it, handlers read it.
 type Board struct {
 	table *Table
@@ -19,8 +20,7 @@ type Board struct {
 	mu      sync.Mutex
 	markets map[string]*marketIndex
 	order   []engine.Market
-	dirty   map[string]bool // markets changed since the last TakeChanged
-	candles []CandleUpdate  // candles changed since the last TakeCandles
+	candles []CandleUpdate // candles changed since the last TakeCandles
 }
 
 // Candle kinds.
@@ -39,17 +39,14 @@ type CandleUpdate struct {
 
 type marketIndex struct {
 	engine.Market
-	spot     int64
-	hasSpot  bool
-	vwap     *VWAP
-	spotC    *CandleSeries
-	tradeC   *CandleSeries
-	lastSpot time.Time
+	vwap   *VWAP
+	spotC  *CandleSeries
+	tradeC *CandleSeries
 }
 
 // NewBoard makes an empty board for the markets, comparing against table.
 func NewBoard(table *Table, markets []engine.Market) *Board {
-	b := &Board{table: table, markets: map[string]*marketIndex{}, order: markets, dirty: map[string]bool{}}
+	b := &Board{table: table, markets: map[string]*marketIndex{}, order: markets}
 	for _, m := range markets {
 		b.markets[m.ID] = &marketIndex{Market: m, vwap: NewVWAP(24 * time.Hour), spotC: NewCandleSeries(0), tradeC: NewCandleSeries(0)}
 	}
@@ -62,15 +59,12 @@ func (b *Board) Table() *Table { return b.table }
 func engineTime(t engine.Time) time.Time { return time.UnixMilli(int64(t)).UTC() }
 
 // Seed loads what the engine already knows (after a recovery): each
-// market's spot price and its recent fills, oldest first.
+// market's recent fills, oldest first, into its VWAP.
 func (b *Board) Seed(e *engine.Engine) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, m := range b.order {
 		mi := b.markets[m.ID]
-		if sv, ok := e.Spot(m.ID); ok {
-			mi.spot, mi.hasSpot = int64(sv.Price), sv.HasPrice
-		}
 		fills := e.Trades(m.ID, 1<<30)
 		for i := len(fills) - 1; i >= 0; i-- {
 			f := fills[i]
@@ -92,18 +86,15 @@ func (b *Board) Observe(evs []engine.Event) {
 		t := engineTime(ev.Time)
 		switch ev.Kind {
 		case engine.EvSpotPriceChanged:
-			mi.spot, mi.hasSpot = int64(ev.Price), ev.HasPrice
 			if ev.HasPrice {
 				b.observe(mi, KindSpot, mi.spotC, t, int64(ev.Price), 0)
 			}
-			b.dirty[mi.ID] = true
 		case engine.EvFilled:
 			f := ev.Fill
 			tr := Trade{Time: t, Price: int64(f.Price), Quantity: f.Quantity, Hours: int64((f.End - f.Start) / engine.Hour)}
 			mi.vwap.Add(tr)
 			gh, _ := tr.GPUHours()
 			b.observe(mi, KindTrades, mi.tradeC, t, int64(f.Price), gh)
-			b.dirty[mi.ID] = true
 		}
 	}
 }
@@ -117,21 +108,6 @@ func (b *Board) observe(mi *marketIndex, kind string, cs *CandleSeries, t time.T
 			b.candles = append(b.candles, CandleUpdate{Market: mi.ID, Kind: kind, Interval: iv, Candle: c})
 		}
 	}
-}
-
-// TakeChanged returns the markets whose prices changed since the last
-// call, in catalogue order, and forgets them.
-func (b *Board) TakeChanged() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, m := range b.order {
-		if b.dirty[m.ID] {
-			out = append(out, m.ID)
-		}
-	}
-	clear(b.dirty)
-	return out
 }
 
 // TakeCandles returns the candles changed since the last call, the newest
@@ -263,23 +239,9 @@ type Live struct {
 	HasAsk    bool
 }
 
-// Row builds a market's prices entry from the board alone (spot and last
-// trade as its events left them) and the given best ask.
-func (b *Board) Row(market string, bestAsk int64, hasAsk bool, now time.Time, curve []CurvePoint) (Row, bool) {
-	b.mu.Lock()
-	mi := b.markets[market]
-	var live Live
-	if mi != nil {
-		last, hasLast := mi.vwap.Last()
-		live = Live{Spot: mi.spot, HasSpot: mi.hasSpot, LastTrade: last.Price, HasLast: hasLast, BestAsk: bestAsk, HasAsk: hasAsk}
-	}
-	b.mu.Unlock()
-	return b.LiveRow(market, live, now, curve)
-}
-
-// LiveRow builds a market's prices entry from live engine figures, the
+// Row builds a market's prices entry from live engine figures, the
 // board's 24-hour VWAP and the reference table; curve may be nil.
-func (b *Board) LiveRow(market string, live Live, now time.Time, curve []CurvePoint) (Row, bool) {
+func (b *Board) Row(market string, live Live, now time.Time, curve []CurvePoint) (Row, bool) {
 	b.mu.Lock()
 	mi := b.markets[market]
 	if mi == nil {

@@ -23,7 +23,7 @@ func TestBoardIndicesFromEvents(t *testing.T) {
 	b := NewBoard(Default(), engine.Catalogue([]string{"h100-sxm"}, []string{"us-east"}))
 
 	// No price at all: every provider's discount is null, never 0.
-	r, _ := b.Row(mkt, 0, false, boardT0, nil)
+	r, _ := b.Row(mkt, Live{}, boardT0, nil)
 	if r.SpotPrice != nil || r.LastTradePrice != nil || r.PriceBasis != nil {
 		t.Fatalf("empty market row %+v", r)
 	}
@@ -34,12 +34,14 @@ func TestBoardIndicesFromEvents(t *testing.T) {
 		}
 	}
 
-	// 10 GPU-hours at 2.00 and 30 GPU-hours at 3.00: VWAP 2.75, last 3.00.
+	// 10 GPU-hours at 2.00 and 30 GPU-hours at 3.00: VWAP 2.75; the engine
+	// says the last trade is 3.00.
 	b.Observe([]engine.Event{
 		fillEvent(mkt, boardT0, 5, 2, "2.00"),
 		fillEvent(mkt, boardT0.Add(time.Minute), 10, 3, "3.00"),
 	})
-	r, _ = b.Row(mkt, 0, false, boardT0.Add(2*time.Minute), nil)
+	last := Live{LastTrade: 30000, HasLast: true, BestAsk: 40000, HasAsk: true}
+	r, _ = b.Row(mkt, last, boardT0.Add(2*time.Minute), nil)
 	if *r.VWAP24h != "2.75" || *r.LastTradePrice != "3.00" || *r.PriceBasis != "last_trade" {
 		t.Fatalf("vwap %v last %v basis %v, want 2.75, 3.00, last_trade", *r.VWAP24h, *r.LastTradePrice, *r.PriceBasis)
 	}
@@ -49,17 +51,21 @@ func TestBoardIndicesFromEvents(t *testing.T) {
 	}
 	// A spot price takes precedence over the last trade.
 	b.Observe([]engine.Event{{Kind: engine.EvSpotPriceChanged, Market: mkt, Time: ems(boardT0.Add(3 * time.Minute)), Price: 26000, HasPrice: true}})
-	r, _ = b.Row(mkt, 0, false, boardT0.Add(3*time.Minute), nil)
+	spot := last
+	spot.Spot, spot.HasSpot = 26000, true
+	r, _ = b.Row(mkt, spot, boardT0.Add(3*time.Minute), nil)
 	if *r.SpotPrice != "2.60" || *r.PriceBasis != "spot" || *r.Discount["aws"] != "0.6221" {
 		t.Fatalf("spot %v basis %v aws %v, want 2.60 spot 0.6221", *r.SpotPrice, *r.PriceBasis, *r.Discount["aws"])
 	}
+	// The best ask is the basis only without spot price and last trade.
+	r, _ = b.Row(mkt, Live{BestAsk: 40000, HasAsk: true}, boardT0.Add(3*time.Minute), nil)
+	if *r.PriceBasis != "best_ask" || *r.Discount["aws"] != "0.4186" { // 1 − 4.00/6.88
+		t.Fatalf("basis %v aws %v, want best_ask 0.4186", *r.PriceBasis, *r.Discount["aws"])
+	}
 	// After 24 h the trades leave the VWAP; the last trade stays.
-	r, _ = b.Row(mkt, 0, false, boardT0.Add(25*time.Hour), nil)
+	r, _ = b.Row(mkt, last, boardT0.Add(25*time.Hour), nil)
 	if r.VWAP24h != nil || *r.LastTradePrice != "3.00" {
 		t.Fatalf("after 24 h: vwap %v last %v", r.VWAP24h, r.LastTradePrice)
-	}
-	if got := b.TakeChanged(); len(got) != 1 || got[0] != mkt {
-		t.Fatalf("changed %v", got)
 	}
 	// Trade candles: one minute candle per trade minute, one hour candle
 	// holding both (volume = GPU-hours).
@@ -78,7 +84,7 @@ func TestBoardIndicesFromEvents(t *testing.T) {
 func TestEveryMarketHasHyperscalerRows(t *testing.T) {
 	b := NewBoard(Default(), engine.Catalogue(engine.DefaultGPUs, engine.DefaultRegions))
 	for _, m := range engine.Catalogue(engine.DefaultGPUs, engine.DefaultRegions) {
-		r, ok := b.Row(m.ID, 0, false, boardT0, nil)
+		r, ok := b.Row(m.ID, Live{}, boardT0, nil)
 		if !ok {
 			t.Fatalf("no row for %s", m.ID)
 		}

@@ -436,12 +436,16 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	}
 	s.lastTime = now
 
+	// One copy of the batch's events: each outcome holds its own
+	// sub-slice, and the whole is what OnEvents sees.
 	results := make([]result, len(batch))
 	var all []engine.Event
 	s.mu.Lock()
 	for i, r := range batch {
+		from := len(all)
 		evs, _ := s.eng.Apply(&r.cmd)
-		out := Outcome{Seq: r.cmd.Seq, Events: append([]engine.Event(nil), evs...)}
+		all = append(all, evs...)
+		out := Outcome{Seq: r.cmd.Seq, Events: all[from:len(all):len(all)]}
 		for _, ev := range evs {
 			if ev.Kind == engine.EvRejected {
 				out.Err = ev.Err
@@ -451,9 +455,6 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 			r.view(s.eng, &r.cmd)
 		}
 		results[i] = result{out: out}
-		if s.cfg.OnEvents != nil {
-			all = append(all, out.Events...)
-		}
 	}
 	s.sinceSnap += len(batch)
 	var snap *store.Snapshot
