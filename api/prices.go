@@ -14,8 +14,8 @@ import (
 	"gpux/store"
 )
 
-// priceBoard is the server's pricing.Board (spot, last trade, 24 h VWAP,
-// candles per market), built lazily from the engine once it is recovered
+// priceBoard is the server's pricing.Board (24 h VWAP and candles per
+// market), built lazily from the engine once it is recovered
 // and then fed by the engine's events through OnEvents.
 type priceBoard struct {
 	mu  sync.Mutex
