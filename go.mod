@@ -1,4 +1,4 @@
-module gpux
+module github.com/gpux/gpux
 
 go 1.26.0
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 func TestHappyPath(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 // KeyPrefix starts every API key the server issues.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"gpux/api"
-	"gpux/client"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/client"
 )
 
 func TestAuthMatrix(t *testing.T) {

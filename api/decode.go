@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"gpux/engine"
-	"gpux/pricing"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
 )
 
 // BodyLimit is the largest request body accepted (413 above it).

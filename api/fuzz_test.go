@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 func fuzzChecker() checker {

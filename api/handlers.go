@@ -10,9 +10,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"gpux/engine"
-	"gpux/pricing"
-	"gpux/store"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/store"
 )
 
 // Paging of list endpoints.

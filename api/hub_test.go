@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"gpux/engine"
-	"gpux/sequencer"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/sequencer"
 )
 
 // fakeSequencer drives an engine in process, without a journal: enough

@@ -10,8 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"gpux/engine"
-	"gpux/store"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
 )
 
 // adminIdem makes the admin's creating POSTs (accounts, deposits,

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"gpux/api"
+	"github.com/gpux/gpux/api"
 )
 
 // TestRoutesMatchOpenAPI: every route the server registers is described in

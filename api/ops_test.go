@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"gpux/api"
-	"gpux/client"
-	"gpux/sequencer"
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/sequencer"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 // TestRecovering: before recovery the server answers health (200,

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"gpux/engine"
-	"gpux/pricing"
-	"gpux/store"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/store"
 )
 
 // priceBoard is the server's pricing.Board (24 h VWAP and candles per

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"testing"
 
-	"gpux/client"
-	"gpux/engine"
-	"gpux/pricing"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
 )
 
 // TestPricesCoverEveryMarket: every catalogue market has its AWS, Azure and

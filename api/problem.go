@@ -8,8 +8,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"gpux/engine"
-	"gpux/sequencer"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/sequencer"
 )
 
 // Codes of the API's own rejections, in addition to the engine's codes

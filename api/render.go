@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 // Response bodies. Field names are the contract of API.md; extras are

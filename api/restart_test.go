@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"gpux/client"
-	"gpux/store"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/store"
 )
 
 // TestRestart: a server restarted on the same Redis shard keeps accounts,

@@ -4,18 +4,21 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
-	"gpux/engine"
-	"gpux/pricing"
-	"gpux/sequencer"
-	"gpux/store"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/sequencer"
+	"github.com/gpux/gpux/store"
 )
 
 //go:embed openapi.yaml
@@ -64,6 +67,9 @@ type Config struct {
 	// SendQueue is each websocket client's queue length (default 256);
 	// a client whose queue is full is dropped.
 	SendQueue int
+	// Dashboard, when set, is served at / (index.html) and below it; the
+	// files come from the web package's embedded tree in gpuxd.
+	Dashboard fs.FS
 }
 
 // Server is the HTTP and websocket API.
@@ -175,6 +181,10 @@ func (s *Server) routes() {
 	v1.Delete("/bids/:id", s.cancelBid)
 
 	v1.Get("/ws", s.wsUpgrade, s.wsHandler())
+
+	if s.cfg.Dashboard != nil {
+		a.Use("/", filesystem.New(filesystem.Config{Root: http.FS(s.cfg.Dashboard), Index: "index.html"}))
+	}
 }
 
 // Listen serves on addr until Shutdown.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"gpux/api"
-	"gpux/client"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/client"
 )
 
 // state is everything a rejected request must leave unchanged.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"gpux/api"
-	"gpux/client"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/client"
 )
 
 // feedReader reads a feed and checks that every channel's seq has no gap.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // recorded is what the fake server saw of one request.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 func TestProblemDecoding(t *testing.T) {

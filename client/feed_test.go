@@ -12,7 +12,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // wsServer accepts websocket connections on /v1/ws and hands the server

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 func TestPriceJSON(t *testing.T) {

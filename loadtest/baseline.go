@@ -17,8 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/shopspring/decimal"
 
-	"gpux/client"
-	"gpux/engine"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/engine"
 )
 
 // baselineBid is the body of POST /v1/bids as the API defines it.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // feedStats is what the websocket subscribers observed.

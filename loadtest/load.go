@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // account is one of the run's own accounts.

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"gpux/api"
-	"gpux/client"
-	"gpux/engine"
-	"gpux/pricing"
-	"gpux/sequencer"
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/sequencer"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 const testAdminKey = "loadtest-admin-key"

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // errVerify is returned by run when the read-back did not add up; the

@@ -17,7 +17,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // fallbackPrice is the typical price of a market with no reference rate.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"gpux/client"
+	"github.com/gpux/gpux/client"
 )
 
 // bidRead is a bid as GET /v1/bids/{id} answers it. client.Bid carries the

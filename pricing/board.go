@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 // Board holds every market's price indices, built from engine events: a

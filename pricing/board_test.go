@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 var boardT0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"gpux/engine"
+	"github.com/gpux/gpux/engine"
 )
 
 // TicksPerUSD is the number of price ticks in one US dollar.

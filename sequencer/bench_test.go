@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"gpux/engine"
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 // depositCmd is a small command of realistic encoded size.

@@ -20,8 +20,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"gpux/engine"
-	"gpux/store"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
 )
 
 // Errors Submit returns instead of an outcome.

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"gpux/engine"
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 func openJournal(tb testing.TB, url, shard string) *store.RedisJournal {

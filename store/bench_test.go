@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"gpux/store"
+	"github.com/gpux/gpux/store"
 )
 
 const (

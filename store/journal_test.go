@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 // journalImpl opens a fresh, empty journal; count reports how many entries

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"gpux/store"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 type readModelsImpl struct {

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"gpux/api"
-	"gpux/engine"
-	"gpux/sequencer"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/sequencer"
 )
 
 // demo seeds accounts and listings and runs simulated buyers that place and

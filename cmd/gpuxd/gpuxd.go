@@ -17,11 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"gpux/api"
-	"gpux/engine"
-	"gpux/pricing"
-	"gpux/sequencer"
-	"gpux/store"
+	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/sequencer"
+	"github.com/gpux/gpux/store"
 )
 
 // Config is everything an operator chooses; it lives here only.

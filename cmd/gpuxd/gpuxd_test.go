@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"gpux/client"
-	"gpux/store/redistest"
+	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 func TestParseFlags(t *testing.T) {
