@@ -39,6 +39,9 @@ const (
 	CodeUpgradeRequired   = "upgrade_required"
 	CodeForbiddenOrigin   = "forbidden_origin"
 	CodeBadRequest        = "bad_request"
+	CodeInvalidEncoding   = "invalid_content_encoding"
+	CodeHeaderTooLarge    = "header_too_large"
+	CodeDuplicateKey      = "duplicate_key"
 	problemTypePrefix     = "https://gpux.dev/problems/"
 	problemContentType    = "application/problem+json"
 	defaultRetryAfterSecs = 1
@@ -83,6 +86,9 @@ var statusOf = map[string]int{
 	CodeInvalidIdemKey:   http.StatusUnprocessableEntity,
 	CodeInvalidClientID:  http.StatusUnprocessableEntity,
 	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	CodeInvalidEncoding:  http.StatusBadRequest,
+	CodeHeaderTooLarge:   http.StatusRequestHeaderFieldsTooLarge,
+	CodeDuplicateKey:     http.StatusBadRequest,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeUnavailable:      http.StatusServiceUnavailable,
@@ -177,6 +183,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			p = problem(CodeMethodNotAllowed, "", "method not allowed")
 		case fiber.StatusRequestEntityTooLarge:
 			p = problemf(CodeBodyTooLarge, "", "the request body is over %d bytes", BodyLimit)
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			p = problemf(CodeHeaderTooLarge, "", "the request line and headers are over %d bytes", HeaderLimit)
 		case fiber.StatusUpgradeRequired:
 			p = problem(CodeUpgradeRequired, "", "not a websocket upgrade request")
 		case fiber.StatusBadRequest:

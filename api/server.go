@@ -124,6 +124,7 @@ func NewServer(cfg Config) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
 		BodyLimit:             BodyLimit,
+		ReadBufferSize:        HeaderLimit,
 		Immutable:             true, // values taken from a request never alias fasthttp's buffers
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
@@ -157,7 +158,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metrics.handler())
 	a.Get("/openapi.yaml", s.openapi)
 
-	v1 := a.Group("/v1", s.identify)
+	v1 := a.Group("/v1", s.identify, s.decodeBody)
 	v1.Post("/accounts", s.createAccount)
 	v1.Post("/accounts/:id/deposits", s.deposit)
 	v1.Post("/accounts/:id/withdrawals", s.withdraw)
