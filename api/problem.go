@@ -42,9 +42,21 @@ const (
 	CodeInvalidEncoding   = "invalid_content_encoding"
 	CodeHeaderTooLarge    = "header_too_large"
 	CodeDuplicateKey      = "duplicate_key"
+	CodeTooManyConns      = "too_many_connections"
 	problemTypePrefix     = "https://gpux.dev/problems/"
 	problemContentType    = "application/problem+json"
 	defaultRetryAfterSecs = 1
+)
+
+// Codes of websocket errors, sent as {"type": "error", "code": ...} (or
+// {"type": "auth", "ok": false, "code": ...}) and never as an HTTP status.
+// The feed also uses CodeMalformedJSON, CodeDuplicateKey,
+// CodeMissingField, CodeRateLimited and CodeUnauthorized.
+const (
+	CodeUnknownChannel       = "unknown_channel"
+	CodeTooManyChannels      = "too_many_channels"
+	CodeUnknownOp            = "unknown_op"
+	CodeAlreadyAuthenticated = "already_authenticated"
 )
 
 // statusOf is the one table from a code to its HTTP status. A code that is
@@ -91,6 +103,7 @@ var statusOf = map[string]int{
 	CodeDuplicateKey:     http.StatusBadRequest,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeRateLimited:      http.StatusTooManyRequests,
+	CodeTooManyConns:     http.StatusTooManyRequests,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeShuttingDown:     http.StatusServiceUnavailable,
