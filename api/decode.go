@@ -39,6 +39,9 @@ func decodeStrict(body []byte, v any, fieldCode func(field string) string) *Prob
 	if _, err := dec.Token(); err != io.EOF {
 		return problem(CodeMalformedJSON, "", "unexpected data after the JSON object")
 	}
+	if key, dup := duplicateKey(body); dup {
+		return problemf(CodeDuplicateKey, truncate(key, 64), "the key %q appears twice in one object (keys match regardless of case); send each once", truncate(key, 64))
+	}
 	return nil
 }
 
