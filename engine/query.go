@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 )
@@ -296,17 +297,11 @@ func addLevel(ls []Level, x Level) []Level {
 
 func sortLevels(ls []Level, desc bool) {
 	slices.SortStableFunc(ls, func(a, b Level) int {
-		c := cmpInt(int64(a.Price), int64(b.Price))
+		c := cmp.Compare(a.Price, b.Price)
 		if desc {
 			c = -c
 		}
-		if c != 0 {
-			return c
-		}
-		if c = cmpInt(int64(a.Start), int64(b.Start)); c != 0 {
-			return c
-		}
-		return cmpInt(int64(a.End), int64(b.End))
+		return cmp.Or(c, cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 }
 
@@ -329,13 +324,15 @@ func (e *Engine) Trades(market string, limit int) []Fill {
 }
 
 // Totals are the ledger's aggregate figures, for conservation checks.
+// Supply is deposits less withdrawals (at most MaxMoney); money is
+// conserved when Balances equals it.
 type Totals struct {
-	Deposits, Withdrawals, Balances, Held Money
+	Supply, Balances, Held Money
 }
 
 // Totals sums the ledger.
 func (e *Engine) Totals() Totals {
-	t := Totals{Deposits: e.deposits, Withdrawals: e.withdrawals}
+	t := Totals{Supply: e.supply}
 	for _, a := range e.accountOrder {
 		t.Balances += a.Balance
 		t.Held += a.Held

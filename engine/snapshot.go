@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP2"
+const snapshotMagic = "GPUXSNAP3"
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -27,8 +27,7 @@ func (e *Engine) Snapshot() []byte {
 	w.u(e.seq)
 	w.i(int64(e.now))
 	w.u(e.fillCounter)
-	w.i(int64(e.deposits))
-	w.i(int64(e.withdrawals))
+	w.i(int64(e.supply))
 
 	rates := e.ReferenceRates()
 	w.u(uint64(len(rates)))
@@ -203,8 +202,7 @@ func Restore(data []byte) (*Engine, error) {
 	e.seq = r.u()
 	e.now = Time(r.i())
 	e.fillCounter = r.u()
-	e.deposits = Money(r.i())
-	e.withdrawals = Money(r.i())
+	e.supply = Money(r.i())
 	for i, n := 0, r.n(1<<20); i < n; i++ {
 		e.rates[[2]string{r.s(), r.s()}] = Price(r.i())
 	}
