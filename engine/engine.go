@@ -29,6 +29,11 @@ type Account struct {
 	CreatedAt Time
 	Seq       uint64
 
+	// unposted is spot accrual settled into Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − unposted is the
+	// balance after the account's last ledger line.
+	unposted Money
+
 	bids     []*Bid
 	listings []*Listing
 	coids    map[string]*Bid // open bids by client_order_id
@@ -114,6 +119,9 @@ type placement struct {
 	i0      int64 // market price integral when last settled
 	rem     int64 // sub-tick remainder carried to the next settlement
 	feeRem  int64 // fee remainder, in 1/10000 of a tick
+
+	// Settled since the placement's last ledger lines (see postPlacement).
+	charged, earned, fees Money
 }
 
 type listingKey struct {
@@ -470,6 +478,7 @@ func (e *Engine) deposit(c *Command) *Error {
 	}
 	e.supply = supply
 	credit(a, c.Amount)
+	e.post(a, LedgerDeposit, c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -494,6 +503,7 @@ func (e *Engine) withdraw(c *Command) *Error {
 	}
 	a.Balance -= c.Amount // ≤ available: never negative
 	e.supply -= c.Amount
+	e.post(a, LedgerWithdrawal, -c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -521,6 +531,12 @@ func (e *Engine) pay(buyer, owner *Account, amt Money, feeRem *int64) Money {
 	e.touch(buyer)
 	e.touch(owner)
 	return fee
+}
+
+// post emits a ledger line for a balance change that has already been
+// applied to a.Balance.
+func (e *Engine) post(a *Account, kind LedgerKind, amt Money, ref ID) {
+	e.emit(Event{Kind: EvLedger, Accounts: [2]ID{a.ID}, Ledger: kind, Amount: amt, Balance: a.Balance - a.unposted, Ref: ref})
 }
 
 // ---- idempotency ----
@@ -623,6 +639,9 @@ func (e *Engine) rollHour() {
 				e.setSpotUnits(l, units, reason)
 			}
 		}
+		// The hour's spot lines: every running placement settles and posts
+		// before the new hour changes anything.
+		e.postMarket(m)
 		for _, l := range ended {
 			e.endListing(l, ListingEnded, ReasonHourBoundary)
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})

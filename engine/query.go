@@ -15,10 +15,14 @@ type AccountView struct {
 	Held      Money
 	Available Money
 	CreatedAt Time
+	// Accrued is spot accrual already in Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − Accrued is the
+	// balance after the account's last EvLedger line.
+	Accrued Money
 }
 
 func (a *Account) view() AccountView {
-	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt}
+	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt, Accrued: a.unposted}
 }
 
 // Account returns an account by id.

@@ -481,8 +481,14 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	b.Filled += q
 	l.sold.Add(l.hourIndex(b.Start), l.hourIndex(b.End), q)
 	e.fillCounter++
+	fid := fillID(e.now, e.fillCounter)
+	e.post(buyer, LedgerReservedFill, -cost, fid)
+	e.post(owner, LedgerReservedEarning, cost-fee, fid)
+	if fee != 0 {
+		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
+	}
 	f := &Fill{
-		ID: fillID(e.now, e.fillCounter), Market: b.Market, BidID: b.ID, ListingID: l.ID,
+		ID: fid, Market: b.Market, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
 	}

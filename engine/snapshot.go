@@ -47,6 +47,7 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(a.Held))
 		w.i(int64(a.CreatedAt))
 		w.u(a.Seq)
+		w.i(int64(a.unposted))
 	}
 
 	listings := e.sortedListings()
@@ -111,6 +112,9 @@ func (e *Engine) Snapshot() []byte {
 			w.i(p.i0)
 			w.i(p.rem)
 			w.i(p.feeRem)
+			w.i(int64(p.charged))
+			w.i(int64(p.earned))
+			w.i(int64(p.fees))
 		}
 	}
 	// Listing-side order of fills and placements matters to later commands.
@@ -211,7 +215,7 @@ func Restore(data []byte) (*Engine, error) {
 	clear(e.accounts)
 	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
 		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
-			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), coids: map[string]*Bid{}}
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}}
 		e.accounts[a.ID] = a
 		e.accountOrder = append(e.accountOrder, a)
 		if a.KeyHash != ([32]byte{}) {
@@ -270,7 +274,8 @@ func Restore(data []byte) (*Engine, error) {
 			if l == nil {
 				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
 			}
-			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i()}
+			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
+				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
 			b.placements = append(b.placements, p)
 			b.placed += p.units
 			l.placed += p.units

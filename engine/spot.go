@@ -105,10 +105,60 @@ func (e *Engine) settle(p *placement) {
 	fee := e.pay(buyer, owner, amt, &p.feeRem)
 	b.Spent = satAdd(b.Spent, amt)
 	p.listing.SpotEarned = satAdd(p.listing.SpotEarned, amt-fee)
+	// Posted later as ledger lines; each is at most the buyer's balance.
+	p.charged += amt
+	p.earned += amt - fee
+	p.fees += fee
+	buyer.unposted -= amt
+	owner.unposted += amt - fee
+	if fee != 0 {
+		e.accounts[FeeAccount].unposted += fee
+	}
+}
+
+// postPlacement emits the ledger lines for what a placement has been
+// charged since its last lines: the buyer's charge, the owner's earning and
+// the fee.
+func (e *Engine) postPlacement(p *placement) {
+	if p.charged == 0 {
+		return
+	}
+	buyer, owner := e.accounts[p.bid.Buyer], e.accounts[p.listing.Owner]
+	buyer.unposted += p.charged
+	e.post(buyer, LedgerSpotCharge, -p.charged, p.bid.ID)
+	if p.earned != 0 {
+		owner.unposted -= p.earned
+		e.post(owner, LedgerSpotEarning, p.earned, p.listing.ID)
+	}
+	if p.fees != 0 {
+		f := e.accounts[FeeAccount]
+		f.unposted -= p.fees
+		e.post(f, LedgerFee, p.fees, p.bid.ID)
+	}
+	p.charged, p.earned, p.fees = 0, 0, 0
+}
+
+// postMarket settles every placement of a market and posts its lines.
+func (e *Engine) postMarket(m *market) {
+	sb := &m.spot
+	sb.advance(e.now)
+	var cum int64
+	sb.demand.Ascend(nil, func(_ bidKey, b *Bid, w int64) bool {
+		if cum >= sb.k {
+			return false
+		}
+		cum += w
+		for _, p := range b.placements {
+			e.settle(p)
+			e.postPlacement(p)
+		}
+		return true
+	})
 }
 
 func (e *Engine) release(p *placement, n int64) {
 	e.settle(p)
+	e.postPlacement(p)
 	p.units -= n
 	p.bid.placed -= n
 	p.listing.placed -= n
@@ -122,6 +172,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) {
 	for _, p := range b.placements {
 		if p.listing == l {
 			e.settle(p)
+			e.postPlacement(p)
 			p.units += n
 			b.placed += n
 			l.placed += n
