@@ -179,6 +179,7 @@ func (s *Server) routes() {
 	v1.Get("/markets/:market/quote", s.getQuote)
 	v1.Get("/markets/:market/history", s.getHistory)
 	v1.Get("/prices", s.listPrices)
+	s.rateRoutes(v1)
 
 	v1.Post("/listings", s.createListing)
 	v1.Get("/listings", s.listListings)
