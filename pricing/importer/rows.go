@@ -138,3 +138,35 @@ func WriteFile(path string, data []byte) (err error) {
 	}
 	return nil
 }
+
+// Merge adds to an imported rates file the rows of keep whose provider
+// the import has no row of (e.g. CoreWeave and Lambda next to freshly
+// imported AWS, Azure and GCP rows), and checks the result loads.
+func Merge(imported []byte, keep *pricing.Table) ([]byte, error) {
+	tab, err := pricing.Load(bytes.NewReader(imported))
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	have := map[string]bool{}
+	for _, r := range tab.Rates() {
+		have[r.Provider] = true
+	}
+	var buf bytes.Buffer
+	buf.Write(imported)
+	w := csv.NewWriter(&buf)
+	cr := csv.NewReader(bytes.NewReader(keep.Encode()))
+	recs, err := cr.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	for _, rec := range recs[1:] { // recs[0] is the header
+		if !have[pricing.ProviderID(rec[0])] {
+			_ = w.Write(rec)
+		}
+	}
+	w.Flush()
+	if _, err := pricing.Load(bytes.NewReader(buf.Bytes())); err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	return buf.Bytes(), nil
+}
