@@ -159,6 +159,18 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	str(&c.LogLevel, "log-level", "GPUX_LOG_LEVEL", "debug, info, warn or error")
 	duration(&c.ShutdownTimeout, "shutdown-timeout", "GPUX_SHUTDOWN_TIMEOUT", "how long a graceful stop may take")
 	str(&c.PprofAddr, "pprof", "GPUX_PPROF_ADDR", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
+	// main handles --healthcheck before parsing; it is declared here so
+	// that -h lists it.
+	fs.String("healthcheck", "", "probe this URL (default http://127.0.0.1:8080/readyz when given without one), exit 0 on 200 and 1 otherwise; the container health check")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gpuxd [flags]\n\ngpuxd runs the gpux exchange: the sequencer over a Redis (or in-memory)\njournal and the HTTP/websocket API with the dashboard at /.\n\nFlags (each also from the environment variable named):\n")
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(m.Stdout) // asked for: not an error
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
