@@ -61,7 +61,7 @@ func waitGone(t *testing.T, cl *wsClient, code int) {
 	t.Helper()
 	select {
 	case <-cl.gone:
-		if got := int(cl.closeCode.Load()); got != code {
+		if got := cl.closeCode; got != code {
 			t.Errorf("close code: got %d, want %d", got, code)
 		}
 	case <-time.After(5 * time.Second):

@@ -67,6 +67,11 @@ type Config struct {
 	// SendQueue is each websocket client's queue length (default 256);
 	// a client whose queue is full is dropped.
 	SendQueue int
+	// FeedConnsPerAddr bounds the open websocket connections of one
+	// remote address (429 too_many_connections beyond). 0 = 64 while
+	// RateLimit is on and no limit when it is off (as for load tests from
+	// one machine); negative = no limit.
+	FeedConnsPerAddr int
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
@@ -87,6 +92,7 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	conns        connSet
+	feedConns    addrCounter
 	prices       priceBoard
 	candles      *candleWriter // nil without read models
 }
@@ -111,6 +117,9 @@ func NewServer(cfg Config) *Server {
 	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 15*time.Second {
 		cfg.Heartbeat = 10 * time.Second
 	}
+	if cfg.FeedConnsPerAddr == 0 && cfg.RateLimit > 0 {
+		cfg.FeedConnsPerAddr = defaultFeedConnsPerAddr
+	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = 256
 	}
@@ -125,6 +134,7 @@ func NewServer(cfg Config) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
 		BodyLimit:             BodyLimit,
+		ReadBufferSize:        HeaderLimit,
 		Immutable:             true, // values taken from a request never alias fasthttp's buffers
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
@@ -158,7 +168,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metrics.handler())
 	a.Get("/openapi.yaml", s.openapi)
 
-	v1 := a.Group("/v1", s.identify)
+	v1 := a.Group("/v1", s.identify, s.decodeBody)
 	v1.Post("/accounts", s.createAccount)
 	v1.Post("/accounts/:id/deposits", s.deposit)
 	v1.Post("/accounts/:id/withdrawals", s.withdraw)
@@ -170,6 +180,7 @@ func (s *Server) routes() {
 	v1.Get("/markets/:market/quote", s.getQuote)
 	v1.Get("/markets/:market/history", s.getHistory)
 	v1.Get("/prices", s.listPrices)
+	s.rateRoutes(v1)
 
 	v1.Post("/listings", s.createListing)
 	v1.Get("/listings", s.listListings)

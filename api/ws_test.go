@@ -340,8 +340,8 @@ func TestFeedSlowClient(t *testing.T) {
 	for {
 		if _, _, err := slow.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
-			if errors.As(err, &ce) && ce.Code != websocket.CloseTryAgainLater {
-				t.Errorf("slow client closed with %d, want %d", ce.Code, websocket.CloseTryAgainLater)
+			if errors.As(err, &ce) && (ce.Code != websocket.CloseTryAgainLater || ce.Text != "slow consumer") {
+				t.Errorf("slow client closed with %d %q, want %d %q", ce.Code, ce.Text, websocket.CloseTryAgainLater, "slow consumer")
 			}
 			break
 		}

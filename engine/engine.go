@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -27,6 +28,11 @@ type Account struct {
 	Held      Money
 	CreatedAt Time
 	Seq       uint64
+
+	// unposted is spot accrual settled into Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − unposted is the
+	// balance after the account's last ledger line.
+	unposted Money
 
 	bids     []*Bid
 	listings []*Listing
@@ -113,6 +119,9 @@ type placement struct {
 	i0      int64 // market price integral when last settled
 	rem     int64 // sub-tick remainder carried to the next settlement
 	feeRem  int64 // fee remainder, in 1/10000 of a tick
+
+	// Settled since the placement's last ledger lines (see postPlacement).
+	charged, earned, fees Money
 }
 
 type listingKey struct {
@@ -121,12 +130,7 @@ type listingKey struct {
 }
 
 func cmpListingKey(a, b listingKey) int {
-	switch {
-	case a.price != b.price:
-		return cmpInt(int64(a.price), int64(b.price))
-	default:
-		return cmpInt(int64(a.seq), int64(b.seq))
-	}
+	return cmp.Or(cmp.Compare(a.price, b.price), cmp.Compare(a.seq, b.seq))
 }
 
 type bidKey struct {
@@ -136,22 +140,7 @@ type bidKey struct {
 
 // cmpBidKey orders bids by price descending, then oldest first.
 func cmpBidKey(a, b bidKey) int {
-	switch {
-	case a.price != b.price:
-		return cmpInt(int64(b.price), int64(a.price))
-	default:
-		return cmpInt(int64(a.seq), int64(b.seq))
-	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(b.price, a.price), cmp.Compare(a.seq, b.seq))
 }
 
 type market struct {
@@ -268,8 +257,9 @@ type Engine struct {
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
 	rates        map[[2]string]Price
 	fillCounter  uint64
-	deposits     Money
-	withdrawals  Money
+	// supply is deposits less withdrawals: the sum of every balance,
+	// bounded by MaxMoney.
+	supply Money
 
 	// per-command scratch
 	events   []Event
@@ -285,8 +275,12 @@ type candidate struct {
 }
 
 // New returns an empty engine for the configured markets, holding only the
-// fee account.
+// fee account. It panics when cfg.FeeBps is outside [0, 10000] (the
+// server validates its flags; a fee above the charge has no meaning).
 func New(cfg Config) *Engine {
+	if cfg.FeeBps < 0 || cfg.FeeBps > 10000 {
+		panic(fmt.Sprintf("engine: fee %d bps outside [0, 10000]", cfg.FeeBps))
+	}
 	if len(cfg.Markets) == 0 {
 		cfg.Markets = Catalogue(DefaultGPUs, DefaultRegions)
 	}
@@ -327,9 +321,10 @@ func (e *Engine) Seq() uint64 { return e.seq }
 func (e *Engine) Now() Time { return e.now }
 
 // Apply executes one command and returns the events it caused. A rejected
-// command changes nothing and yields one EvRejected event plus the *Error.
+// command changes nothing and yields one EvRejected event plus the *Error
+// (nil when the command was applied; the same value the event carries).
 // The returned slice is reused by the next Apply; copy what you keep.
-func (e *Engine) Apply(c *Command) ([]Event, error) {
+func (e *Engine) Apply(c *Command) ([]Event, *Error) {
 	e.events = e.events[:0]
 	if c.Seq != 0 && c.Seq <= e.seq {
 		err := errorf(CodeInvalidCommand, "seq", fmt.Sprintf("sequence %d is not after %d", c.Seq, e.seq))
@@ -355,10 +350,7 @@ func (e *Engine) Apply(c *Command) ([]Event, error) {
 		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}, Market: c.Market, Bid: bidTarget(c), Listing: listingTarget(c)})
 	}
 	e.flushBalances()
-	if err != nil {
-		return e.events, err
-	}
-	return e.events, nil
+	return e.events, err
 }
 
 func bidTarget(c *Command) ID {
@@ -479,11 +471,14 @@ func (e *Engine) deposit(c *Command) *Error {
 	if c.Amount <= 0 || c.Amount > MaxAmount {
 		return errorf(CodeInvalidAmount, "amount", "amount must be positive and at most 1e12")
 	}
-	if a.Balance > MaxAmount*100-c.Amount {
-		return errorf(CodeInvalidAmount, "amount", "balance would exceed the maximum")
+	// The balance is part of the supply, so this bounds it too.
+	supply, ok := addMoney(e.supply, c.Amount)
+	if !ok {
+		return errorf(CodeAmountTooLarge, "amount", fmt.Sprintf("the exchange holds at most %s in all; %s more would pass it", MaxMoney, c.Amount))
 	}
-	a.Balance += c.Amount
-	e.deposits += c.Amount
+	e.supply = supply
+	credit(a, c.Amount)
+	e.post(a, LedgerDeposit, c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -506,8 +501,9 @@ func (e *Engine) withdraw(c *Command) *Error {
 	if c.Amount > a.Available() {
 		return errorf(CodeInsufficientFunds, "amount", fmt.Sprintf("available %s is less than %s", a.Available(), c.Amount))
 	}
-	a.Balance -= c.Amount
-	e.withdrawals += c.Amount
+	a.Balance -= c.Amount // ≤ available: never negative
+	e.supply -= c.Amount
+	e.post(a, LedgerWithdrawal, -c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -517,22 +513,30 @@ func (e *Engine) withdraw(c *Command) *Error {
 // ensures the buyer can pay. feeRem carries the fee's sub-tick remainder
 // between the many small charges of one spot placement (nil: none).
 func (e *Engine) pay(buyer, owner *Account, amt Money, feeRem *int64) Money {
-	scaled := int64(amt) * e.cfg.FeeBps
+	var rem int64
 	if feeRem != nil {
-		scaled += *feeRem
-		*feeRem = scaled % 10000
+		rem = *feeRem
 	}
-	fee := Money(scaled / 10000)
-	buyer.Balance -= amt
-	owner.Balance += amt - fee
+	fee, rem := feeOf(amt, e.cfg.FeeBps, rem)
+	if feeRem != nil {
+		*feeRem = rem
+	}
+	buyer.Balance -= amt // the caller checked amt ≤ available
+	credit(owner, amt-fee)
 	if fee != 0 {
 		f := e.accounts[FeeAccount]
-		f.Balance += fee
+		credit(f, fee)
 		e.touch(f)
 	}
 	e.touch(buyer)
 	e.touch(owner)
 	return fee
+}
+
+// post emits a ledger line for a balance change that has already been
+// applied to a.Balance.
+func (e *Engine) post(a *Account, kind LedgerKind, amt Money, ref ID) {
+	e.emit(Event{Kind: EvLedger, Accounts: [2]ID{a.ID}, Ledger: kind, Amount: amt, Balance: a.Balance - a.unposted, Ref: ref})
 }
 
 // ---- idempotency ----
@@ -635,6 +639,9 @@ func (e *Engine) rollHour() {
 				e.setSpotUnits(l, units, reason)
 			}
 		}
+		// The hour's spot lines: every running placement settles and posts
+		// before the new hour changes anything.
+		e.postMarket(m)
 		for _, l := range ended {
 			e.endListing(l, ListingEnded, ReasonHourBoundary)
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})

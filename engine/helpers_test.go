@@ -37,7 +37,10 @@ func (h *harness) apply(c Command) ([]Event, error) {
 	c.Time = h.now
 	h.log = append(h.log, c)
 	evs, err := h.e.Apply(&c)
-	return append([]Event(nil), evs...), err
+	if err != nil {
+		return append([]Event(nil), evs...), err
+	}
+	return append([]Event(nil), evs...), nil
 }
 
 func (h *harness) must(c Command) []Event {

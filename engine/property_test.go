@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -122,8 +123,8 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 	tb.Helper()
 	hour := e.now.HourStart()
 	tot := e.Totals()
-	if tot.Balances != tot.Deposits-tot.Withdrawals {
-		tb.Fatalf("money not conserved: balances %s, deposits %s, withdrawals %s", tot.Balances, tot.Deposits, tot.Withdrawals)
+	if tot.Balances != tot.Supply || tot.Supply > MaxMoney {
+		tb.Fatalf("money not conserved: balances %s, supply (deposits less withdrawals) %s", tot.Balances, tot.Supply)
 	}
 	for _, a := range e.accountOrder {
 		if a.Balance < 0 || a.Held < 0 || a.Available() < 0 {
@@ -163,7 +164,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 			}
 		}
 		mm.spot.demand.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool { bids = append(bids, b); return true })
-		slices.SortFunc(bids, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+		slices.SortFunc(bids, func(a, b *Bid) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	// Per-hour sales, from fills alone (full) or the capacity tree (quick).
 	var supply []refUnit
@@ -226,7 +227,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	}
 	slices.SortStableFunc(supply, func(a, b refUnit) int {
 		if a.price != b.price {
-			return cmpInt(int64(a.price), int64(b.price))
+			return cmp.Compare(a.price, b.price)
 		}
 		if a.inUse != b.inUse {
 			if a.inUse {
@@ -234,7 +235,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 			}
 			return 1
 		}
-		return cmpInt(int64(a.seq), int64(b.seq))
+		return cmp.Compare(a.seq, b.seq)
 	})
 	slices.SortStableFunc(demand, func(a, b refUnit) int { return cmpBidKey(bidKey{a.price, a.seq}, bidKey{b.price, b.seq}) })
 	k := 0

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 )
@@ -14,10 +15,14 @@ type AccountView struct {
 	Held      Money
 	Available Money
 	CreatedAt Time
+	// Accrued is spot accrual already in Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − Accrued is the
+	// balance after the account's last EvLedger line.
+	Accrued Money
 }
 
 func (a *Account) view() AccountView {
-	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt}
+	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt, Accrued: a.unposted}
 }
 
 // Account returns an account by id.
@@ -296,17 +301,11 @@ func addLevel(ls []Level, x Level) []Level {
 
 func sortLevels(ls []Level, desc bool) {
 	slices.SortStableFunc(ls, func(a, b Level) int {
-		c := cmpInt(int64(a.Price), int64(b.Price))
+		c := cmp.Compare(a.Price, b.Price)
 		if desc {
 			c = -c
 		}
-		if c != 0 {
-			return c
-		}
-		if c = cmpInt(int64(a.Start), int64(b.Start)); c != 0 {
-			return c
-		}
-		return cmpInt(int64(a.End), int64(b.End))
+		return cmp.Or(c, cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 }
 
@@ -329,13 +328,15 @@ func (e *Engine) Trades(market string, limit int) []Fill {
 }
 
 // Totals are the ledger's aggregate figures, for conservation checks.
+// Supply is deposits less withdrawals (at most MaxMoney); money is
+// conserved when Balances equals it.
 type Totals struct {
-	Deposits, Withdrawals, Balances, Held Money
+	Supply, Balances, Held Money
 }
 
 // Totals sums the ledger.
 func (e *Engine) Totals() Totals {
-	t := Totals{Deposits: e.deposits, Withdrawals: e.withdrawals}
+	t := Totals{Supply: e.supply}
 	for _, a := range e.accountOrder {
 		t.Balances += a.Balance
 		t.Held += a.Held

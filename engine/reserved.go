@@ -257,7 +257,10 @@ func (e *Engine) placeBid(c *Command) *Error {
 			return errorf(CodeInvalidWindow, "expires_at", "expires_at must be in the future")
 		}
 		b.Start, b.End, b.MinQuantity, b.ExpiresAt = c.Start, c.End, minQ, c.ExpiresAt
-		hold := Money(c.Quantity) * Money(b.Hours()) * Money(limit)
+		hold, ok := mulMoney(c.Quantity, b.Hours(), limit)
+		if !ok {
+			return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("the bid's hold (quantity × hours × limit) would pass %s", MaxMoney))
+		}
 		if hold > a.Available() {
 			return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("the bid needs %s held; %s is available", hold, a.Available()))
 		}
@@ -279,7 +282,10 @@ func (e *Engine) placeBid(c *Command) *Error {
 	if c.Start != 0 || c.End != 0 || c.MinQuantity != 0 || c.ExpiresAt != 0 {
 		return errorf(CodeInvalidWindow, "start", "a spot bid has no window, min_quantity or expires_at")
 	}
-	need := Money(c.Quantity) * Money(limit)
+	need, ok := mulMoney(c.Quantity, 1, limit)
+	if !ok {
+		return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("an hour at the limit would pass %s", MaxMoney))
+	}
 	if need > a.Available() {
 		return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("a spot bid needs one hour at its limit (%s) available; %s is", need, a.Available()))
 	}
@@ -440,7 +446,13 @@ func (e *Engine) Quote(market string, quantity, minQuantity int64, start, end Ti
 	for _, c := range cands {
 		q.Fills = append(q.Fills, QuoteFill{Listing: c.l.ID, Quantity: c.q, Price: c.l.Reserve})
 		q.Filled += c.q
-		q.Cost += Money(c.q) * Money(hours) * Money(c.l.Reserve)
+		cost, ok := mulMoney(c.q, hours, c.l.Reserve)
+		if ok {
+			q.Cost, ok = addMoney(q.Cost, cost)
+		}
+		if !ok {
+			return Quote{}, errorf(CodeAmountTooLarge, "quantity", fmt.Sprintf("the cost would pass %s", MaxMoney))
+		}
 	}
 	return q, nil
 }
@@ -454,8 +466,12 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	}
 	buyer, owner := e.accounts[b.Buyer], e.accounts[l.Owner]
 	hours := b.Hours()
-	cost := Money(q) * Money(hours) * Money(price)
-	release := Money(q) * Money(hours) * Money(b.Limit)
+	// Both are at most the hold placed for the bid, which mulMoney bounded.
+	cost, ok1 := mulMoney(q, hours, price)
+	release, ok2 := mulMoney(q, hours, b.Limit)
+	if !ok1 || !ok2 {
+		panic("engine: a fill passed MaxMoney inside its bid's hold")
+	}
 	if release > b.Hold || b.Filled+q == b.Quantity {
 		release = b.Hold // the last fill releases what is left, whatever repricing did
 	}
@@ -465,8 +481,14 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	b.Filled += q
 	l.sold.Add(l.hourIndex(b.Start), l.hourIndex(b.End), q)
 	e.fillCounter++
+	fid := fillID(e.now, e.fillCounter)
+	e.post(buyer, LedgerReservedFill, -cost, fid)
+	e.post(owner, LedgerReservedEarning, cost-fee, fid)
+	if fee != 0 {
+		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
+	}
 	f := &Fill{
-		ID: fillID(e.now, e.fillCounter), Market: b.Market, BidID: b.ID, ListingID: l.ID,
+		ID: fid, Market: b.Market, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP2"
+const snapshotMagic = "GPUXSNAP3"
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -27,8 +27,7 @@ func (e *Engine) Snapshot() []byte {
 	w.u(e.seq)
 	w.i(int64(e.now))
 	w.u(e.fillCounter)
-	w.i(int64(e.deposits))
-	w.i(int64(e.withdrawals))
+	w.i(int64(e.supply))
 
 	rates := e.ReferenceRates()
 	w.u(uint64(len(rates)))
@@ -48,6 +47,7 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(a.Held))
 		w.i(int64(a.CreatedAt))
 		w.u(a.Seq)
+		w.i(int64(a.unposted))
 	}
 
 	listings := e.sortedListings()
@@ -112,6 +112,9 @@ func (e *Engine) Snapshot() []byte {
 			w.i(p.i0)
 			w.i(p.rem)
 			w.i(p.feeRem)
+			w.i(int64(p.charged))
+			w.i(int64(p.earned))
+			w.i(int64(p.fees))
 		}
 	}
 	// Listing-side order of fills and placements matters to later commands.
@@ -203,8 +206,7 @@ func Restore(data []byte) (*Engine, error) {
 	e.seq = r.u()
 	e.now = Time(r.i())
 	e.fillCounter = r.u()
-	e.deposits = Money(r.i())
-	e.withdrawals = Money(r.i())
+	e.supply = Money(r.i())
 	for i, n := 0, r.n(1<<20); i < n; i++ {
 		e.rates[[2]string{r.s(), r.s()}] = Price(r.i())
 	}
@@ -213,7 +215,7 @@ func Restore(data []byte) (*Engine, error) {
 	clear(e.accounts)
 	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
 		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
-			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), coids: map[string]*Bid{}}
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}}
 		e.accounts[a.ID] = a
 		e.accountOrder = append(e.accountOrder, a)
 		if a.KeyHash != ([32]byte{}) {
@@ -272,7 +274,8 @@ func Restore(data []byte) (*Engine, error) {
 			if l == nil {
 				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
 			}
-			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i()}
+			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
+				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
 			b.placements = append(b.placements, p)
 			b.placed += p.units
 			l.placed += p.units

@@ -161,7 +161,7 @@ func TestSpotAccrualAndBudgetStop(t *testing.T) {
 		t.Fatalf("buyer balance %s, want 0", got)
 	}
 	tot := h.e.Totals()
-	if tot.Balances != tot.Deposits-tot.Withdrawals {
+	if tot.Balances != tot.Supply {
 		t.Fatalf("money not conserved: %+v", tot)
 	}
 }

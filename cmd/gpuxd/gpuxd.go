@@ -34,6 +34,7 @@ type Config struct {
 	Demo             bool
 	RateLimit        int
 	RatesFile        string
+	RatesStaleAfter  time.Duration // reference rows older than this show "stale": true; <= 0 = never
 	SnapshotEvery    int
 	SnapshotInterval time.Duration
 	FeeBps           int64
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
 		GPUs: engine.DefaultGPUs, Regions: engine.DefaultRegions,
 		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
+		RatesStaleAfter: pricing.DefaultStaleAfter,
 	}
 }
 
@@ -149,6 +151,7 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	boolean(&c.Demo, "demo", "GPUX_DEMO", "seed demo accounts and listings and run simulated bidders")
 	integer(&c.RateLimit, "rate-limit", "GPUX_RATE_LIMIT", "requests per second per API key (burst 2x); 0 = off")
 	str(&c.RatesFile, "rates", "GPUX_RATES_FILE", "reference rates CSV; empty = the built-in table")
+	duration(&c.RatesStaleAfter, "rates-stale-after", "GPUX_RATES_STALE_AFTER", "reference rates older than this are shown as stale (e.g. 2880h = 120 days); 0 = never")
 	integer(&c.SnapshotEvery, "snapshot-every", "GPUX_SNAPSHOT_EVERY", "snapshot after this many commands")
 	duration(&c.SnapshotInterval, "snapshot-interval", "GPUX_SNAPSHOT_INTERVAL", "snapshot at least this often when there are new commands")
 	integer(&fee, "fee-bps", "GPUX_FEE_BPS", "platform fee in basis points")
@@ -289,6 +292,7 @@ func (m *Main) Run(ctx context.Context) error {
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
 		Dashboard: web.FS(),
 	})
+	m.server.SetRatesStaleAfter(m.Config.RatesStaleAfter)
 
 	if m.Config.PprofAddr != "" {
 		pl, err := net.Listen("tcp", m.Config.PprofAddr)
