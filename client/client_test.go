@@ -236,7 +236,7 @@ func TestEndpoints(t *testing.T) {
 		{
 			name: "History",
 			call: func(ctx context.Context, c *client.Client) (any, error) {
-				return c.MarketHistory(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1h, From: ts(start), To: ts(end)})
+				return c.History(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1h, From: ts(start), To: ts(end)})
 			},
 			method: "GET", path: "/v1/markets/h100-sxm.us-east/history",
 			query: url.Values{"interval": {"1h"}, "from": {start}, "to": {end}},
@@ -247,7 +247,7 @@ func TestEndpoints(t *testing.T) {
 		{
 			name: "History of spot",
 			call: func(ctx context.Context, c *client.Client) (any, error) {
-				return c.MarketHistory(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1m, Kind: client.KindSpot})
+				return c.History(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1m, Kind: client.KindSpot})
 			},
 			method: "GET", path: "/v1/markets/h100-sxm.us-east/history",
 			query: url.Values{"interval": {"1m"}, "kind": {"spot"}},

@@ -105,20 +105,11 @@ func (c *Client) Quote(ctx context.Context, market string, quantity int, start, 
 	return out, err
 }
 
-// History returns a market's candles of reserved trades of interval
-// (Interval1m, Interval1h, Interval1d) between from and to, oldest first.
-// A zero from or to is not sent (server default). No key needed. For spot
-// candles use MarketHistory.
-func (c *Client) History(ctx context.Context, market, interval string, from, to time.Time) ([]Candle, error) {
-	h, err := c.MarketHistory(ctx, market, HistoryQuery{Interval: interval, From: from, To: to})
-	return h.Candles, err
-}
-
-// MarketHistory returns a market's candles (q.Interval required; q.Kind
+// History returns a market's candles (q.Interval required; q.Kind
 // KindTrades by default or KindSpot for the spot clearing price), oldest
 // first. No key needed. Errors: 404 unknown market; 422
 // "invalid_interval", "invalid_window".
-func (c *Client) MarketHistory(ctx context.Context, market string, q HistoryQuery) (History, error) {
+func (c *Client) History(ctx context.Context, market string, q HistoryQuery) (History, error) {
 	v := url.Values{}
 	if q.Interval != "" {
 		v.Set("interval", q.Interval)
