@@ -126,6 +126,7 @@ func NewServer(cfg Config) *Server {
 		cfg.SendQueue = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), limiter: newLimiter(cfg.RateLimit)}
+	s.registerMarketMetrics()
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.idem = newAdminIdem(cfg.ReadModels)
 	objs, _ := cfg.ReadModels.(store.ObjectStore)
