@@ -73,6 +73,7 @@ var statusOf = map[string]int{
 	engine.CodeInvalidPeg:           http.StatusUnprocessableEntity,
 	engine.CodeUnknownMarket:        http.StatusUnprocessableEntity,
 	engine.CodeInsufficientFunds:    http.StatusUnprocessableEntity,
+	engine.CodeAmountTooLarge:       http.StatusUnprocessableEntity,
 	engine.CodeNotFound:             http.StatusNotFound,
 	engine.CodeForbidden:            http.StatusForbidden,
 	engine.CodeDuplicateClientOrder: http.StatusUnprocessableEntity,

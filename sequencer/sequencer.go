@@ -556,6 +556,15 @@ func (s *Sequencer) repair(ctx context.Context, first uint64) {
 		if !ok {
 			continue
 		}
+		// Reads answering is not enough: a Redis at maxmemory or with a
+		// failing AOF answers LastSeq and refuses every append.
+		cctx, cancel = context.WithTimeout(ctx, s.cfg.AppendTimeout)
+		err = s.cfg.Journal.ProbeWrite(cctx)
+		cancel()
+		if err != nil {
+			s.log.Debug("journal still refuses writes", "err", err)
+			continue
+		}
 		s.log.Info("journal reachable again; writes resumed", "seq", seq)
 		s.writable.Store(true)
 		return

@@ -45,6 +45,7 @@ type RedisJournal struct {
 
 	journalKey  string
 	snapshotKey string
+	probeKey    string
 }
 
 // ClientOptions parses a redis:// or rediss:// URL into client options with
@@ -128,6 +129,7 @@ func NewRedisJournal(rdb redis.UniversalClient, shard string) (*RedisJournal, er
 		shard:       shard,
 		journalKey:  shardKey(shard, "journal"),
 		snapshotKey: shardKey(shard, "snapshot"),
+		probeKey:    shardKey(shard, "probe"),
 	}, nil
 }
 
@@ -417,6 +419,16 @@ func (j *RedisJournal) LoadSnapshot(ctx context.Context) (Snapshot, bool, error)
 	return Snapshot{Seq: seq, Hash: m["hash"], Data: []byte(m["data"]), TakenAt: takenAt}, true, nil
 }
 
+// ProbeWrite sets gpux:{<shard>}:probe, a key nothing reads: Redis refuses
+// it exactly when it would refuse an XADD (OOM, MISCONF, READONLY). See
+// Journal.ProbeWrite.
+func (j *RedisJournal) ProbeWrite(ctx context.Context) error {
+	if err := j.rdb.Set(ctx, j.probeKey, "1", 0).Err(); err != nil {
+		return wrapRedis("journal probe write", err)
+	}
+	return nil
+}
+
 // wrapRedis wraps err with op, adding ErrUnavailable when the failure means
 // Redis could not serve the request right now rather than that it refused it.
 func wrapRedis(op string, err error) error {
@@ -441,5 +453,8 @@ func isUnavailable(err error) bool {
 		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
 		redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
 		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "BUSY")
+		redis.HasErrorPrefix(err, "BUSY") ||
+		// The AOF (or RDB) cannot be written, e.g. a full disk: writes are
+		// refused until Redis manages to write again.
+		redis.HasErrorPrefix(err, "MISCONF")
 }
