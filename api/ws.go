@@ -592,7 +592,11 @@ func (h *hub) feedError(cl *wsClient, code, detail string) {
 // subscribe adds cl to a channel and sends it a snapshot carrying the
 // channel's current seq; updates then follow with seq+1, ...
 func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
-	if len(cl.subs) >= maxChannelsPer && !cl.subs[name] {
+	held := name
+	if name == userChannelName && !account.IsZero() {
+		held = "user:" + account.String()
+	}
+	if len(cl.subs) >= maxChannelsPer && !cl.subs[held] {
 		h.feedError(cl, CodeTooManyChannels, "at most "+strconv.Itoa(maxChannelsPer)+" channels per connection")
 		return
 	}
