@@ -297,6 +297,8 @@ type Engine struct {
 	epoch    uint64
 	cands    []candidate
 	recheck  []*Bid
+	spotL    []*Listing
+	spotB    []*Bid
 }
 
 type candidate struct {

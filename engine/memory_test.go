@@ -116,6 +116,18 @@ func TestMemoryStaysFlat(t *testing.T) {
 		s.step()
 	}
 	h1, open1 := heapAfterGC(), len(s.e.bids)+len(s.e.listings)
+	// The growth table of docs/BENCHMARKS.md, when the soak runs: heap
+	// and snapshot size at 1 M, 2 M, 5 M... commands.
+	for _, at := range []int{1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000} {
+		if os.Getenv("GPUX_SOAK_COMMANDS") == "" || at > total {
+			break
+		}
+		for s.issued < at {
+			s.step()
+		}
+		t.Logf("growth: %d commands: heap %.1f MiB, snapshot %.2f MiB, %d orders open, engine time +%d h",
+			at, float64(heapAfterGC())/(1<<20), float64(len(s.e.Snapshot()))/(1<<20), len(s.e.bids)+len(s.e.listings), (s.now-t0)/Hour)
+	}
 	for s.issued < total {
 		s.step()
 	}
