@@ -472,3 +472,62 @@ func TestGpuxdHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestMarketMetrics scrapes gpuxd's /metrics after a trade and a spot
+// allocation: the per-market gauges a Grafana board charts.
+func TestMarketMetrics(t *testing.T) {
+	s := startServer(t)
+	ctx := t.Context()
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	o, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Deposit(ctx, b.ID, "10000"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 8, Start: now,
+		End: now.Add(24 * time.Hour), ReservePrice: client.FixedPrice("2.40"), SpotPriceFloor: client.FixedPrice("1.75")}); err != nil {
+		t.Fatal(err)
+	}
+	buyer := admin.WithKey(b.APIKey)
+	if _, err := buyer.PlaceBid(ctx, client.BidRequest{Type: client.BidReserved, Market: market, Quantity: 2,
+		Start: now.Add(3 * time.Hour), End: now.Add(5 * time.Hour), LimitPrice: client.FixedPrice("2.50")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buyer.PlaceBid(ctx, client.BidRequest{Type: client.BidSpot, Market: market, Quantity: 3, LimitPrice: client.FixedPrice("2.00")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buyer.PlaceBid(ctx, client.BidRequest{Type: client.BidSpot, Market: market, Quantity: 9, LimitPrice: client.FixedPrice("1.50")}); err != nil {
+		t.Fatal(err)
+	}
+	text, err := client.New(s.URL).Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := `{gpu="h100-sxm",market="h100-sxm.us-east",region="us-east"}`
+	for _, want := range []string{
+		"gpux_market_spot_price_usd" + labels + " 1.75",
+		"gpux_market_spot_supply_gpus" + labels + " 8",
+		"gpux_market_spot_allocated_gpus" + labels + " 3",
+		"gpux_market_spot_waiting_gpus" + labels + " 9",
+		"gpux_market_spot_ask_usd" + labels + " 1.75",
+		"gpux_market_last_trade_price_usd" + labels + " 2.4",
+		"gpux_market_best_ask_usd" + labels + " 2.4",
+		`gpux_market_spot_supply_gpus{gpu="h200",market="h200.us-east",region="us-east"} 0`,
+	} {
+		if !strings.Contains(string(text), want+"\n") {
+			t.Errorf("/metrics has no line %q", want)
+		}
+	}
+	// A market with nothing to price has no price samples at all, rather
+	// than a misleading 0.
+	if strings.Contains(string(text), `gpux_market_spot_price_usd{gpu="h200"`) {
+		t.Errorf("/metrics shows a spot price for h200 with nothing clearing")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/web"
 )
 
 // Config is everything an operator chooses; it lives here only.
@@ -289,6 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server = api.NewServer(api.Config{
 		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
+		Dashboard: web.FS(),
 	})
 	m.server.SetRatesStaleAfter(m.Config.RatesStaleAfter)
 
