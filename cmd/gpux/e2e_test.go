@@ -233,6 +233,9 @@ func TestCLIWalkthrough(t *testing.T) {
 	if rb.Status != client.BidFilled || len(rb.Fills) != 1 || rb.Fills[0].Price != "2.50" || rb.Fills[0].ListingID != l.ID {
 		t.Fatalf("reserved bid: got %+v, want filled at 2.50 from %s", rb, l.ID)
 	}
+	if out := ok(t, s, buyerKey, "orders"); !strings.Contains(out, "50.00") {
+		t.Errorf("orders: got\n%s\nwant the reserved bid's cost 50.00", out)
+	}
 	okJSON(t, s, buyerKey, &acc, "account")
 	if acc.Balance != "950.00" {
 		t.Errorf("balance after 20 GPU-hours at 2.50: got %s, want 950.00", acc.Balance)
