@@ -334,8 +334,8 @@ func screenshot(t *testing.T, s *shots, path string) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join("..", path)
 	}
-	// Let the flash animations of changed cells finish.
-	time.Sleep(1500 * time.Millisecond)
+	// Changed cells flash for a moment; a picture should not.
+	step(s, "no flash", 5*time.Second, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('.flash').forEach(e => e.classList.remove('flash'))`))
 	png := step(s, "screenshot", 20*time.Second, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)

@@ -534,3 +534,40 @@ func TestMarketMetrics(t *testing.T) {
 		t.Errorf("/metrics shows a spot price for h200 with nothing clearing")
 	}
 }
+
+// TestCLIWatchUser: watch authenticates with the API key before it
+// subscribes to the account's own channel.
+func TestCLIWatchUser(t *testing.T) {
+	s := startServer(t)
+	bin, _ := binaries(t)
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	b, err := admin.CreateAccount(t.Context(), client.CreateAccountRequest{Name: "watcher", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "watch", "user")
+	cmd.Env = []string{"GPUX_URL=" + s.URL, "GPUX_API_KEY=" + b.APIKey}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.Contains(sc.Text(), "snapshot #0 watcher balance 0.00") {
+		t.Fatalf("first line: got %q, want the account snapshot", sc.Text())
+	}
+	if _, err := admin.Deposit(t.Context(), b.ID, "12.34"); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "balance_changed balance 12.34") {
+			return
+		}
+	}
+	t.Fatalf("no balance_changed line after the deposit (%v)", sc.Err())
+}

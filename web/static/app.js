@@ -213,9 +213,13 @@
       let tr = body.querySelector(`tr[data-market="${CSS.escape(r.market)}"]`);
       if (!tr) {
         tr = el("tr", { "data-market": r.market });
-        const link = el("a", { href: "#/market/" + r.market, text: r.market });
+        // GPU over region: the column stays narrow on a phone.
+        const link = el("a", { href: "#/market/" + r.market, "aria-label": r.market },
+          el("span", { class: "gpu", text: r.gpu }), el("span", { class: "region", text: r.region }));
         tr.append(el("th", { scope: "row" }, link));
-        for (const col of ["spot", "last", "vwap", "ask"]) tr.append(cell("", { class: "num", "data-col": col }));
+        for (const col of ["spot", "last", "vwap", "ask"]) {
+          tr.append(cell("", { class: "num" + (col === "vwap" || col === "ask" ? " wide" : ""), "data-col": col }));
+        }
         for (const [p] of CLOUDS) tr.append(el("td", { class: "num", "data-col": p }));
         tr.querySelectorAll("td").forEach((td) => { td.textContent = "–"; });
       }
