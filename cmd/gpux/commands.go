@@ -27,7 +27,7 @@ func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 		row(w, "MARKET", "SPOT", "LAST", "VWAP 24H", "BEST ASK", "CLOUD ON-DEMAND", "DISCOUNT", "BASIS")
 		for _, r := range rows {
 			cloud, disc := "-", "-"
-			if best, ok := bestCloud(r.Reference); ok {
+			if best, ok := bestCloud(r); ok {
 				cloud = best.Provider + " " + best.USDPerGPUHour
 				disc = percent(r.DiscountVsReference[best.Provider])
 			}

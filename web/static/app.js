@@ -170,7 +170,11 @@
 
   // ---- prices page ----
 
+  // bestCloud is provider's on-demand row behind the discount: the one the
+  // server names in discount_basis, else its cheapest on-demand row.
   function bestCloud(row, provider) {
+    const basis = (row.discount_basis || {})[provider];
+    if (basis && basis.on_demand) return basis.on_demand;
     let best = null;
     for (const r of row.reference || []) {
       if (r.provider !== provider || r.price_type !== "on_demand") continue;
