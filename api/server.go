@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/history"
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
@@ -94,7 +95,8 @@ type Server struct {
 	conns        connSet
 	feedConns    addrCounter
 	prices       priceBoard
-	candles      *candleWriter // nil without read models
+	candles      *candleWriter  // nil without read models
+	history      *history.Store // closed orders (ReadModels' objects, else memory)
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -127,6 +129,8 @@ func NewServer(cfg Config) *Server {
 	s.registerMarketMetrics()
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.idem = newAdminIdem(cfg.ReadModels)
+	objs, _ := cfg.ReadModels.(store.ObjectStore)
+	s.history = history.New(objs, cfg.Logger)
 	if cfg.ReadModels != nil {
 		s.candles = newCandleWriter(cfg.ReadModels)
 	}
@@ -255,6 +259,7 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// The price board is fed here, before the commands' responses are
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
+	s.history.Observe(events) // first: the engine has forgotten what closed
 	s.observePrices(events)
 	s.hub.publish(events)
 }

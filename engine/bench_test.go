@@ -99,7 +99,7 @@ func BenchmarkReservedWindows(b *testing.B) {
 		c := Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: testID(*n), Market: mkt,
 			Quantity: 1 + r.Int64N(8), MinQuantity: 1, Start: s, End: s + Time(1+r.IntN(72))*Hour, Price: Price(15000 + r.Int64N(10000))}
 		e.Apply(&c)
-		if e.bids[c.Target].Status.Open() {
+		if b := e.bids[c.Target]; b != nil && b.Status.Open() {
 			resting = append(resting, c.Target)
 		}
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"fmt"
-	"slices"
 )
 
 // Config is what an operator chooses. It is part of the state (and of the
@@ -34,9 +33,9 @@ type Account struct {
 	// balance after the account's last ledger line.
 	unposted Money
 
-	bids     []*Bid
-	listings []*Listing
-	coids    map[string]*Bid // open bids by client_order_id
+	bids     seqList[Bid]     // open bids
+	listings seqList[Listing] // active listings
+	coids    map[string]*Bid  // open bids by client_order_id
 }
 
 // Available is the balance not held for resting bids.
@@ -104,6 +103,7 @@ type Bid struct {
 	broke      bool
 	reason     string
 	restKey    bidKey
+	heapIdx    int // position in the expiry heap; -1 when not in it
 }
 
 // Allocated is the number of GPUs a spot bid holds now.
@@ -146,7 +146,7 @@ func cmpBidKey(a, b bidKey) int {
 type market struct {
 	Market
 	listings *osTree[listingKey, *Listing] // active listings with capacity, cheapest reserve first
-	active   []*Listing                    // active listings, oldest first
+	active   seqList[Listing]              // active listings, oldest first
 	resting  *osTree[bidKey, *Bid]         // resting reserved bids, best first
 	spot     spotBook
 	trades   []Fill // ring of recent fills
@@ -172,29 +172,52 @@ func (h expiryHeap) less(i, j int) bool {
 	return h[i].seq < h[j].seq
 }
 
+// swap exchanges two entries and keeps each bid's heapIdx true.
+func (h expiryHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].bid.heapIdx = i
+	h[j].bid.heapIdx = j
+}
+
 func (h *expiryHeap) push(x expiry) {
 	*h = append(*h, x)
-	s := *h
-	for i := len(s) - 1; i > 0; {
+	x.bid.heapIdx = len(*h) - 1
+	h.up(len(*h) - 1)
+}
+
+func (h expiryHeap) up(i int) {
+	for i > 0 {
 		p := (i - 1) / 2
-		if !s.less(i, p) {
+		if !h.less(i, p) {
 			break
 		}
-		s[i], s[p] = s[p], s[i]
+		h.swap(i, p)
 		i = p
 	}
 }
 
 func (h *expiryHeap) pop() expiry {
+	top := (*h)[0]
+	h.remove(0)
+	return top
+}
+
+// remove takes out the entry at i (a bid closed before it expired).
+func (h *expiryHeap) remove(i int) {
 	s := *h
-	top := s[0]
 	n := len(s) - 1
-	s[0] = s[n]
+	s[i].bid.heapIdx = -1
+	if i != n {
+		s[i] = s[n]
+		s[i].bid.heapIdx = i
+	}
 	s[n] = expiry{}
 	s = s[:n]
-	s.down(0)
 	*h = s
-	return top
+	if i < n {
+		s.down(i)
+		s.up(i)
+	}
 }
 
 func (h expiryHeap) down(i int) {
@@ -209,7 +232,7 @@ func (h expiryHeap) down(i int) {
 		if m == i {
 			return
 		}
-		h[i], h[m] = h[m], h[i]
+		h.swap(i, m)
 		i = m
 	}
 }
@@ -218,6 +241,9 @@ func (h expiryHeap) down(i int) {
 func (h expiryHeap) init() {
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
+	}
+	for i := range h {
+		h[i].bid.heapIdx = i
 	}
 }
 
@@ -250,8 +276,8 @@ type Engine struct {
 	marketOrder  []*market
 	bids         map[ID]*Bid
 	listings     map[ID]*Listing
-	bidOrder     []*Bid     // every bid, in sequence order
-	listingOrder []*Listing // every listing, in sequence order
+	bidOrder     seqList[Bid]     // open bids, in sequence order
+	listingOrder seqList[Listing] // active listings, in sequence order
 	expiries     expiryHeap
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
@@ -600,6 +626,7 @@ func (e *Engine) tick() {
 		if b := x.bid; b.Status == BidResting || b.Status == BidPartiallyFilled {
 			e.closeReserved(b, BidExpired)
 			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID})
+			e.retireBid(b)
 		}
 	}
 	for len(e.idemQueue) > 0 && e.idemQueue[0].expires <= e.now {
@@ -620,8 +647,7 @@ func (e *Engine) rollHour() {
 	for _, m := range e.marketOrder {
 		m.spot.advance(e.now)
 		var ended []*Listing
-		m.active = slices.DeleteFunc(m.active, func(l *Listing) bool { return l.Status != ListingActive })
-		for _, l := range m.active {
+		for _, l := range m.active.all() {
 			if l.End <= h {
 				ended = append(ended, l)
 				continue
@@ -647,9 +673,37 @@ func (e *Engine) rollHour() {
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
 		}
 		e.recomputeSpot(m, ReasonHourBoundary)
+		for _, l := range ended {
+			e.retireListing(l)
+		}
 		// Books and feeds change with the hour even where nothing traded.
 		e.emit(Event{Kind: EvHourStarted, Market: m.ID})
 	}
 }
 
 func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }
+
+// retireBid takes a closed bid out of the engine. The event carries its
+// final state to the read side, which answers for it from then on.
+func (e *Engine) retireBid(b *Bid) {
+	v := b.view()
+	e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, FinalBid: &v})
+	delete(e.bids, b.ID)
+	e.bidOrder.remove(b.Seq)
+	e.accounts[b.Buyer].bids.remove(b.Seq)
+	if b.heapIdx >= 0 {
+		e.expiries.remove(b.heapIdx)
+	}
+}
+
+// retireListing takes an ended or cancelled listing out of the engine, as
+// retireBid does a bid. Its sold hours stand as fills held by the read side
+// (and by the bids still open that bought them).
+func (e *Engine) retireListing(l *Listing) {
+	v := e.listingView(l)
+	e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: &v})
+	delete(e.listings, l.ID)
+	e.listingOrder.remove(l.Seq)
+	e.accounts[l.Owner].listings.remove(l.Seq)
+	l.m.active.remove(l.Seq)
+}

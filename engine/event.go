@@ -26,9 +26,14 @@ const (
 	EvReferenceRatesSet
 	EvHourStarted // per market, when a new hour's supply takes effect
 	EvLedger      // one line of an account's statement: a money movement
+	// EvBidClosed and EvListingClosed say the object can no longer change
+	// and has left the engine; FinalBid / FinalListing hold its final
+	// state for the read side, which answers for it from then on.
+	EvBidClosed
+	EvListingClosed
 )
 
-var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started", "ledger"}
+var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started", "ledger", "bid_closed", "listing_closed"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -82,6 +87,9 @@ type Event struct {
 	Ledger LedgerKind
 	Amount Money
 	Ref    ID
+
+	FinalBid     *BidView     // EvBidClosed
+	FinalListing *ListingView // EvListingClosed
 }
 
 // LedgerKind names what moved an account's balance.

@@ -146,6 +146,7 @@ func (e *Engine) reprice(kind PegKind) {
 				e.closeReserved(b, BidCancelled)
 				b.Reason = ReasonInsufficientFunds
 				e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Reason: ReasonInsufficientFunds})
+				e.retireBid(b)
 				continue
 			}
 			a.Held += hold - b.Hold

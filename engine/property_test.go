@@ -38,7 +38,8 @@ func (g *gen) run(c Command) Command {
 	c.Time = g.h.now
 	c.Seq = uint64(len(g.cmds) + 1)
 	g.cmds = append(g.cmds, c)
-	g.h.e.Apply(&c)
+	evs, _ := g.h.e.Apply(&c)
+	g.h.keepClosed(evs)
 	return c
 }
 
@@ -76,7 +77,7 @@ func (g *gen) step() Command {
 		// Cancel one of a random account's open bids.
 		b := g.buyers[r.IntN(len(g.buyers))]
 		var open []ID
-		for _, x := range h.e.accounts[b].bids {
+		for _, x := range h.e.accounts[b].bids.all() {
 			if x.Status.Open() {
 				open = append(open, x.ID)
 			}
@@ -87,7 +88,7 @@ func (g *gen) step() Command {
 	case x < 76:
 		o := g.owners[r.IntN(len(g.owners))]
 		var active []ID
-		for _, l := range h.e.accounts[o].listings {
+		for _, l := range h.e.accounts[o].listings.all() {
 			if l.Status == ListingActive {
 				active = append(active, l.ID)
 			}
@@ -132,7 +133,7 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 		}
 		var held Money
 		if full {
-			for _, b := range a.bids {
+			for _, b := range a.bids.all() {
 				held += b.Hold
 			}
 		}
@@ -142,6 +143,27 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 	}
 	for _, mm := range e.marketOrder {
 		checkMarket(tb, e, mm, hour, full)
+	}
+	// Live state only: whatever is closed has left every index.
+	if len(e.bids) != e.bidOrder.len() || len(e.listings) != e.listingOrder.len() {
+		tb.Fatalf("%d bids / %d listings by id, %d / %d in order", len(e.bids), len(e.listings), e.bidOrder.len(), e.listingOrder.len())
+	}
+	if full {
+		for _, b := range e.bids {
+			if !b.Status.Open() {
+				tb.Fatalf("bid %s is %s but still in the engine", b.ID, b.Status)
+			}
+		}
+		for _, l := range e.listings {
+			if l.Status != ListingActive {
+				tb.Fatalf("listing %s is %s but still in the engine", l.ID, l.Status)
+			}
+		}
+		for _, x := range e.expiries {
+			if e.bids[x.bid.ID] != x.bid {
+				tb.Fatalf("expiry of bid %s, which left the engine", x.bid.ID)
+			}
+		}
 	}
 }
 
@@ -158,7 +180,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	if full {
 		listings, bids = e.sortedListings(), e.sortedBids()
 	} else {
-		for _, l := range mm.active {
+		for _, l := range mm.active.all() {
 			if l.Status == ListingActive {
 				listings = append(listings, l)
 			}

@@ -102,11 +102,11 @@ func (e *Engine) placeListing(c *Command) *Error {
 		m: m, sold: newSoldHours(int((c.End - c.Start) / Hour)), keyFloor: floor,
 	}
 	e.listings[l.ID] = l
-	e.listingOrder = append(e.listingOrder, l)
-	a.listings = append(a.listings, l)
+	e.listingOrder.add(l.Seq, l)
+	a.listings.add(l.Seq, l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
 	m.listings.Set(l.bookKey, l, 1)
-	m.active = append(m.active, l)
+	m.active.add(l.Seq, l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
 		m.peggedL = append(m.peggedL, l)
 	}
@@ -160,6 +160,7 @@ func (e *Engine) cancelListing(c *Command) *Error {
 	e.endListing(l, ListingCancelled, ReasonListingCancelled)
 	e.recomputeSpot(m, ReasonListingCancelled)
 	e.emit(Event{Kind: EvListingCancelled, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
+	e.retireListing(l)
 	return nil
 }
 
@@ -240,7 +241,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 	}
 	b := &Bid{
 		ID: c.Target, Seq: e.seq, Buyer: a.ID, Market: m.ID, Type: c.BidType, Quantity: c.Quantity,
-		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m,
+		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m, heapIdx: -1,
 	}
 	if c.BidType == Reserved {
 		if err := e.validateWindow(c.Start, c.End, true); err != nil {
@@ -301,8 +302,8 @@ func (e *Engine) placeBid(c *Command) *Error {
 func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
 	b.restKey = bidKey{b.Limit, b.Seq}
 	e.bids[b.ID] = b
-	e.bidOrder = append(e.bidOrder, b)
-	a.bids = append(a.bids, b)
+	e.bidOrder.add(b.Seq, b)
+	a.bids.add(b.Seq, b)
 	if b.ClientOrderID != "" {
 		a.coids[b.ClientOrderID] = b
 	}
@@ -327,6 +328,7 @@ func (e *Engine) cancelBid(c *Command) *Error {
 		e.recomputeSpot(b.m, ReasonOutbid)
 	}
 	e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Reason: ReasonCancelled})
+	e.retireBid(b)
 	return nil
 }
 
@@ -364,6 +366,7 @@ func (e *Engine) matchReserved(b *Bid) {
 	}
 	if b.Filled == b.Quantity {
 		e.closeReserved(b, BidFilled)
+		e.retireBid(b)
 		return
 	}
 	b.Status = BidPartiallyFilled

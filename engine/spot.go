@@ -534,4 +534,7 @@ func (e *Engine) settleMarket(m *market) {
 	if len(broke) > 0 {
 		e.recomputeSpot(m, ReasonOutbid)
 	}
+	for _, b := range broke {
+		e.retireBid(b)
+	}
 }

@@ -28,6 +28,9 @@ type MemoryReadModels struct {
 	candles  map[string][]Candle    // per market+interval, by Start
 	idem     map[string]idemValue
 	swept    int // len(idem) after the last sweep of expired values
+
+	objOnce sync.Once
+	obj     *memObjects // closed orders (objects.go)
 }
 
 // newest returns the newest limit elements of s.
