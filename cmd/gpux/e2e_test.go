@@ -571,3 +571,74 @@ func TestCLIWatchUser(t *testing.T) {
 	}
 	t.Fatalf("no balance_changed line after the deposit (%v)", sc.Err())
 }
+
+// TestExampleProgram builds examples/pricewatch (its own module, importing
+// client/ by the module path) and runs it against gpuxd until it has
+// printed one live trade.
+func TestExampleProgram(t *testing.T) {
+	s := startServer(t)
+	bin := filepath.Join(t.TempDir(), "pricewatch")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../../examples/pricewatch"
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/pricewatch: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-url", s.URL, "-market", market, "-trades", "1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), market+" spot ") {
+		t.Fatalf("first line: got %q, want the market's spot price; stderr %s", sc.Text(), stderr.String())
+	}
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	o, _ := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
+	b, _ := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
+	if _, err := admin.Deposit(ctx, b.ID, "1000"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 4, Start: now,
+		End: now.Add(24 * time.Hour), ReservePrice: client.FixedPrice("2.40")}); err != nil {
+		t.Fatal(err)
+	}
+	// The program subscribes after printing prices; retry the trade
+	// until it shows up, so a subscription still under way is no flake.
+	var out []string
+	done := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			out = append(out, sc.Text())
+		}
+		close(done)
+	}()
+	for h := 3; ; h += 2 {
+		if _, err := admin.WithKey(b.APIKey).PlaceBid(ctx, client.BidRequest{Type: client.BidReserved, Market: market, Quantity: 1,
+			Start: now.Add(time.Duration(h) * time.Hour), End: now.Add(time.Duration(h+1) * time.Hour), LimitPrice: client.FixedPrice("2.50")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("pricewatch: %v; stderr %s", err, stderr.String())
+			}
+			if last := out[len(out)-1]; !strings.HasPrefix(last, "trade 1 GPUs at 2.40") {
+				t.Errorf("last line: got %q, want the trade", last)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if h > 20 {
+			t.Fatalf("pricewatch saw no trade; stderr %s", stderr.String())
+		}
+	}
+}
