@@ -390,12 +390,11 @@
     drawChart("candles", $("#chart-candles"), {
       // One interval either side, so the first and last candles show whole.
       scales: { x: { time: true, range: (u) => dataRange(u, step, Infinity) } },
-      series: [{}, { label: "open", ...none }, { label: "high", ...none }, { label: "low", ...none }, { label: "close", ...none },
-        { label: "GPU-h", show: false, scale: "vol" }],
+      series: [{}, { label: "open", ...none }, { label: "high", ...none }, { label: "low", ...none }, { label: "close", ...none }],
       axes: [{}, { size: 60 }],
       hooks: { draw: [candles] },
       key: state.interval, // a new interval builds a new chart
-    }, state.candles);
+    }, state.candles.slice(0, 5)); // volume stays out of the price chart
   }
 
   function addSpotPoint(t, p) {
