@@ -502,6 +502,9 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 		case engine.EvSpotPriceChanged, engine.EvReferenceRatesSet:
 			d.prices = true
 		}
+		if ev.Kind == engine.EvLedger || ev.Kind == engine.EvBidClosed || ev.Kind == engine.EvListingClosed {
+			continue // read-side events (statements, history), not part of the user feed's contract
+		}
 		var sent engine.ID
 		for _, a := range ev.Accounts {
 			if a.IsZero() || a == sent {
