@@ -78,22 +78,31 @@ type Bid struct {
 	Buyer         ID
 	Market        string
 	Type          BidType
+	Status        BidStatus // next to Type: one word for both
 	Quantity      int64
 	MinQuantity   int64
 	Start, End    Time
 	ExpiresAt     Time
 	Limit         Price
-	LimitPeg      Peg
+	limitPeg      *Peg // nil: a fixed limit (most bids; a pointer keeps the bid small)
 	ClientOrderID string
-	Status        BidStatus
 	Reason        string
 	CreatedAt     Time
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
-	Spent         Money // spot charges so far
 
-	m          *market
+	m       *market
+	restKey bidKey
+	heapIdx int // position in the expiry heap; -1 when not in it
+
+	// *spotBid holds what only a spot bid needs (nil for a reserved bid,
+	// which is most of a resting book: this keeps a resting bid small).
+	*spotBid
+}
+
+type spotBid struct {
+	Spent      Money // spot charges so far
 	won        int64 // spot units won by the clearing (= allocated)
 	placed     int64
 	placements []*placement
@@ -102,12 +111,46 @@ type Bid struct {
 	displaced  int64
 	broke      bool
 	reason     string
-	restKey    bidKey
-	heapIdx    int // position in the expiry heap; -1 when not in it
 }
 
-// Allocated is the number of GPUs a spot bid holds now.
-func (b *Bid) Allocated() int64 { return b.won }
+// LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).
+func (b *Bid) LimitPeg() Peg {
+	if b.limitPeg == nil {
+		return Peg{}
+	}
+	return *b.limitPeg
+}
+
+// pegKind is LimitPeg().Kind without the copy.
+func (b *Bid) pegKind() PegKind {
+	if b.limitPeg == nil {
+		return PegNone
+	}
+	return b.limitPeg.Kind
+}
+
+func pegRef(p Peg) *Peg {
+	if p.Kind == PegNone {
+		return nil
+	}
+	return &p
+}
+
+// Allocated is the number of GPUs a spot bid holds now (0 for reserved).
+func (b *Bid) Allocated() int64 {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.won
+}
+
+// spent is what a spot bid has paid so far (0 for reserved).
+func (b *Bid) spent() Money {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.Spent
+}
 
 // Hours is the length of a reserved bid's window in hours.
 func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }

@@ -111,22 +111,26 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(b.End))
 		w.i(int64(b.ExpiresAt))
 		w.i(int64(b.Limit))
-		w.peg(b.LimitPeg)
+		w.peg(b.LimitPeg())
 		w.s(b.ClientOrderID)
 		w.u(uint64(b.Status))
 		w.s(b.Reason)
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
-		w.i(int64(b.Spent))
-		w.i(b.won)
-		w.bool(b.broke)
+		sp := b.spotBid
+		if sp == nil {
+			sp = &spotBid{} // a reserved bid writes zeros
+		}
+		w.i(int64(sp.Spent))
+		w.i(sp.won)
+		w.bool(sp.broke)
 		w.u(uint64(len(b.Fills)))
 		for _, f := range b.Fills {
 			w.id(f.ID)
 		}
-		w.u(uint64(len(b.placements)))
-		for _, p := range b.placements {
+		w.u(uint64(len(sp.placements)))
+		for _, p := range sp.placements {
 			w.id(p.listing.ID)
 			w.i(p.units)
 			w.i(p.i0)
@@ -293,10 +297,12 @@ func Restore(data []byte) (*Engine, error) {
 	for i := 0; i < nb && r.err == nil; i++ {
 		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
 			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
-			LimitPeg: r.peg(), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
-			Filled: r.i(), Hold: Money(r.i()), Spent: Money(r.i())}
-		b.won = r.i()
-		b.broke = r.bool()
+			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
+			Filled: r.i(), Hold: Money(r.i())}
+		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
+		if b.Type == Spot {
+			b.spotBid = sp
+		}
 		m, a := e.markets[b.Market], e.accounts[b.Buyer]
 		if m == nil || a == nil {
 			return nil, fmt.Errorf("restore bid %s: bad market or buyer", b.ID)
@@ -318,8 +324,8 @@ func Restore(data []byte) (*Engine, error) {
 			}
 			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
 				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
-			b.placements = append(b.placements, p)
-			b.placed += p.units
+			sp.placements = append(sp.placements, p)
+			sp.placed += p.units
 			l.placed += p.units
 		}
 		e.bids[b.ID] = b
