@@ -3,7 +3,9 @@ package sequencer
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -18,14 +20,38 @@ func depositCmd(target engine.ID) engine.Command {
 	return engine.Command{Kind: engine.CmdDeposit, Target: target, Amount: 1}
 }
 
+// benchRedis returns the URL of the Redis the journal benchmarks use: the
+// shared test Redis, or with GPUX_BENCH_APPENDFSYNC=always (or everysec) a
+// private redis-server with an AOF fsynced that way, where the disk's
+// latency is what pipelining must hide.
+func benchRedis(b *testing.B) string {
+	b.Helper()
+	switch fs := os.Getenv("GPUX_BENCH_APPENDFSYNC"); fs {
+	case "":
+		return redistest.URL(b)
+	case "always", "everysec", "no":
+		return redistest.StartServer(b, "--appendonly", "yes", "--appendfsync", fs).URL()
+	default:
+		b.Fatalf("GPUX_BENCH_APPENDFSYNC=%q: always, everysec or no", fs)
+		return ""
+	}
+}
+
+// benchInFlight is Config.MaxInFlight for the benchmarks:
+// GPUX_BENCH_INFLIGHT, or 0 (the default).
+func benchInFlight() int {
+	n, _ := strconv.Atoi(os.Getenv("GPUX_BENCH_INFLIGHT"))
+	return n
+}
+
 // BenchmarkJournalThroughput compares commands/s through the sequencer
 // (group commit, Redis journal) with raw pipelined XADD of the same
 // payloads from go-redis, measured in the same run.
 func BenchmarkJournalThroughput(b *testing.B) {
-	url := redistest.URL(b)
+	url := benchRedis(b)
 	const workers = 64
 	b.Run("raw-xadd", func(b *testing.B) {
-		shard := redistest.Shard(b)
+		shard := redistest.ShardAt(b, url)
 		j, err := store.OpenRedis(context.Background(), url, shard)
 		if err != nil {
 			b.Fatal(err)
@@ -47,12 +73,12 @@ func BenchmarkJournalThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commands/s")
 	})
 	b.Run("sequencer", func(b *testing.B) {
-		j, err := store.OpenRedis(context.Background(), url, redistest.Shard(b))
+		j, err := store.OpenRedis(context.Background(), url, redistest.ShardAt(b, url))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer j.Close()
-		s := start(b, Config{Journal: j})
+		s := start(b, Config{Journal: j, MaxInFlight: benchInFlight()})
 		acct := mustSubmit(b, s, engine.Command{Kind: engine.CmdCreateAccount, Name: "a", Roles: engine.RoleBuyer}).Events[0].Accounts[0]
 		b.ResetTimer()
 		var wg sync.WaitGroup
@@ -72,36 +98,53 @@ func BenchmarkJournalThroughput(b *testing.B) {
 }
 
 // BenchmarkAckLatency offers a fixed load (open loop, 2,000 commands/s) and
-// reports acknowledged-command latency percentiles.
+// reports acknowledged-command latency percentiles: of one raw XADD per
+// command from go-redis (the baseline), and of the sequencer.
 func BenchmarkAckLatency(b *testing.B) {
-	url := redistest.URL(b)
-	j, err := store.OpenRedis(context.Background(), url, redistest.Shard(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
-	s := start(b, Config{Journal: j})
-	acct := mustSubmit(b, s, engine.Command{Kind: engine.CmdCreateAccount, Name: "a", Roles: engine.RoleBuyer}).Events[0].Accounts[0]
+	url := benchRedis(b)
 	const rate = 2000
-	n := max(b.N, 2000)
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	begin := time.Now()
-	for i := 0; i < n; i++ {
-		due := begin.Add(time.Duration(i) * time.Second / rate)
-		time.Sleep(time.Until(due))
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			s.Submit(context.Background(), depositCmd(acct), nil)
-			lat[i] = time.Since(due) // from the intended send time: no coordinated omission
-		}(i)
+	openLoop := func(b *testing.B, do func()) {
+		n := max(b.N, 2000)
+		lat := make([]time.Duration, n)
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		begin := time.Now()
+		for i := 0; i < n; i++ {
+			due := begin.Add(time.Duration(i) * time.Second / rate)
+			time.Sleep(time.Until(due))
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				do()
+				lat[i] = time.Since(due) // from the intended send time: no coordinated omission
+			}(i)
+		}
+		wg.Wait()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[n/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[n*99/100].Microseconds()), "p99-µs")
 	}
-	wg.Wait()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[n/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[n*99/100].Microseconds()), "p99-µs")
+	b.Run("raw-xadd", func(b *testing.B) {
+		shard := redistest.ShardAt(b, url)
+		j, err := store.OpenRedis(context.Background(), url, shard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer j.Close()
+		c := engine.AppendCommand(nil, &engine.Command{Seq: 1, Time: 1, Kind: engine.CmdDeposit, Amount: 1})
+		key := fmt.Sprintf("gpux:{%s}:raw", shard)
+		openLoop(b, func() { j.Client().Do(context.Background(), "XADD", key, "*", "d", c) })
+	})
+	b.Run("sequencer", func(b *testing.B) {
+		j, err := store.OpenRedis(context.Background(), url, redistest.ShardAt(b, url))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer j.Close()
+		s := start(b, Config{Journal: j, MaxInFlight: benchInFlight()})
+		acct := mustSubmit(b, s, engine.Command{Kind: engine.CmdCreateAccount, Name: "a", Roles: engine.RoleBuyer}).Events[0].Accounts[0]
+		openLoop(b, func() { s.Submit(context.Background(), depositCmd(acct), nil) })
+	})
 }
 
 // BenchmarkRecovery journals 1,000,000 commands (place/cancel spot and
