@@ -206,3 +206,85 @@ func BenchmarkRecovery(b *testing.B) {
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds()*float64(i+1), "commands/s")
 	}
 }
+
+// snapshotPauseBids is the resting-bid count of BenchmarkSnapshotPause;
+// GPUX_BENCH_RESTING overrides it (e.g. 100000 for a quick run).
+func snapshotPauseBids() int {
+	if n, err := strconv.Atoi(os.Getenv("GPUX_BENCH_RESTING")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkSnapshotPause starts a sequencer on a state of 1,000,000
+// resting reserved bids, submits deposits with a snapshot due every 2,000
+// commands, and reports the longest time snapshotting stopped the
+// sequencer: inline (the sequencer encodes the state itself, as it does
+// for a journal that is not durable) against the follower engine (a
+// durable journal), and the follower with no snapshot due as the control.
+// All run on an in-memory journal, so Redis does not enter the figure.
+func BenchmarkSnapshotPause(b *testing.B) {
+	resting := snapshotPauseBids()
+	eng := engine.New(engine.Config{})
+	const t0 = engine.Time(1796083200000)
+	h := t0.HourStart()
+	buyer := engine.ID{2}
+	seq := uint64(0)
+	apply := func(c engine.Command) {
+		seq++
+		c.Seq, c.Time = seq, t0
+		if _, err := eng.Apply(&c); err != nil {
+			b.Fatalf("build state: %v", err)
+		}
+	}
+	apply(engine.Command{Kind: engine.CmdCreateAccount, Target: buyer, Name: "b", Roles: engine.RoleBuyer})
+	apply(engine.Command{Kind: engine.CmdDeposit, Target: buyer, Amount: engine.MaxAmount})
+	for i := range resting {
+		id := engine.ID{0: 9, 8: byte(i >> 24), 9: byte(i >> 16), 10: byte(i >> 8), 11: byte(i)}
+		st := h + engine.Time(24+i%48)*engine.Hour
+		apply(engine.Command{Kind: engine.CmdPlaceBid, BidType: engine.Reserved, Actor: buyer, Target: id, Market: "h100-sxm.us-east",
+			Quantity: 1, Start: st, End: st + engine.Time(1+i%4)*engine.Hour, Price: engine.Price(10000 + i%5000)})
+	}
+	data := eng.Snapshot()
+	snap := store.Snapshot{Seq: eng.Seq(), Hash: engine.HashOf(data), Data: data}
+	b.Logf("state: %d resting bids, snapshot %d MiB", resting, len(data)>>20)
+	eng = nil
+
+	for _, mode := range []struct {
+		name    string
+		durable bool
+		every   int
+	}{
+		{"inline", false, 2000},
+		{"follower", true, 2000},
+		// The control: the same hand-off to the follower, no snapshot
+		// ever due. What it shows is the machine's own stalls.
+		{"follower-no-snapshot", true, 1 << 30},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			mj := store.NewMemoryJournal()
+			if err := mj.SaveSnapshot(context.Background(), snap); err != nil {
+				b.Fatal(err)
+			}
+			var j store.Journal = mj
+			if mode.durable {
+				j = &durableMemory{mj}
+			}
+			s := start(b, Config{Journal: j, SnapshotEvery: mode.every, SnapshotInterval: time.Hour})
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				mustSubmit(b, s, depositCmd(buyer))
+			}
+			b.StopTimer()
+			st := s.Status()
+			b.ReportMetric(float64(st.MaxSnapshotPause.Microseconds())/1000, "max-pause-ms")
+			b.ReportMetric(float64(st.LastSnapshotSeq), "last-snapshot-seq")
+		})
+	}
+}
+
+// durableMemory is a MemoryJournal that says it is durable, so the
+// sequencer snapshots through its follower.
+type durableMemory struct{ *store.MemoryJournal }
+
+func (durableMemory) Durable() bool { return true }

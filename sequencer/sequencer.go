@@ -84,7 +84,13 @@ type Status struct {
 	RecoveredCommands int
 	RecoverySeconds   float64
 	LastSnapshotSeq   uint64
-	SnapshotPause     time.Duration // engine stall of the last snapshot
+	// SnapshotPause is the longest time snapshotting stopped the sequencer
+	// goroutine (the writes) since the previous snapshot was saved, and
+	// MaxSnapshotPause since start. With a durable journal a follower
+	// engine takes the snapshots and the pause is the hand-off of each
+	// batch to it; otherwise it is the time to encode the whole state.
+	SnapshotPause    time.Duration
+	MaxSnapshotPause time.Duration
 }
 
 type request struct {
@@ -122,6 +128,11 @@ type Sequencer struct {
 	free      []*inflight
 	// flightHigh is the most appends ever in flight at once (tests).
 	flightHigh atomic.Int64
+	// fol takes the snapshots when the journal is durable (nil otherwise).
+	fol *follower
+	// pauseSince is the longest snapshot pause since the last snapshot
+	// was saved, in nanoseconds.
+	pauseSince atomic.Int64
 	snapBusy   atomic.Bool
 	repairing  atomic.Bool
 
@@ -202,6 +213,16 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 	}
 	if last != eng.Seq() {
 		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
+	}
+	if s.cfg.Journal.Durable() {
+		// The follower starts as a copy of the recovered engine; this
+		// encodes the state once, before the sequencer serves.
+		twin, err := engine.Restore(eng.Snapshot())
+		if err != nil {
+			return fmt.Errorf("recover: copy the engine for the snapshot follower: %w", err)
+		}
+		s.fol = newFollower(twin, s.cfg.Journal, s.cfg, s.snapshotSaved)
+		go s.fol.run()
 	}
 	s.mu.Lock()
 	s.eng = eng
@@ -540,12 +561,32 @@ func (s *Sequencer) complete(ctx context.Context, err error) {
 	if s.cfg.OnBatch != nil {
 		s.cfg.OnBatch(len(f.reqs), time.Since(f.sent))
 	}
-	s.apply(f.reqs)
+	s.apply(f.reqs, f.b.Data)
 	s.recycle(f)
 }
 
-// apply applies one journaled batch and answers its requests.
-func (s *Sequencer) apply(batch []*request) {
+// notePause records a snapshot's stop of the sequencer goroutine.
+func (s *Sequencer) notePause(d time.Duration) {
+	if int64(d) > s.pauseSince.Load() {
+		s.pauseSince.Store(int64(d))
+	}
+	s.statMu.Lock()
+	s.stat.MaxSnapshotPause = max(s.stat.MaxSnapshotPause, d)
+	s.statMu.Unlock()
+}
+
+// snapshotSaved updates the status once a snapshot is stored.
+func (s *Sequencer) snapshotSaved(seq uint64) {
+	p := time.Duration(s.pauseSince.Swap(0))
+	s.statMu.Lock()
+	s.stat.LastSnapshotSeq = seq
+	s.stat.SnapshotPause = p
+	s.statMu.Unlock()
+}
+
+// apply applies one journaled batch (its commands, encoded in data) and
+// answers its requests.
+func (s *Sequencer) apply(batch []*request, data []byte) {
 	// One copy of the batch's events: each outcome holds its own
 	// sub-slice, and the whole is what OnEvents sees.
 	results := make([]result, len(batch))
@@ -569,11 +610,17 @@ func (s *Sequencer) apply(batch []*request) {
 	s.sinceSnap += len(batch)
 	var snap *store.Snapshot
 	var pause time.Duration
-	if (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
+	if s.fol != nil {
+		// The follower snapshots; the sequencer only hands it the batch.
+		ts := time.Now()
+		s.fol.push(data)
+		s.notePause(time.Since(ts))
+	} else if (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
 		ts := time.Now()
 		data := s.eng.Snapshot()
 		snap = &store.Snapshot{Seq: s.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: s.cfg.Now()}
 		pause = time.Since(ts)
+		s.notePause(pause)
 		s.sinceSnap = 0
 		s.lastSnap = time.Now()
 	}
@@ -596,13 +643,13 @@ func (s *Sequencer) apply(batch []*request) {
 	}
 	if snap != nil {
 		s.snapBusy.Store(true)
-		go s.saveSnapshot(*snap, pause)
+		go s.saveSnapshot(*snap)
 	}
 }
 
 // saveSnapshot writes a snapshot off the sequencer goroutine; the store
 // trims the journal it covers only after the snapshot is stored.
-func (s *Sequencer) saveSnapshot(snap store.Snapshot, pause time.Duration) {
+func (s *Sequencer) saveSnapshot(snap store.Snapshot) {
 	defer s.snapBusy.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -610,11 +657,8 @@ func (s *Sequencer) saveSnapshot(snap store.Snapshot, pause time.Duration) {
 		s.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
 		return
 	}
-	s.statMu.Lock()
-	s.stat.LastSnapshotSeq = snap.Seq
-	s.stat.SnapshotPause = pause
-	s.statMu.Unlock()
-	s.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data), "engine_pause", pause)
+	s.snapshotSaved(snap.Seq)
+	s.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data))
 }
 
 // repair waits for the journal to answer again, then checks its tail: a
@@ -703,6 +747,11 @@ func (s *Sequencer) Close(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		return fmt.Errorf("close sequencer: %w", ctx.Err())
+	}
+	if s.fol != nil {
+		if err := s.fol.close(ctx); err != nil {
+			return fmt.Errorf("close sequencer: %w", err)
+		}
 	}
 	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() {
 		return nil
