@@ -45,6 +45,9 @@ func runOutage(t *testing.T, o outage) {
 	broke := time.Now()
 	// gpuxd notices at its next failed append (at most the append timeout).
 	first := waitReady(t, d, http.StatusServiceUnavailable, 15*time.Second)
+	// Answers sent just before the fault may still be on their way to the
+	// load's goroutines (two busy cores): let them arrive before counting.
+	time.Sleep(250 * time.Millisecond)
 	ackedAt503 := ackCount(l)
 	unavailBefore := l.unavailable.Load()
 	// While the fault lasts, /readyz must keep saying so.
