@@ -59,6 +59,20 @@ func TestRatesImport(t *testing.T) {
 	if r, ok := tab.Choose("h100-sxm", "azure", pricing.PriceSpot, "us-east"); !ok || r.USDPerGPUHour != 49160 || r.AsOf != "2026-10-01" {
 		t.Errorf("azure H100 spot %+v, want 4.9160 of 2026-10-01", r)
 	}
+	// --azure-fetched dates the Azure rows by the fetch.
+	code, stdout, stderr := runRatesCmd(t, "import", "--azure", fixtures+"azure_page1.json", "--azure-fetched", "2026-11-28")
+	if code != 0 {
+		t.Fatalf("--azure-fetched: exit %d: %s", code, stderr)
+	}
+	fetched, err := pricing.Load(strings.NewReader(stdout))
+	if err != nil {
+		t.Fatalf("--azure-fetched: %v", err)
+	}
+	for _, r := range fetched.Rates() {
+		if r.AsOf != "2026-11-28" {
+			t.Errorf("--azure-fetched: %s %s as_of %s, want 2026-11-28", r.InstanceType, r.Region, r.AsOf)
+		}
+	}
 
 	// To stdout, with --keep: the rows of the built-in table whose provider
 	// and price type the import has none of come along (AWS capacity
@@ -67,7 +81,7 @@ func TestRatesImport(t *testing.T) {
 	if err := os.WriteFile(keep, pricing.Default().Encode(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runRatesCmd(t, "import", "--aws", fixtures+"aws_ec2_offer.json", "--keep", keep)
+	code, stdout, stderr = runRatesCmd(t, "import", "--aws", fixtures+"aws_ec2_offer.json", "--keep", keep)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
