@@ -151,11 +151,13 @@ func TestPricesFeedAfterTrade(t *testing.T) {
 		if m.Type != client.MsgUpdate || m.Channel != "prices" {
 			return false
 		}
-		var rows []client.PriceRow
-		if err := json.Unmarshal(m.Data, &rows); err != nil {
+		var up struct {
+			Markets []client.PriceRow `json:"markets"` // an update holds the markets that changed
+		}
+		if err := json.Unmarshal(m.Data, &up); err != nil {
 			t.Fatalf("prices update: %v", err)
 		}
-		for _, r := range rows {
+		for _, r := range up.Markets {
 			if r.Market == "l4.us-west" && r.LastTradePrice != nil {
 				if *r.LastTradePrice != "0.50" {
 					t.Fatalf("last trade %s, want 0.50 (the listing is the maker)", *r.LastTradePrice)

@@ -128,6 +128,14 @@ type PriceRow struct {
 	// fraction with 4 decimals; nil value when the market has no price, no
 	// key for a provider without a reference row.
 	DiscountVsReference map[string]*string `json:"discount_vs_reference"`
+	// DiscountVsSpot and DiscountVsCapacityBlock are the same against each
+	// provider's spot and capacity-block rows.
+	DiscountVsSpot          map[string]*string `json:"discount_vs_spot,omitempty"`
+	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block,omitempty"`
+	// DiscountBasis names each provider's row behind those discounts: the
+	// on-demand rate to show next to DiscountVsReference is
+	// DiscountBasis[provider].OnDemand.
+	DiscountBasis map[string]DiscountBasis `json:"discount_basis,omitempty"`
 	// ForwardCurve is the best resting bid and ask per tenor × duration
 	// bucket, only buckets with at least one order.
 	ForwardCurve []CurvePoint `json:"forward_curve,omitempty"`
@@ -167,7 +175,18 @@ type Reference struct {
 	Source        string `json:"source"`
 	Region        string `json:"region,omitempty"`     // the provider's own region name
 	Confidence    string `json:"confidence,omitempty"` // "high", "medium" or "low"
-	Stale         bool   `json:"stale,omitempty"`      // older than the server's staleness limit
+	// SameRegion: the provider's region is the market's region (always
+	// false in a quote).
+	SameRegion bool `json:"same_region,omitempty"`
+	Stale      bool `json:"stale,omitempty"` // older than the server's staleness limit, or undated
+}
+
+// DiscountBasis names, for one provider, the reference rows its discounts
+// are computed against; nil where the provider has no row of that type.
+type DiscountBasis struct {
+	OnDemand      *Reference `json:"on_demand,omitempty"`
+	Spot          *Reference `json:"spot,omitempty"`
+	CapacityBlock *Reference `json:"capacity_block,omitempty"`
 }
 
 // Fill is one match of a bid against a listing, as carried in a bid's or

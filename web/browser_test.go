@@ -319,6 +319,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		if len(unlabelled) > 0 {
 			s.fail("labels", "%s: controls without a label: %v", page, unlabelled)
 		}
+		if low := step(s, "contrast "+page, 10*time.Second, chromedp.Evaluate[[]string](contrastJS)); len(low) > 0 {
+			s.fail("contrast", "%s: text under 4.5:1 contrast: %v", page, low)
+		}
 	}
 	if p := problems(); len(p) > 0 {
 		s.fail("console", "the page logged errors:\n%s", strings.Join(p, "\n"))
@@ -334,11 +337,38 @@ func screenshot(t *testing.T, s *shots, path string) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join("..", path)
 	}
-	// Let the flash animations of changed cells finish.
-	time.Sleep(1500 * time.Millisecond)
+	// Changed cells flash for a moment; a picture should not.
+	step(s, "no flash", 5*time.Second, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('.flash').forEach(e => e.classList.remove('flash'))`))
 	png := step(s, "screenshot", 20*time.Second, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("saved %s", path)
 }
+
+// contrastJS lists visible text whose colour has less than 4.5:1 contrast
+// (WCAG AA) with the first opaque background behind it.
+const contrastJS = `(() => {
+	const parts = c => c.match(/[\d.]+/g).map(Number);
+	const lum = c => {
+		const [r, g, b] = parts(c).slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const opaque = c => { const p = parts(c); return p.length < 4 || p[3] > 0.5; };
+	const background = e => {
+		for (; e; e = e.parentElement) {
+			const c = getComputedStyle(e).backgroundColor;
+			if (opaque(c)) return c;
+		}
+		return "rgb(255, 255, 255)";
+	};
+	const low = [];
+	for (const e of document.querySelectorAll("body *")) {
+		if (!e.getClientRects().length) continue;
+		if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+		const a = lum(getComputedStyle(e).color), b = lum(background(e));
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		if (ratio < 4.5) low.push(e.tagName + " " + JSON.stringify(e.textContent.trim().slice(0, 24)) + " " + ratio.toFixed(2));
+	}
+	return low;
+})()`

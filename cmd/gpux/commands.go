@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/gpux/gpux/client"
 )
 
@@ -25,7 +27,7 @@ func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 		row(w, "MARKET", "SPOT", "LAST", "VWAP 24H", "BEST ASK", "CLOUD ON-DEMAND", "DISCOUNT", "BASIS")
 		for _, r := range rows {
 			cloud, disc := "-", "-"
-			if best, ok := bestCloud(r.Reference); ok {
+			if best, ok := bestCloud(r); ok {
 				cloud = best.Provider + " " + best.USDPerGPUHour
 				disc = percent(r.DiscountVsReference[best.Provider])
 			}
@@ -223,7 +225,24 @@ func showBid(w io.Writer, b client.Bid) {
 	if b.PreemptAt != nil {
 		kv(w, "preempt at", whenp(b.PreemptAt))
 	}
-	kv(w, "held", b.Held, "spent", b.Spent)
+	kv(w, "held", b.Held, "cost", cost(b))
+}
+
+// cost is what a bid has cost so far: a reserved bid's fills (GPUs ×
+// hours × price, paid when they fill), a spot bid's spent.
+func cost(b client.Bid) string {
+	if b.Type != client.BidReserved {
+		return b.Spent
+	}
+	sum := decimal.Zero
+	for _, f := range b.Fills {
+		p, err := decimal.NewFromString(f.Price)
+		if err != nil {
+			return "?"
+		}
+		sum = sum.Add(p.Mul(decimal.NewFromInt(int64(f.Quantity) * hours(f.Start, f.End))))
+	}
+	return sum.StringFixed(2)
 }
 
 func (a *app) listing(ctx context.Context, g *globals, args []string) error {
@@ -294,9 +313,9 @@ func (a *app) orders(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	return a.emit(g, p, func(w io.Writer) {
-		row(w, "ID", "TYPE", "MARKET", "QTY", "LIMIT", "STATUS", "FILLED", "RUNNING", "START", "END", "SPENT")
+		row(w, "ID", "TYPE", "MARKET", "QTY", "LIMIT", "STATUS", "FILLED", "RUNNING", "START", "END", "COST")
 		for _, b := range p.Items {
-			row(w, b.ID, b.Type, b.Market, b.Quantity, b.LimitPrice, b.Status, b.FilledQuantity, b.Allocated, whenp(b.Start), whenp(b.End), b.Spent)
+			row(w, b.ID, b.Type, b.Market, b.Quantity, b.LimitPrice, b.Status, b.FilledQuantity, b.Allocated, whenp(b.Start), whenp(b.End), cost(b))
 		}
 	})
 }

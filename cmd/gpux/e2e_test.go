@@ -233,6 +233,9 @@ func TestCLIWalkthrough(t *testing.T) {
 	if rb.Status != client.BidFilled || len(rb.Fills) != 1 || rb.Fills[0].Price != "2.50" || rb.Fills[0].ListingID != l.ID {
 		t.Fatalf("reserved bid: got %+v, want filled at 2.50 from %s", rb, l.ID)
 	}
+	if out := ok(t, s, buyerKey, "orders"); !strings.Contains(out, "50.00") {
+		t.Errorf("orders: got\n%s\nwant the reserved bid's cost 50.00", out)
+	}
 	okJSON(t, s, buyerKey, &acc, "account")
 	if acc.Balance != "950.00" {
 		t.Errorf("balance after 20 GPU-hours at 2.50: got %s, want 950.00", acc.Balance)
@@ -529,5 +532,113 @@ func TestMarketMetrics(t *testing.T) {
 	// than a misleading 0.
 	if strings.Contains(string(text), `gpux_market_spot_price_usd{gpu="h200"`) {
 		t.Errorf("/metrics shows a spot price for h200 with nothing clearing")
+	}
+}
+
+// TestCLIWatchUser: watch authenticates with the API key before it
+// subscribes to the account's own channel.
+func TestCLIWatchUser(t *testing.T) {
+	s := startServer(t)
+	bin, _ := binaries(t)
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	b, err := admin.CreateAccount(t.Context(), client.CreateAccountRequest{Name: "watcher", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "watch", "user")
+	cmd.Env = []string{"GPUX_URL=" + s.URL, "GPUX_API_KEY=" + b.APIKey}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.Contains(sc.Text(), "snapshot #0 watcher balance 0.00") {
+		t.Fatalf("first line: got %q, want the account snapshot", sc.Text())
+	}
+	if _, err := admin.Deposit(t.Context(), b.ID, "12.34"); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "balance_changed balance 12.34") {
+			return
+		}
+	}
+	t.Fatalf("no balance_changed line after the deposit (%v)", sc.Err())
+}
+
+// TestExampleProgram builds examples/pricewatch (its own module, importing
+// client/ by the module path) and runs it against gpuxd until it has
+// printed one live trade.
+func TestExampleProgram(t *testing.T) {
+	s := startServer(t)
+	bin := filepath.Join(t.TempDir(), "pricewatch")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = "../../examples/pricewatch"
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build examples/pricewatch: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-url", s.URL, "-market", market, "-trades", "1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), market+" spot ") {
+		t.Fatalf("first line: got %q, want the market's spot price; stderr %s", sc.Text(), stderr.String())
+	}
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	o, _ := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
+	b, _ := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
+	if _, err := admin.Deposit(ctx, b.ID, "1000"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 4, Start: now,
+		End: now.Add(24 * time.Hour), ReservePrice: client.FixedPrice("2.40")}); err != nil {
+		t.Fatal(err)
+	}
+	// The program subscribes after printing prices; retry the trade
+	// until it shows up, so a subscription still under way is no flake.
+	var out []string
+	done := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+			out = append(out, sc.Text())
+		}
+		close(done)
+	}()
+	for h := 3; ; h += 2 {
+		if _, err := admin.WithKey(b.APIKey).PlaceBid(ctx, client.BidRequest{Type: client.BidReserved, Market: market, Quantity: 1,
+			Start: now.Add(time.Duration(h) * time.Hour), End: now.Add(time.Duration(h+1) * time.Hour), LimitPrice: client.FixedPrice("2.50")}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("pricewatch: %v; stderr %s", err, stderr.String())
+			}
+			if last := out[len(out)-1]; !strings.HasPrefix(last, "trade 1 GPUs at 2.40") {
+				t.Errorf("last line: got %q, want the trade", last)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if h > 20 {
+			t.Fatalf("pricewatch saw no trade; stderr %s", stderr.String())
+		}
 	}
 }

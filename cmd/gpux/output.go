@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,23 +77,47 @@ func percent(frac *string) string {
 // cloudProviders are the clouds whose on-demand rate `prices` compares with.
 var cloudProviders = []string{"aws", "azure", "gcp"}
 
-// bestCloud returns the cheapest on-demand reference of AWS, Azure and
-// Google Cloud, ok false when there is none.
-func bestCloud(refs []client.Reference) (best client.Reference, ok bool) {
+// bestCloud returns the cheapest of AWS, Azure and Google Cloud's
+// on-demand rates for a market's GPU, ok false when there is none. Each
+// provider's rate is the row the server's discounts use
+// (discount_basis); a server without that map falls back to the provider's
+// cheapest on-demand row.
+func bestCloud(r client.PriceRow) (best client.Reference, ok bool) {
 	var bestRate decimal.Decimal
-	for _, r := range refs {
-		if r.PriceType != "on_demand" || !slices.Contains(cloudProviders, r.Provider) {
+	for _, p := range cloudProviders {
+		ref, found := onDemand(r, p)
+		if !found {
 			continue
 		}
-		d, err := decimal.NewFromString(r.USDPerGPUHour)
+		d, err := decimal.NewFromString(ref.USDPerGPUHour)
 		if err != nil {
 			continue
 		}
 		if !ok || d.LessThan(bestRate) {
-			best, bestRate, ok = r, d, true
+			best, bestRate, ok = ref, d, true
 		}
 	}
 	return best, ok
+}
+
+// onDemand is provider's on-demand row behind the discount.
+func onDemand(r client.PriceRow, provider string) (client.Reference, bool) {
+	if b, ok := r.DiscountBasis[provider]; ok && b.OnDemand != nil {
+		return *b.OnDemand, true
+	}
+	var best client.Reference
+	var bestRate decimal.Decimal
+	found := false
+	for _, ref := range r.Reference {
+		if ref.Provider != provider || ref.PriceType != "on_demand" {
+			continue
+		}
+		d, err := decimal.NewFromString(ref.USDPerGPUHour)
+		if err == nil && (!found || d.LessThan(bestRate)) {
+			best, bestRate, found = ref, d, true
+		}
+	}
+	return best, found
 }
 
 // hours is the length of [start, end) in whole hours.

@@ -170,7 +170,11 @@
 
   // ---- prices page ----
 
+  // bestCloud is provider's on-demand row behind the discount: the one the
+  // server names in discount_basis, else its cheapest on-demand row.
   function bestCloud(row, provider) {
+    const basis = (row.discount_basis || {})[provider];
+    if (basis && basis.on_demand) return basis.on_demand;
     let best = null;
     for (const r of row.reference || []) {
       if (r.provider !== provider || r.price_type !== "on_demand") continue;
@@ -213,9 +217,13 @@
       let tr = body.querySelector(`tr[data-market="${CSS.escape(r.market)}"]`);
       if (!tr) {
         tr = el("tr", { "data-market": r.market });
-        const link = el("a", { href: "#/market/" + r.market, text: r.market });
+        // GPU over region: the column stays narrow on a phone.
+        const link = el("a", { href: "#/market/" + r.market, "aria-label": r.market },
+          el("span", { class: "gpu", text: r.gpu }), el("span", { class: "region", text: r.region }));
         tr.append(el("th", { scope: "row" }, link));
-        for (const col of ["spot", "last", "vwap", "ask"]) tr.append(cell("", { class: "num", "data-col": col }));
+        for (const col of ["spot", "last", "vwap", "ask"]) {
+          tr.append(cell("", { class: "num" + (col === "vwap" || col === "ask" ? " wide" : ""), "data-col": col }));
+        }
         for (const [p] of CLOUDS) tr.append(el("td", { class: "num", "data-col": p }));
         tr.querySelectorAll("td").forEach((td) => { td.textContent = "–"; });
       }
@@ -382,12 +390,11 @@
     drawChart("candles", $("#chart-candles"), {
       // One interval either side, so the first and last candles show whole.
       scales: { x: { time: true, range: (u) => dataRange(u, step, Infinity) } },
-      series: [{}, { label: "open", ...none }, { label: "high", ...none }, { label: "low", ...none }, { label: "close", ...none },
-        { label: "GPU-h", show: false, scale: "vol" }],
+      series: [{}, { label: "open", ...none }, { label: "high", ...none }, { label: "low", ...none }, { label: "close", ...none }],
       axes: [{}, { size: 60 }],
       hooks: { draw: [candles] },
       key: state.interval, // a new interval builds a new chart
-    }, state.candles);
+    }, state.candles.slice(0, 5)); // volume stays out of the price chart
   }
 
   function addSpotPoint(t, p) {
