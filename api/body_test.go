@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"net"
 	"runtime"
 	"testing"
 )
@@ -64,5 +65,51 @@ func TestDecodeLimited(t *testing.T) {
 				t.Errorf("got %q, %v; want %q, %v", got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+// countingConn counts the writes that reach the network.
+type countingConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+
+// TestCork: while corked, a connection's writes leave in one write, in
+// order; a burst past corkLimit is written early rather than held.
+func TestCork(t *testing.T) {
+	cc := &countingConn{}
+	tc := &trackedConn{Conn: cc}
+	tc.cork()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		if _, err := tc.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(cc.writes) != 0 {
+		t.Fatalf("corked writes reached the conn: %q", cc.writes)
+	}
+	if err := tc.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.writes) != 1 || string(cc.writes[0]) != "abbccc" {
+		t.Fatalf("got writes %q, want one \"abbccc\"", cc.writes)
+	}
+	_, _ = tc.Write([]byte("d"))
+	if len(cc.writes) != 2 || string(cc.writes[1]) != "d" {
+		t.Fatalf("uncorked write: got %q", cc.writes)
+	}
+	tc.cork()
+	_, _ = tc.Write(make([]byte, corkLimit))
+	if len(cc.writes) != 3 {
+		t.Fatalf("a write past corkLimit was held: %d writes", len(cc.writes))
+	}
+	_ = tc.uncork()
+	if len(cc.writes) != 3 {
+		t.Fatalf("uncork wrote an empty buffer: %d writes", len(cc.writes))
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	fws "github.com/fasthttp/websocket"
 	"io"
 	"log/slog"
 	"sync"
@@ -54,7 +55,7 @@ func newHubServer(t *testing.T) *Server {
 }
 
 func newTestClient(n int) *wsClient {
-	return &wsClient{send: make(chan []byte, n), gone: make(chan struct{}), subs: map[string]bool{}}
+	return &wsClient{send: make(chan *fws.PreparedMessage, n), gone: make(chan struct{}), subs: map[string]bool{}}
 }
 
 func waitGone(t *testing.T, cl *wsClient, code int) {

@@ -366,6 +366,60 @@ type trackedConn struct {
 	set  *connSet
 	used atomic.Bool
 	once sync.Once
+
+	// wmu orders writes and guards corking: while corked, writes collect
+	// in wbuf and uncork sends them in one Write (a feed writer corks
+	// around a batch of queued messages). wmu is held across the
+	// underlying Write so bytes never interleave or reorder.
+	wmu    sync.Mutex
+	corked bool
+	wbuf   []byte
+}
+
+// corkLimit is how much a corked connection collects before it writes
+// anyway.
+const corkLimit = 64 << 10
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.corked {
+		c.wbuf = append(c.wbuf, b...)
+		if len(c.wbuf) < corkLimit {
+			return len(b), nil
+		}
+		err := c.flushLocked()
+		return len(b), err
+	}
+	return c.Conn.Write(b)
+}
+
+// cork makes writes collect until uncork.
+func (c *trackedConn) cork() {
+	c.wmu.Lock()
+	c.corked = true
+	c.wmu.Unlock()
+}
+
+// uncork writes what was collected, in one Write.
+func (c *trackedConn) uncork() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+func (c *trackedConn) flushLocked() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.wbuf)
+	if cap(c.wbuf) > 2*corkLimit {
+		c.wbuf = nil // a prices burst: do not keep its buffer
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return err
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {

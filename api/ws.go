@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 
 	"github.com/gpux/gpux/engine"
@@ -111,13 +112,71 @@ func mustJSON(v any) []byte {
 	return b
 }
 
+// prepare frames a text message once, for any number of connections.
+func prepare(b []byte) *fws.PreparedMessage {
+	pm, err := fws.NewPreparedMessage(fws.TextMessage, b)
+	if err != nil {
+		panic("api: prepare feed message: " + err.Error()) // only compression can fail, and it is off
+	}
+	return pm
+}
+
+// pricesUpdate is the data of a prices update: the rows that changed.
+type pricesUpdate struct {
+	Markets []json.RawMessage `json:"markets"`
+}
+
+// pricesState brings the prices channel up to date and returns its full
+// state (a snapshot's data). Existing subscribers get the markets whose
+// rows changed since the last update as {"markets": [...]}; nothing when
+// none did. Rendering is skipped when the state was rendered at the same
+// point (engine seq and refresh generation) already.
+func (h *hub) pricesState(ts engine.Time, at renderPoint) json.RawMessage {
+	const name = "prices"
+	c := h.ch(name)
+	if c.last != nil && c.lastAt == at {
+		h.s.metrics.wsSnapshotsReused.Inc()
+		return c.last
+	}
+	h.s.metrics.wsSnapshotsRendered.Inc()
+	rows := h.s.renderPrices()
+	next := make(map[string][]byte, len(rows))
+	var changed []json.RawMessage
+	full := make([]byte, 0, 64<<10)
+	full = append(full, '[')
+	for i, r := range rows {
+		raw := mustJSON(r)
+		next[r.Market] = raw
+		if old, ok := h.priceRows[r.Market]; !ok || string(old) != string(raw) {
+			changed = append(changed, raw)
+		}
+		if i > 0 {
+			full = append(full, ',')
+		}
+		full = append(full, raw...)
+	}
+	full = append(full, ']')
+	c.lastAt = at
+	if c.last != nil && len(changed) == 0 && len(next) == len(h.priceRows) {
+		return c.last
+	}
+	first := c.last == nil
+	c.last, h.priceRows = full, next
+	if !first {
+		// A market that left (none do today) would need a removal; the
+		// rows are keyed by market and the catalogue is fixed.
+		h.broadcast(name, name, pricesUpdate{Markets: changed}, ts)
+	}
+	return c.last
+}
+
 // ---- clients ----
 
 // wsClient is one websocket connection. The hub owns subs; send is its
 // bounded queue, written by the hub (and the client's reader for answers)
 // and drained by the client's writer; gone closes when the client must go.
 type wsClient struct {
-	send     chan []byte
+	send     chan *fws.PreparedMessage
 	gone     chan struct{}
 	goneOnce sync.Once
 	// closeCode and closeReason are set once, before gone closes; read
@@ -136,8 +195,8 @@ func (cl *wsClient) drop(code int, reason string) {
 	})
 }
 
-// offer queues b without blocking; false when the queue is full.
-func (cl *wsClient) offer(b []byte) bool {
+// offer queues a message without blocking; false when the queue is full.
+func (cl *wsClient) offer(b *fws.PreparedMessage) bool {
 	select {
 	case <-cl.gone:
 		return true // going anyway
@@ -202,6 +261,10 @@ type hub struct {
 	overflow    atomic.Bool
 	nclients    atomic.Int64
 	once        sync.Once
+
+	// priceRows is each market's row of the prices channel as last sent
+	// (encoded): an update carries only the rows that differ.
+	priceRows map[string][]byte
 
 	clients  map[*wsClient]bool
 	channels map[string]*channel
@@ -272,7 +335,7 @@ func (h *hub) run() {
 					var ts engine.Time
 					var at renderPoint
 					h.s.read(func(e *engine.Engine) { ts, at = e.Now(), renderPoint{e.Seq(), h.gen} })
-					h.updateState("prices", h.s.renderPrices(), ts, at)
+					h.pricesState(ts, at)
 				}
 			}
 		case <-refresh.C:
@@ -336,6 +399,7 @@ func (h *hub) reset() {
 		<-h.in
 	}
 	h.trades, h.seeded = map[string][]tradeJSON{}, map[string]uint64{}
+	h.priceRows = nil
 	for _, ch := range h.channels {
 		ch.last = nil
 	}
@@ -367,13 +431,15 @@ func (h *hub) broadcast(name, wireName string, data any, ts engine.Time) {
 		return
 	}
 	c.seq++
-	b := mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)})
+	// Encoded and framed once, shared by every subscriber: a subscriber's
+	// writer copies the prepared frame and does no JSON work.
+	b := prepare(mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)}))
 	for cl := range c.subs {
 		h.deliver(cl, b)
 	}
 }
 
-func (h *hub) deliver(cl *wsClient, b []byte) {
+func (h *hub) deliver(cl *wsClient, b *fws.PreparedMessage) {
 	if cl.offer(b) {
 		h.s.metrics.wsMessages.Inc()
 		return
@@ -435,6 +501,9 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 			}
 		case engine.EvSpotPriceChanged, engine.EvReferenceRatesSet:
 			d.prices = true
+		}
+		if ev.Kind == engine.EvLedger || ev.Kind == engine.EvBidClosed || ev.Kind == engine.EvListingClosed {
+			continue // read-side events (statements, history), not part of the user feed's contract
 		}
 		var sent engine.ID
 		for _, a := range ev.Accounts {
@@ -514,13 +583,13 @@ func (h *hub) handle(r hubReq) {
 				done = append(done, name)
 			}
 		}
-		h.deliver(cl, mustJSON(ctlMsg{Type: "unsubscribed", Channels: done}))
+		h.deliver(cl, prepare(mustJSON(ctlMsg{Type: "unsubscribed", Channels: done})))
 	}
 }
 
 func (h *hub) feedError(cl *wsClient, code, detail string) {
 	h.s.metrics.wsRejected.WithLabelValues(code).Inc()
-	h.deliver(cl, mustJSON(ctlMsg{Type: "error", Code: code, Detail: detail}))
+	h.deliver(cl, prepare(mustJSON(ctlMsg{Type: "error", Code: code, Detail: detail})))
 }
 
 // subscribe adds cl to a channel and sends it a snapshot carrying the
@@ -541,7 +610,7 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 	case name == "prices":
 		var at renderPoint
 		h.s.read(func(e *engine.Engine) { now, at = e.Now(), renderPoint{e.Seq(), h.gen} })
-		data = h.freshState(name, now, at, func() any { return h.s.renderPrices() })
+		data = h.pricesState(now, at)
 	case kind == "book" && market != "":
 		var b engine.BookView
 		var at renderPoint
@@ -600,7 +669,7 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 	c := h.ch(key)
 	c.subs[cl] = true
 	cl.subs[key] = true
-	h.deliver(cl, mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)}))
+	h.deliver(cl, prepare(mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)})))
 }
 
 // freshState renders a full-state channel for a new subscriber. When the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/time/rate"
@@ -65,6 +66,11 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	}
 	// serveFeed releases it when the connection ends.
 	c.Locals(feedAddrKey, addr)
+	// The connection the websocket will write to, so its writer can cork
+	// it (fasthttp hands the listener's conn to the upgrade).
+	if tc, ok := c.Context().Conn().(*trackedConn); ok {
+		c.Locals(feedConnKey, tc)
+	}
 	err := c.Next()
 	if c.Response().StatusCode() != fiber.StatusSwitchingProtocols {
 		s.feedConns.release(addr) // the upgrade failed: serveFeed never ran
@@ -72,7 +78,12 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	return err
 }
 
-const feedAddrKey = "gpux.feed.addr"
+const (
+	feedAddrKey = "gpux.feed.addr"
+	feedConnKey = "gpux.feed.conn"
+	// writeBatch bounds the queued messages one write takes.
+	writeBatch = 64
+)
 
 // addrCounter counts open feed connections per remote address.
 type addrCounter struct {
@@ -140,7 +151,7 @@ func (s *Server) serveFeed(conn *websocket.Conn) {
 	if addr, ok := conn.Locals(feedAddrKey).(string); ok {
 		defer s.feedConns.release(addr)
 	}
-	cl := &wsClient{send: make(chan []byte, s.cfg.SendQueue), gone: make(chan struct{}), subs: map[string]bool{}}
+	cl := &wsClient{send: make(chan *fws.PreparedMessage, s.cfg.SendQueue), gone: make(chan struct{}), subs: map[string]bool{}}
 	if !s.hub.request(hubReq{kind: reqJoin, cl: cl}) {
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, reasonShutdown), time.Now().Add(time.Second))
 		return
@@ -160,18 +171,40 @@ func (s *Server) serveFeed(conn *websocket.Conn) {
 
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	write := func(b []byte) bool {
+	tc, _ := conn.Locals(feedConnKey).(*trackedConn)
+	// writeQueued writes pm and whatever else is queued by then; with the
+	// connection corked the frames leave in one write (a few for a long
+	// queue) instead of one each.
+	writeQueued := func(pm *fws.PreparedMessage) bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-		return conn.WriteMessage(websocket.TextMessage, b) == nil
+		if tc != nil {
+			tc.cork()
+		}
+		err := conn.WritePreparedMessage(pm)
+		for n := 1; err == nil && n < writeBatch; n++ {
+			select {
+			case pm = <-cl.send:
+				err = conn.WritePreparedMessage(pm)
+				continue
+			default:
+			}
+			break
+		}
+		if tc != nil {
+			if uerr := tc.uncork(); err == nil {
+				err = uerr
+			}
+		}
+		return err == nil
 	}
 	for {
 		select {
-		case b := <-cl.send:
-			if !write(b) {
+		case pm := <-cl.send:
+			if !writeQueued(pm) {
 				return
 			}
 		case now := <-heartbeat.C:
-			if !write(mustJSON(ctlMsg{Type: "heartbeat", TS: now.UTC().Format("2006-01-02T15:04:05.000Z07:00")})) {
+			if !writeQueued(prepare(mustJSON(ctlMsg{Type: "heartbeat", TS: now.UTC().Format("2006-01-02T15:04:05.000Z07:00")}))) {
 				return
 			}
 		case <-cl.gone:
@@ -273,7 +306,7 @@ func (s *Server) readFeed(conn *websocket.Conn, cl *wsClient) {
 		if m.Code != "" {
 			s.metrics.wsRejected.WithLabelValues(m.Code).Inc()
 		}
-		cl.offer(mustJSON(m))
+		cl.offer(prepare(mustJSON(m)))
 	}
 	for {
 		_, b, err := conn.ReadMessage()

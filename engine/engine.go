@@ -287,12 +287,18 @@ type Engine struct {
 	// bounded by MaxMoney.
 	supply Money
 
+	// quiet is set by ApplyReplay: no events are built.
+	quiet bool
+
 	// per-command scratch
 	events   []Event
 	dirty    []*Account
 	dirtySet map[*Account]bool
 	epoch    uint64
 	cands    []candidate
+	recheck  []*Bid
+	spotL    []*Listing
+	spotB    []*Bid
 }
 
 type candidate struct {
@@ -379,6 +385,17 @@ func (e *Engine) Apply(c *Command) ([]Event, *Error) {
 	return e.events, err
 }
 
+// ApplyReplay applies c exactly as Apply does (same state, same hash, same
+// error) but builds no events: recovery replays journaled commands whose
+// events were delivered when they first ran, and nobody reads them again.
+func (e *Engine) ApplyReplay(c *Command) *Error {
+	e.quiet = true
+	_, err := e.Apply(c)
+	e.quiet = false
+	e.events = e.events[:0]
+	return err
+}
+
 func bidTarget(c *Command) ID {
 	if c.Kind == CmdPlaceBid || c.Kind == CmdCancelBid {
 		return c.Target
@@ -421,6 +438,9 @@ func (e *Engine) dispatch(c *Command) *Error {
 }
 
 func (e *Engine) emit(ev Event) {
+	if e.quiet {
+		return
+	}
 	ev.Seq = e.seq
 	ev.Time = e.now
 	e.events = append(e.events, ev)
@@ -429,6 +449,9 @@ func (e *Engine) emit(ev Event) {
 // touch marks an account whose balance changed; one EvBalanceChanged per
 // account is emitted at the end of the command.
 func (e *Engine) touch(a *Account) {
+	if e.quiet {
+		return
+	}
 	if !e.dirtySet[a] {
 		e.dirtySet[a] = true
 		e.dirty = append(e.dirty, a)
@@ -686,8 +709,10 @@ func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }
 // retireBid takes a closed bid out of the engine. The event carries its
 // final state to the read side, which answers for it from then on.
 func (e *Engine) retireBid(b *Bid) {
-	v := b.view()
-	e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, FinalBid: &v})
+	if !e.quiet {
+		v := b.view()
+		e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, FinalBid: &v})
+	}
 	delete(e.bids, b.ID)
 	e.bidOrder.remove(b.Seq)
 	e.accounts[b.Buyer].bids.remove(b.Seq)
@@ -700,8 +725,10 @@ func (e *Engine) retireBid(b *Bid) {
 // retireBid does a bid. Its sold hours stand as fills held by the read side
 // (and by the bids still open that bought them).
 func (e *Engine) retireListing(l *Listing) {
-	v := e.listingView(l)
-	e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: &v})
+	if !e.quiet {
+		v := e.listingView(l)
+		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: &v})
+	}
 	delete(e.listings, l.ID)
 	e.listingOrder.remove(l.Seq)
 	e.accounts[l.Owner].listings.remove(l.Seq)

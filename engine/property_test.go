@@ -446,3 +446,39 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 		buf = rest
 	}
 }
+
+// TestReplayModeEqualsLive: ApplyReplay reaches the same state hash and
+// errors as Apply on the same commands, and builds no events.
+func TestReplayModeEqualsLive(t *testing.T) {
+	for _, seed := range propertySeeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			g := newGen(t, seed, Config{FeeBps: 10})
+			for i := 0; i < 3000; i++ {
+				g.step()
+			}
+			live, quiet := New(Config{FeeBps: 10}), New(Config{FeeBps: 10})
+			for i := range g.cmds {
+				_, want := live.Apply(&g.cmds[i])
+				got := quiet.ApplyReplay(&g.cmds[i])
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("command %d: replay error %v, live %v", i, got, want)
+				}
+				if len(quiet.events) != 0 || len(quiet.dirty) != 0 {
+					t.Fatalf("command %d: replay built %d events", i, len(quiet.events))
+				}
+				if i%500 == 0 && quiet.Hash() != live.Hash() {
+					t.Fatalf("command %d: replay state differs from live", i)
+				}
+			}
+			if quiet.Hash() != g.h.e.Hash() {
+				t.Fatal("replay state differs from live")
+			}
+			// A replayed engine goes on live exactly like the original.
+			evs, _ := quiet.Apply(&Command{Seq: uint64(len(g.cmds) + 1), Time: g.h.now + Hour, Kind: CmdTick})
+			evs2, _ := live.Apply(&Command{Seq: uint64(len(g.cmds) + 1), Time: g.h.now + Hour, Kind: CmdTick})
+			if !reflect.DeepEqual(evs, evs2) {
+				t.Fatal("after a replay, live events differ")
+			}
+		})
+	}
+}

@@ -125,27 +125,35 @@ func (e *Engine) placeListing(c *Command) *Error {
 // first; each bid re-ranks every listing, so it may combine old and new.
 // Only a bid the listing has room for can newly match (nothing else grew),
 // and the walk stops once the listing is sold out in every hour.
+//
+// The bids that could use the listing (limit at or over its reserve, window
+// inside its window) are collected in one walk of the book, then offered in
+// that order: matching one bid fills only that bid, so the others stay
+// where they were and the order is the book's.
 func (e *Engine) recheckResting(m *market, l *Listing) {
-	var from *bidKey
-	for l.sold.MinAll() < l.Quantity {
-		var next *Bid
-		m.resting.Ascend(from, func(k bidKey, b *Bid, _ int64) bool {
-			if from != nil && k == *from {
-				return true
-			}
-			next = b
+	if l.sold.MinAll() >= l.Quantity {
+		return
+	}
+	bids := e.recheck[:0]
+	m.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
+		if b.Limit < l.Reserve {
 			return false
-		})
-		if next == nil || next.Limit < l.Reserve {
-			return
 		}
-		key := next.restKey
-		from = &key
-		if next.Start >= l.Start && next.End <= l.End &&
-			l.sold.Max(l.hourIndex(next.Start), l.hourIndex(next.End)) < l.Quantity {
-			e.matchReserved(next)
+		if b.Start >= l.Start && b.End <= l.End {
+			bids = append(bids, b)
+		}
+		return true
+	})
+	for _, b := range bids {
+		if l.sold.MinAll() >= l.Quantity {
+			break
+		}
+		if b.Status.Open() && l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity {
+			e.matchReserved(b)
 		}
 	}
+	clear(bids)
+	e.recheck = bids[:0]
 }
 
 func (e *Engine) cancelListing(c *Command) *Error {

@@ -288,7 +288,13 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 	ep := e.epoch
 	k, price, has := sb.clearing()
 
-	var tl []*Listing
+	// Scratch lists, reused: recomputeSpot never runs inside itself.
+	tl, tb := e.spotL[:0], e.spotB[:0]
+	defer func() {
+		clear(tl)
+		clear(tb)
+		e.spotL, e.spotB = tl[:0], tb[:0]
+	}()
 	addL := func(l *Listing) {
 		if l.mark != ep {
 			l.mark = ep
@@ -296,7 +302,6 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			tl = append(tl, l)
 		}
 	}
-	var tb []*Bid
 	addB := func(b *Bid) {
 		if b.mark != ep {
 			b.mark = ep

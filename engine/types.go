@@ -62,6 +62,7 @@ type Time int64
 // Hour and Day in engine time units.
 const (
 	Second Time = 1000
+	Minute Time = 60 * Second
 	Hour   Time = 3600 * Second
 	Day    Time = 24 * Hour
 )

@@ -173,9 +173,10 @@ func (t typedFeed) Close() error { return t.f.Close() }
 
 // rawFeed speaks the feed protocol on a bare websocket and reads only a
 // message's envelope (channel, type, seq, ts), reusing one buffer. A
-// "prices" update carries the full price table (tens of KiB); decoding all
-// of it for thousands of subscribers on the load generator's machine
-// would measure the generator rather than the server.
+// "prices" snapshot carries the full price table (tens of KiB) and an
+// update the rows that changed; decoding all of it for thousands of
+// subscribers on the load generator's machine would measure the generator
+// rather than the server.
 type rawFeed struct {
 	conn *websocket.Conn
 	buf  bytes.Buffer

@@ -129,6 +129,22 @@ func ModelGPU(model string) (string, bool) {
 	return id, ok
 }
 
+// isProviderID reports whether s is already a provider id (lowercase
+// letters, digits and single inner dashes), which ProviderID would return
+// unchanged unless it is an alias.
+func isProviderID(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || providerAliases[s] != "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' && s[i-1] != '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // ProviderID returns the lowercase id of a provider name: a few known
 // aliases ("Google Cloud" → "gcp"), otherwise the name lowercased with every
 // run of other characters than a-z and 0-9 replaced by one "-" ("AWS" →
@@ -480,11 +496,19 @@ func newTable(rates []ReferenceRate) *Table {
 
 // betterRate reports whether a is preferred over b as the rate a market in
 // marketRegion ("" for none) compares against; see Choose for the rule.
+// Each step runs only when the ones before tie: this is on the path of
+// every /v1/prices render, and the region rank is a regexp match.
 func betterRate(a, b ReferenceRate, marketRegion string) bool {
+	if c := cmp.Compare(undatedRank(a), undatedRank(b)); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(sameRegionRank(a, marketRegion), sameRegionRank(b, marketRegion)); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(a.AsOf, b.AsOf); c != 0 { // YYYY-MM-DD: byte order is date order
+		return c > 0 // newest first
+	}
 	return cmp.Or(
-		cmp.Compare(undatedRank(a), undatedRank(b)),
-		cmp.Compare(sameRegionRank(a, marketRegion), sameRegionRank(b, marketRegion)),
-		-cmp.Compare(a.AsOf, b.AsOf), // YYYY-MM-DD: byte order is date order; newest first
 		cmp.Compare(regionRank(a.Region), regionRank(b.Region)),
 		cmp.Compare(a.USDPerGPUHour, b.USDPerGPUHour),
 		cmp.Compare(a.Region, b.Region),
@@ -575,7 +599,9 @@ func (t *Table) OnDemand(gpu, provider string) (ReferenceRate, bool) {
 //  5. the lowest USDPerGPUHour;
 //  6. region, then instance type, in byte order, so the choice is total.
 func (t *Table) Choose(gpu, provider, priceType, marketRegion string) (ReferenceRate, bool) {
-	provider = ProviderID(provider)
+	if !isProviderID(provider) {
+		provider = ProviderID(provider)
+	}
 	var best ReferenceRate
 	found := false
 	for _, r := range t.byGPU[gpu] {
@@ -596,11 +622,26 @@ func (r ReferenceRate) Stale(now time.Time, limit time.Duration) bool {
 	if limit <= 0 {
 		return false
 	}
-	d, err := time.Parse(time.DateOnly, r.AsOf)
-	if err != nil {
+	d, ok := asOfDay(r.AsOf)
+	if !ok {
 		return true
 	}
 	return now.Sub(d) > limit
+}
+
+// asOfDay parses a YYYY-MM-DD as_of (checked by Load) without time.Parse,
+// which costs more than the rest of a reference row's rendering.
+func asOfDay(s string) (time.Time, bool) {
+	if len(s) != len(time.DateOnly) || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	y, err1 := strconv.Atoi(s[:4])
+	m, err2 := strconv.Atoi(s[5:7])
+	d, err3 := strconv.Atoi(s[8:])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
 }
 
 // Encode returns the table as a rates file in canonical form: the header,

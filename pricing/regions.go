@@ -46,6 +46,9 @@ var providerRegions = func() map[string]string {
 // "eu-west") a provider region belongs to, or "" when it belongs to none.
 // The match ignores case and surrounding spaces.
 func MarketRegion(pr string) string {
+	if mr, ok := providerRegions[pr]; ok { // the common case: no allocation
+		return mr
+	}
 	return providerRegions[strings.ToLower(strings.TrimSpace(pr))]
 }
 

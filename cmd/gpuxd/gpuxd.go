@@ -164,7 +164,7 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	// that -h lists it.
 	fs.String("healthcheck", "", "probe this URL (default http://127.0.0.1:8080/readyz when given without one), exit 0 on 200 and 1 otherwise; the container health check")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gpuxd [flags]\n\ngpuxd runs the gpux exchange: the sequencer over a Redis (or in-memory)\njournal and the HTTP/websocket API with the dashboard at /.\n\nFlags (each also from the environment variable named):\n")
+		fmt.Fprintf(fs.Output(), "Usage: gpuxd [flags]\n       gpuxd rates import|put ... (reference prices; gpuxd rates for help)\n\ngpuxd runs the gpux exchange: the sequencer over a Redis (or in-memory)\njournal and the HTTP/websocket API with the dashboard at /.\n\nFlags (each also from the environment variable named):\n")
 		fs.PrintDefaults()
 	}
 	for _, a := range args {

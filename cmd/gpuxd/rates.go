@@ -65,7 +65,8 @@ func (f *files) Set(v string) error { *f = append(*f, v); return nil }
 // ratesImport reads the providers' price files and writes a rates file:
 // to -o (through a temporary file and a rename, so a failed import leaves
 // it untouched) or to stdout. --keep adds the rows of an existing rates
-// file for the providers not imported (CoreWeave, Lambda, ...).
+// file whose provider and price type the import has none of (CoreWeave,
+// Lambda, AWS capacity blocks, ...).
 func ratesImport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gpuxd rates import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -74,7 +75,7 @@ func ratesImport(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&aws, "aws", "AWS Price List bulk offer file of AmazonEC2 (JSON; repeat for per-region files)")
 	fs.Var(&azure, "azure", "Azure Retail Prices API page (JSON; repeat for every page)")
 	fs.Var(&gcp, "gcp", "Cloud Billing Catalog page of Compute Engine SKUs (JSON; repeat for every page)")
-	fs.StringVar(&keep, "keep", "", "rates file whose rows of other providers are kept")
+	fs.StringVar(&keep, "keep", "", "rates file whose rows of providers and price types not imported are kept")
 	fs.StringVar(&out, "o", "", "output rates file (default stdout)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -58,8 +58,9 @@ func TestRatesImport(t *testing.T) {
 		t.Errorf("azure H100 spot %+v, want 4.9160 of 2026-10-01", r)
 	}
 
-	// To stdout, with --keep: the other providers' rows of the built-in
-	// table come along, the imported providers' do not.
+	// To stdout, with --keep: the rows of the built-in table whose provider
+	// and price type the import has none of come along (AWS capacity
+	// blocks, superseded prices, the other providers), the rest do not.
 	keep := filepath.Join(t.TempDir(), "keep.csv")
 	if err := os.WriteFile(keep, pricing.Default().Encode(), 0o644); err != nil {
 		t.Fatal(err)
@@ -74,10 +75,14 @@ func TestRatesImport(t *testing.T) {
 	}
 	count := map[string]int{}
 	for _, r := range merged.Rates() {
-		count[r.Provider]++
+		count[r.Provider+" "+r.PriceType]++
+		if r.Provider == "aws" && r.PriceType == pricing.PriceOnDemand && !strings.Contains(r.Source, "aws_ec2_offer.json") {
+			t.Errorf("an old AWS on-demand row was kept: %+v", r)
+		}
 	}
-	if count["aws"] != 3 || count["coreweave"] == 0 || count["lambda"] == 0 || count["azure"] == 0 || count["gcp"] == 0 {
-		t.Errorf("merged providers %v, want the 3 imported AWS rows and the others from --keep", count)
+	if count["aws on_demand"] != 3 || count["aws capacity_block"] == 0 || count["coreweave on_demand"] == 0 ||
+		count["lambda on_demand"] == 0 || count["azure on_demand"] == 0 || count["gcp spot"] == 0 {
+		t.Errorf("merged rows by provider and type %v, want the 3 imported AWS on-demand rows and the rest from --keep", count)
 	}
 }
 

@@ -156,6 +156,9 @@ func gcpKeep(file string, j gcpSKUJSON, comps map[string]string) (gcpSKU, bool, 
 		return gcpSKU{}, false, fmt.Errorf("nanos %q is not an integer", up.Nanos)
 	}
 	price := units.Add(nanos.Shift(-9))
+	if slices.Contains(j.ServiceRegions, "") {
+		return gcpSKU{}, false, fmt.Errorf("%q lists an empty service region", j.Description)
+	}
 	if _, err := dateOf(pi.EffectiveTime); err != nil {
 		return gcpSKU{}, false, fmt.Errorf("effectiveTime: %v", err)
 	}

@@ -139,30 +139,30 @@ func WriteFile(path string, data []byte) (err error) {
 	return nil
 }
 
-// Merge adds to an imported rates file the rows of keep whose provider
-// the import has no row of (e.g. CoreWeave and Lambda next to freshly
-// imported AWS, Azure and GCP rows), and checks the result loads.
+// Merge adds to an imported rates file the rows of keep whose provider and
+// price type the import has no row of: CoreWeave and Lambda next to freshly
+// imported AWS, Azure and GCP rows, and AWS's capacity-block rows next to
+// its imported on-demand ones. It checks the result loads.
 func Merge(imported []byte, keep *pricing.Table) ([]byte, error) {
 	tab, err := pricing.Load(bytes.NewReader(imported))
 	if err != nil {
 		return nil, fmt.Errorf("merge: %w", err)
 	}
-	have := map[string]bool{}
+	have := map[[2]string]bool{}
 	for _, r := range tab.Rates() {
-		have[r.Provider] = true
+		have[[2]string{r.Provider, r.PriceType}] = true
 	}
 	var buf bytes.Buffer
 	buf.Write(imported)
 	w := csv.NewWriter(&buf)
-	cr := csv.NewReader(bytes.NewReader(keep.Encode()))
-	recs, err := cr.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("merge: %w", err)
-	}
-	for _, rec := range recs[1:] { // recs[0] is the header
-		if !have[pricing.ProviderID(rec[0])] {
-			_ = w.Write(rec)
+	for _, r := range keep.Rates() {
+		if have[[2]string{r.Provider, r.PriceType}] {
+			continue
 		}
+		_ = w.Write([]string{
+			r.ProviderName, r.Model, r.InstanceType, strconv.Itoa(r.GPUsPerInstance), r.Region, r.PriceType,
+			r.USDPerInstanceHour, pricing.FormatPrice(r.USDPerGPUHour), r.AsOf, r.Source, r.Confidence, r.Note,
+		})
 	}
 	w.Flush()
 	if _, err := pricing.Load(bytes.NewReader(buf.Bytes())); err != nil {
