@@ -265,6 +265,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	if n := step(s, "rest count", 5*time.Second, chromedp.Evaluate[int](`window.__gpux.stats.rest["/v1/prices"]`)); n != 1 {
 		s.fail("rest count", "GET /v1/prices: got %d fetches, want 1 (the change must come over the websocket)", n)
 	}
+	// A missed message (a seq that skips) makes the page resubscribe and
+	// take a fresh snapshot instead of showing a state it cannot trust.
+	snaps := step(s, "snapshots", 5*time.Second, chromedp.Evaluate[int](`window.__gpux.stats.snapshots`))
+	step(s, "gap", 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.__gpux.feed.receive(JSON.stringify(
+		{channel: "prices", type: "update", seq: window.__gpux.feed.last.get("prices") + 5, data: {markets: []}, ts: new Date().toISOString()}))`))
+	step(s, "resubscribed", 20*time.Second, chromedp.Poll[bool](fmt.Sprintf(`window.__gpux.stats.gaps === 1 && window.__gpux.stats.snapshots > %d`, snaps)))
+	if got := step(s, "last after gap", 5*time.Second, chromedp.Evaluate[string](lastCell+`.textContent`)); got != "3.10" {
+		s.fail("last after gap", "last trade after the resubscription: got %q, want 3.10", got)
+	}
 	if os.Getenv("GPUX_SCREENSHOT") != "" {
 		step(s, "demo prices", 30*time.Second, chromedp.Poll[bool](`[...document.querySelectorAll('td[data-col="spot"]')].filter(td => td.textContent !== "–").length >= 3`))
 		screenshot(t, s, os.Getenv("GPUX_SCREENSHOT"))

@@ -2,7 +2,7 @@
 // books for anyone, bids and listings for buyers and owners, accounts and
 // deposits for the admin, and a live view of the websocket feed.
 //
-// It is built on the client package only and holds no exchange logic:
+// Of gpux's packages it imports client only, and it holds no exchange logic:
 // it turns flags into requests and answers into tables (text/tabwriter)
 // or, with --json, into the server's JSON for scripts.
 //

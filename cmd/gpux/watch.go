@@ -16,15 +16,16 @@ import (
 func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 	f := a.flags(g, "watch", "CHANNEL...", "Follow feed channels live until interrupted: prices, book:MARKET,\n"+
 		"trades:MARKET, user (needs --api-key). A channel that skips a sequence\n"+
-		"number is resubscribed for a fresh snapshot (noted on stderr). With --json\n"+
-		"every message is printed as one JSON line.")
+		"number is resubscribed for a fresh snapshot, and a lost connection is\n"+
+		"dialled again (5 attempts), both noted on stderr. With --json every\n"+
+		"message is printed as one JSON line.")
 	count := f.Int("count", 0, "stop after this many snapshots and updates (0 = never)")
 	chans, err := f.parse(args, 1, -1)
 	if err != nil {
 		return err
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, g.timeout)
-	s, err := g.client().Stream(dialCtx, chans)
+	s, err := g.client().Stream(dialCtx, chans, client.WithRedial(5))
 	cancel()
 	if err != nil {
 		return err
@@ -43,6 +44,8 @@ func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 		switch m.Type {
 		case client.MsgGap:
 			fmt.Fprintf(a.stderr, "gpux: %s: %s\n", m.Channel, m.Detail)
+		case client.MsgReconnect:
+			fmt.Fprintf(a.stderr, "gpux: connection lost (%s); connected again, fresh snapshots follow\n", m.Detail)
 		case client.MsgError:
 			if g.json {
 				enc.Encode(m)

@@ -517,5 +517,6 @@
     document.body.dataset.ready = "true";
   }
 
+  window.__gpux.feed = feed;
   start();
 })();
