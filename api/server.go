@@ -97,6 +97,7 @@ type Server struct {
 	prices       priceBoard
 	candles      *candleWriter  // nil without read models
 	history      *history.Store // closed orders (ReadModels' objects, else memory)
+	statements   *history.Statements
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -131,6 +132,8 @@ func NewServer(cfg Config) *Server {
 	s.idem = newAdminIdem(cfg.ReadModels)
 	objs, _ := cfg.ReadModels.(store.ObjectStore)
 	s.history = history.New(objs, cfg.Logger)
+	series, _ := cfg.ReadModels.(store.SeriesStore)
+	s.statements = history.NewStatements(series, cfg.Logger)
 	if cfg.ReadModels != nil {
 		s.candles = newCandleWriter(cfg.ReadModels)
 	}
@@ -177,6 +180,7 @@ func (s *Server) routes() {
 	v1.Post("/accounts/:id/deposits", s.deposit)
 	v1.Post("/accounts/:id/withdrawals", s.withdraw)
 	v1.Get("/account", s.getAccount)
+	v1.Get("/account/statement", s.getStatement)
 
 	v1.Get("/markets", s.listMarkets)
 	v1.Get("/markets/:market/book", s.getBook)
@@ -260,6 +264,7 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
 	s.history.Observe(events) // first: the engine has forgotten what closed
+	s.statements.Observe(events)
 	s.observePrices(events)
 	s.hub.publish(events)
 }
