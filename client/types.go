@@ -130,12 +130,12 @@ type PriceRow struct {
 	DiscountVsReference map[string]*string `json:"discount_vs_reference"`
 	// DiscountVsSpot and DiscountVsCapacityBlock are the same against each
 	// provider's spot and capacity-block rows.
-	DiscountVsSpot          map[string]*string `json:"discount_vs_spot,omitempty"`
-	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block,omitempty"`
+	DiscountVsSpot          map[string]*string `json:"discount_vs_spot"`
+	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block"`
 	// DiscountBasis names each provider's row behind those discounts: the
 	// on-demand rate to show next to DiscountVsReference is
 	// DiscountBasis[provider].OnDemand.
-	DiscountBasis map[string]DiscountBasis `json:"discount_basis,omitempty"`
+	DiscountBasis map[string]DiscountBasis `json:"discount_basis"`
 	// ForwardCurve is the best resting bid and ask per tenor × duration
 	// bucket, only buckets with at least one order.
 	ForwardCurve []CurvePoint `json:"forward_curve,omitempty"`
@@ -173,12 +173,15 @@ type Reference struct {
 	PriceType     string `json:"price_type"`
 	AsOf          string `json:"as_of"` // a date, YYYY-MM-DD; "" when the source is undated (null in JSON)
 	Source        string `json:"source"`
-	Region        string `json:"region,omitempty"`     // the provider's own region name
-	Confidence    string `json:"confidence,omitempty"` // "high", "medium" or "low"
+	Region        string `json:"region"`     // the provider's own region name
+	Confidence    string `json:"confidence"` // "high", "medium" or "low"
 	// SameRegion: the provider's region is the market's region (always
 	// false in a quote).
-	SameRegion bool `json:"same_region,omitempty"`
-	Stale      bool `json:"stale,omitempty"` // older than the server's staleness limit, or undated
+	SameRegion bool `json:"same_region"`
+	// Stale: older than the server's staleness limit (judged at engine
+	// time), or undated. Not omitted when false, so a re-encoded row (gpux
+	// --json) says so as the server did.
+	Stale bool `json:"stale"`
 }
 
 // DiscountBasis names, for one provider, the reference rows its discounts

@@ -15,7 +15,9 @@ import (
 
 func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 	f := a.flags(g, "prices", "", "Every market's spot price, last trade and 24 h VWAP next to the cheapest\n"+
-		"on-demand rate of AWS, Azure and Google Cloud, and the discount against it.")
+		"on-demand rate of AWS, Azure and Google Cloud, and the discount against it.\n"+
+		"A * after the rate marks it stale: older than the server's staleness limit\n"+
+		"(gpuxd --rates-stale-after), or undated.")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -25,13 +27,22 @@ func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 	}
 	return a.emit(g, rows, func(w io.Writer) {
 		row(w, "MARKET", "SPOT", "LAST", "VWAP 24H", "BEST ASK", "CLOUD ON-DEMAND", "DISCOUNT", "BASIS")
+		anyStale := false
 		for _, r := range rows {
 			cloud, disc := "-", "-"
 			if best, ok := bestCloud(r); ok {
 				cloud = best.Provider + " " + best.USDPerGPUHour
+				if best.Stale {
+					cloud += staleMark
+					anyStale = true
+				}
 				disc = percent(r.DiscountVsReference[best.Provider])
 			}
 			row(w, r.Market, opt(r.SpotPrice), opt(r.LastTradePrice), opt(r.VWAP24h), opt(r.BestAsk), cloud, disc, opt(r.PriceBasis))
+		}
+		if anyStale {
+			// After the rows, so `gpux prices | head` still shows them.
+			fmt.Fprintln(w, "\n"+staleLegend)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -641,4 +642,97 @@ func TestExampleProgram(t *testing.T) {
 			t.Fatalf("pricewatch saw no trade; stderr %s", stderr.String())
 		}
 	}
+}
+
+// TestCLIPricesStale checks that a stale reference rate is marked in the
+// prices table, explained by a legend, and passes through --json as the
+// server sent it (true, and false rather than absent), and that the
+// client decodes every field of /v1/prices.
+func TestCLIPricesStale(t *testing.T) {
+	// Every dated row of the built-in table is more than an hour old, and
+	// undated rows are always stale: with 1h every row is stale whatever
+	// today's date; with 0 staleness is off and none is.
+	stale := startServer(t, "--rates-stale-after", "1h")
+	fresh := startServer(t, "--rates-stale-after", "0")
+
+	tests := []struct {
+		name  string
+		s     *server
+		stale bool
+	}{
+		{"older than the limit", stale, true},
+		{"staleness off", fresh, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := ok(t, tt.s, "", "prices")
+			line := lineWith(out, market+" ")
+			if got := strings.Contains(line, "aws 6.88"+staleMark+" "); got != tt.stale {
+				t.Errorf("prices: %s row %q: stale mark %v, want %v", market, line, got, tt.stale)
+			}
+			if got := strings.HasSuffix(strings.TrimRight(out, "\n"), "\n"+staleLegend); got != tt.stale {
+				t.Errorf("prices: legend at the end %v, want %v; got\n%s", got, tt.stale, out)
+			}
+
+			var rows []map[string]any
+			if err := json.Unmarshal([]byte(ok(t, tt.s, "", "prices", "--json")), &rows); err != nil {
+				t.Fatal(err)
+			}
+			refs := 0
+			for _, r := range rows {
+				for _, k := range []string{"discount_basis", "discount_vs_spot", "discount_vs_capacity_block", "discount_vs_reference"} {
+					if _, ok := r[k]; !ok {
+						t.Errorf("prices --json %v: no %s", r["market"], k)
+					}
+				}
+				for _, ref := range r["reference"].([]any) {
+					ref := ref.(map[string]any)
+					refs++
+					if got, ok := ref["stale"].(bool); !ok || got != tt.stale {
+						t.Fatalf("prices --json %v: reference row %v: stale %v, want %v", r["market"], ref, ref["stale"], tt.stale)
+					}
+					for _, k := range []string{"region", "same_region", "confidence"} {
+						if _, ok := ref[k]; !ok {
+							t.Fatalf("prices --json %v: reference row %v has no %s", r["market"], ref, k)
+						}
+					}
+				}
+			}
+			if refs == 0 {
+				t.Fatal("prices --json: no reference rows")
+			}
+		})
+	}
+
+	t.Run("client knows every field", func(t *testing.T) {
+		// The server's own bytes, decoded strictly: a field the API has
+		// and client.PriceRow lacks fails here.
+		resp, err := http.Get(stale.URL + "/v1/prices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		dec.DisallowUnknownFields()
+		var rows []client.PriceRow
+		if err := dec.Decode(&rows); err != nil {
+			t.Fatalf("decode /v1/prices into []client.PriceRow: %v", err)
+		}
+		for _, r := range rows {
+			b, ok := r.DiscountBasis["aws"]
+			if r.Market == market && (!ok || b.OnDemand == nil || !b.OnDemand.Stale || b.OnDemand.Region == "" || r.DiscountVsSpot == nil) {
+				t.Errorf("%s: got basis %+v, spot discounts %v; want AWS's stale on-demand row with its region", market, b, r.DiscountVsSpot)
+			}
+		}
+	})
+}
+
+// lineWith returns the first line of out that contains s.
+func lineWith(out, s string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }
