@@ -490,6 +490,12 @@ type Message struct {
 	Code    string          `json:"code,omitempty"`
 	Detail  string          `json:"detail,omitempty"`
 	OK      bool            `json:"ok,omitempty"`
+	// Raw is the message exactly as the server sent it, for a caller that
+	// passes messages on (gpux watch --json): re-encoding a Message drops
+	// what it has no field for and the zero values it omits, such as a
+	// snapshot's "seq": 0. Nil for messages the client makes itself
+	// (MsgGap, MsgReconnect).
+	Raw json.RawMessage `json:"-"`
 }
 
 // Decode unmarshals m.Data into v, e.g. a Trade for a "trades:<market>"

@@ -393,7 +393,9 @@ func TestCLIWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, asJSON := range []bool{false, true} {
+	// --json first: the market has no trade yet, so its snapshot is at
+	// seq 0, which a re-encoding with omitempty used to drop.
+	for _, asJSON := range []bool{true, false} {
 		args := []string{"watch", "trades:" + market, "--count", "2"}
 		if asJSON {
 			args = append(args, "--json")
@@ -439,6 +441,17 @@ func TestCLIWatch(t *testing.T) {
 		got = append(got, nextLine())
 		all := strings.Join(got, "\n")
 		if asJSON {
+			// Each line is the server's message as sent: the snapshot
+			// of a market without trades is at seq 0 and says so.
+			for i, l := range got {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("--json line %q: %v", l, err)
+				}
+				if seq, ok := m["seq"]; !ok || seq != float64(i) {
+					t.Errorf("--json line %d %q: seq %v (present %v), want %d", i, l, seq, ok, i)
+				}
+			}
 			var trade client.Trade
 			for _, l := range got {
 				var m client.Message
