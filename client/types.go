@@ -184,6 +184,14 @@ type Reference struct {
 	Stale bool `json:"stale"`
 }
 
+// ReferenceRatesSet answers a replacement of the reference-rate table.
+type ReferenceRatesSet struct {
+	Rates       int    `json:"rates"`        // rows of the table now in force
+	EngineRates int    `json:"engine_rates"` // on-demand rates (GPU × provider) reference pegs now resolve against
+	Hash        string `json:"hash"`         // hex SHA-256 of the table's canonical CSV (what ReferenceRates returns)
+	Seq         uint64 `json:"seq"`          // the journaled set_reference_rates command
+}
+
 // DiscountBasis names, for one provider, the reference rows its discounts
 // are computed against; nil where the provider has no row of that type.
 type DiscountBasis struct {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -748,4 +750,84 @@ func lineWith(out, s string) string {
 		}
 	}
 	return ""
+}
+
+// TestCLIRates reads the reference-rate table with `gpux rates get`,
+// replaces it with `gpux rates put FILE` and sees /v1/prices follow, and
+// checks the refusals: no admin key, a bad line, a file over the limit.
+func TestCLIRates(t *testing.T) {
+	s := startServer(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	if r := gpux(t, s, "", "rates", "get"); r.Code != exitAPI || !strings.Contains(r.Stderr, "401") {
+		t.Errorf("rates get without a key: exit %d, stderr %q; want 1 and the 401", r.Code, r.Stderr)
+	}
+	table := ok(t, s, adminKey, "rates", "get")
+	const header = "provider,gpu_model,instance_type,gpus_per_instance,region,price_type,usd_per_instance_hour,usd_per_gpu_hour,as_of,source,confidence,note\n"
+	if !strings.HasPrefix(table, header) {
+		t.Fatalf("rates get: got %.300q, want a rates file", table)
+	}
+	// The built-in AWS H100 on-demand rate is 6.88 (and stale after 120
+	// days); the new table has it at 5.00 as of today.
+	const old = "AWS,H100 SXM 80GB,p5.48xlarge,8,us-east-1,on_demand,55.04,6.88,2026-07-20,"
+	if !strings.Contains(table, old) {
+		t.Fatalf("rates get: no row %q; AWS H100 row %q", old, lineWith(table, "p5.48xlarge,8,us-east-1,on_demand,"))
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	newTable := strings.Replace(table, old, "AWS,H100 SXM 80GB,p5.48xlarge,8,us-east-1,on_demand,40,5,"+today+",", 1)
+
+	var set client.ReferenceRatesSet
+	okJSON(t, s, adminKey, &set, "rates", "put", write("new.csv", []byte(newTable)))
+	rows := strings.Count(table, "\n") - 1
+	if set.Rates != rows || set.EngineRates == 0 || set.Seq == 0 {
+		t.Errorf("rates put --json: got %+v, want %d rates, engine rates and a seq", set, rows)
+	}
+	got := ok(t, s, adminKey, "rates", "get")
+	if sum := sha256.Sum256([]byte(got)); hex.EncodeToString(sum[:]) != set.Hash {
+		t.Errorf("rates get after put: hash %x, want %s (what put answered)", sum, set.Hash)
+	}
+	if row := lineWith(got, "p5.48xlarge,8,us-east-1,on_demand,"); !strings.Contains(row, ",on_demand,40,5.00,"+today+",") {
+		t.Errorf("rates get after put: AWS H100 row %q, want 40 per instance, 5.00 per GPU as of %s", row, today)
+	}
+	line := lineWith(ok(t, s, "", "prices"), market+" ")
+	if !strings.Contains(line, "aws 5.00 ") {
+		t.Errorf("prices after rates put: %s row %q, want aws 5.00 without a stale mark", market, line)
+	}
+	if out := ok(t, s, adminKey, "rates", "put", write("again.csv", []byte(got))); !strings.Contains(out, "hash:") || !strings.Contains(out, set.Hash) {
+		t.Errorf("rates put table: got\n%s\nwant the same hash %s", out, set.Hash)
+	}
+
+	tests := []struct {
+		name   string
+		args   []string
+		key    string
+		code   int
+		stderr string
+	}{
+		{"no admin key", []string{"rates", "put", write("ok.csv", []byte(got))}, "", exitAPI, "401"},
+		{"bad line", []string{"rates", "put", write("bad.csv", []byte(header+"AWS,H100 SXM 80GB,p5.48xlarge,8,us-east-1,on_sale,55.04,6.88,2026-07-20,x,high,\n"))},
+			adminKey, exitAPI, "line 2"},
+		{"over the limit", []string{"rates", "put", write("big.csv", bytes.Repeat([]byte("a"), client.MaxRatesFile+1))}, adminKey, exitUsage, "server's limit"},
+		{"no such file", []string{"rates", "put", filepath.Join(dir, "missing.csv")}, adminKey, exitUsage, "missing.csv"},
+		{"no file", []string{"rates", "put"}, adminKey, exitUsage, "put FILE"},
+		{"unknown verb", []string{"rates", "delete"}, adminKey, exitUsage, "put FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := gpux(t, s, tt.key, tt.args...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.stderr) {
+				t.Errorf("gpux %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), r.Code, r.Stderr, tt.code, tt.stderr)
+			}
+		})
+	}
+	if after := ok(t, s, adminKey, "rates", "get"); after != got {
+		t.Errorf("rates get after the refusals: the table changed")
+	}
 }

@@ -71,6 +71,7 @@ func commands() []command {
 		{"watch", "follow feed channels live: watch prices book:MARKET trades:MARKET user", (*app).watch},
 		{"accounts", "admin: accounts create NAME --roles buyer,owner", (*app).accounts},
 		{"deposit", "admin: deposit ACCOUNT_ID AMOUNT", (*app).deposit},
+		{"rates", "admin: the reference-rate table: rates get | rates put FILE", (*app).rates},
 	}
 }
 
