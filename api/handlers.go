@@ -188,10 +188,11 @@ func (s *Server) createAccount(c *fiber.Ctx) error {
 		if !ok {
 			return 0, nil, problem(CodeInternal, "", "the account was not created")
 		}
-		if replayed {
-			key = ""
+		out := accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names()}
+		if !replayed {
+			out.APIKey, out.APIKeyShown = &key, true
 		}
-		return http.StatusCreated, accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names(), APIKey: key}, nil
+		return http.StatusCreated, out, nil
 	})
 }
 

@@ -52,6 +52,16 @@ func (m *MemoryJournal) ready(ctx context.Context) error {
 	return nil
 }
 
+// ProbeWrite fails only once the journal is closed. See Journal.ProbeWrite.
+func (m *MemoryJournal) ProbeWrite(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ready(ctx); err != nil {
+		return fmt.Errorf("journal probe write: %w", err)
+	}
+	return nil
+}
+
 // Append stores a copy of b. See Journal.Append.
 func (m *MemoryJournal) Append(ctx context.Context, b Batch) error {
 	if err := b.validate(); err != nil {

@@ -31,6 +31,9 @@ type MemoryReadModels struct {
 
 	objOnce sync.Once
 	obj     *memObjects // closed orders (objects.go)
+
+	seriesOnce sync.Once
+	ser        *memSeries // statements, fill samples (series.go)
 }
 
 // newest returns the newest limit elements of s.

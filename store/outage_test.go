@@ -135,3 +135,43 @@ func TestOpenRedisUnreachable(t *testing.T) {
 		t.Errorf("OpenRedis on a stopped server took %v, want under 2s", elapsed)
 	}
 }
+
+// TestRedisJournalRefusesWrites puts a private Redis over its maxmemory
+// with noeviction: reads still answer, so only a write can tell that an
+// append would fail. Append and ProbeWrite must report ErrUnavailable, and
+// both must succeed again once the limit is lifted.
+func TestRedisJournalRefusesWrites(t *testing.T) {
+	srv := redistest.StartServer(t)
+	j, err := store.OpenRedis(t.Context(), srv.URL(), "oom")
+	if err != nil {
+		t.Fatalf("OpenRedis: %v", err)
+	}
+	defer j.Close()
+	appendAll(t, j, batch(1, 1))
+	if err := j.ProbeWrite(t.Context()); err != nil {
+		t.Fatalf("ProbeWrite on a healthy Redis = %v, want nil", err)
+	}
+	rdb := j.Client()
+	if err := rdb.ConfigSet(t.Context(), "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(t.Context(), "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.LastSeq(t.Context()); err != nil {
+		t.Fatalf("LastSeq at maxmemory = %v, want reads to work", err)
+	}
+	if err := j.ProbeWrite(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("ProbeWrite at maxmemory = %v, want ErrUnavailable", err)
+	}
+	if err := j.Append(t.Context(), batch(2, 1)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Append at maxmemory = %v, want ErrUnavailable", err)
+	}
+	if err := rdb.ConfigSet(t.Context(), "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.ProbeWrite(t.Context()); err != nil {
+		t.Errorf("ProbeWrite after the limit is lifted = %v, want nil", err)
+	}
+	appendAll(t, j, batch(2, 1))
+}

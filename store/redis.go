@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,6 +46,10 @@ type RedisJournal struct {
 
 	journalKey  string
 	snapshotKey string
+	probeKey    string
+
+	pipeOnce sync.Once
+	pipeline *pipeline // AppendAsync's connection; nil without a *redis.Client
 }
 
 // ClientOptions parses a redis:// or rediss:// URL into client options with
@@ -128,6 +133,7 @@ func NewRedisJournal(rdb redis.UniversalClient, shard string) (*RedisJournal, er
 		shard:       shard,
 		journalKey:  shardKey(shard, "journal"),
 		snapshotKey: shardKey(shard, "snapshot"),
+		probeKey:    shardKey(shard, "probe"),
 	}, nil
 }
 
@@ -150,8 +156,12 @@ func (j *RedisJournal) Kind() string { return "redis" }
 // Redis itself is depends on its appendonly/fsync configuration.)
 func (j *RedisJournal) Durable() bool { return true }
 
-// Close closes the clients if OpenRedis created them.
+// Close closes the append pipeline's connection (pending appends fail
+// with ErrUnavailable) and the clients if OpenRedis created them.
 func (j *RedisJournal) Close() error {
+	if p := j.pipe(); p != nil {
+		p.close()
+	}
 	if !j.own {
 		return nil
 	}
@@ -417,6 +427,16 @@ func (j *RedisJournal) LoadSnapshot(ctx context.Context) (Snapshot, bool, error)
 	return Snapshot{Seq: seq, Hash: m["hash"], Data: []byte(m["data"]), TakenAt: takenAt}, true, nil
 }
 
+// ProbeWrite sets gpux:{<shard>}:probe, a key nothing reads: Redis refuses
+// it exactly when it would refuse an XADD (OOM, MISCONF, READONLY). See
+// Journal.ProbeWrite.
+func (j *RedisJournal) ProbeWrite(ctx context.Context) error {
+	if err := j.rdb.Set(ctx, j.probeKey, "1", 0).Err(); err != nil {
+		return wrapRedis("journal probe write", err)
+	}
+	return nil
+}
+
 // wrapRedis wraps err with op, adding ErrUnavailable when the failure means
 // Redis could not serve the request right now rather than that it refused it.
 func wrapRedis(op string, err error) error {
@@ -437,9 +457,20 @@ func isUnavailable(err error) bool {
 	if !errors.As(err, &rerr) {
 		return true
 	}
-	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
-		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
-		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "BUSY")
+	for _, p := range notNowReplies {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// notNowReplies are the prefixes of the error replies by which Redis says
+// "not now" rather than "no": loading, read-only replica, cluster down or
+// moving, out of memory (maxmemory with noeviction), the AOF or RDB cannot
+// be written (MISCONF: a full disk), a busy script, too many clients.
+// Checked by prefix so the append pipeline's own replies classify alike.
+var notNowReplies = []string{
+	"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "OOM ",
+	"NOREPLICAS", "BUSY", "MISCONF", "max number of clients",
 }

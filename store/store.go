@@ -128,6 +128,14 @@ type Journal interface {
 	// error) when there is none.
 	LoadSnapshot(ctx context.Context) (s Snapshot, ok bool, err error)
 
+	// ProbeWrite checks that the backend takes writes now, with a write
+	// outside the journal and its snapshot (they are unchanged). It returns
+	// nil, or an error wrapping ErrUnavailable when the backend cannot be
+	// reached or refuses writes while answering reads (Redis at maxmemory
+	// with noeviction, an AOF it cannot write: a full disk). A reachable
+	// tail is not enough to resume writes; this is.
+	ProbeWrite(ctx context.Context) error
+
 	// Close releases the journal's resources. The journal is unusable after.
 	Close() error
 }

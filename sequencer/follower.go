@@ -1,0 +1,178 @@
+package sequencer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
+)
+
+// follower is a second engine that applies every journaled batch on its
+// own goroutine and takes the snapshots, so that the sequencer never stops
+// for one, whatever the state's size: determinism makes the follower's
+// state at sequence number n the leader's state at n, byte for byte.
+//
+// The sequencer hands it each applied batch's encoded commands (a copy)
+// through an unbounded queue, so a snapshot in progress delays the
+// follower, never the sequencer. Batches the leader applied from the
+// journal (after an outage) are not handed over: the follower notices the
+// jump in sequence numbers and reads them from the journal, which no one
+// trims past the follower's own snapshots.
+//
+// The price is a second copy of the engine in memory and a second core's
+// worth of apply work.
+type follower struct {
+	j        store.Journal
+	log      *slog.Logger
+	every    int
+	interval time.Duration
+	now      func() time.Time
+	saved    func(seq uint64) // after each stored snapshot
+
+	mu     sync.Mutex
+	queue  [][]byte
+	closed bool
+	wake   chan struct{} // capacity 1
+	done   chan struct{}
+
+	// Owned by the follower goroutine.
+	eng       *engine.Engine
+	sinceSnap int
+	lastSnap  time.Time
+}
+
+func newFollower(eng *engine.Engine, j store.Journal, cfg Config, saved func(uint64)) *follower {
+	return &follower{
+		j: j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), eng: eng, lastSnap: time.Now(),
+	}
+}
+
+// push queues a copy of one applied batch's encoded commands. It never
+// blocks on the follower.
+func (f *follower) push(data []byte) {
+	b := append([]byte(nil), data...)
+	f.mu.Lock()
+	if !f.closed {
+		f.queue = append(f.queue, b)
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the follower after it has applied what is queued (it takes
+// no snapshot for it: the sequencer's Close writes the final one) and
+// waits for it, or for ctx.
+func (f *follower) close(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop snapshot follower: %w", ctx.Err())
+	}
+}
+
+// run applies queued batches and snapshots when one is due.
+func (f *follower) run() {
+	defer close(f.done)
+	for {
+		f.mu.Lock()
+		q, closed := f.queue, f.closed
+		f.queue = nil
+		f.mu.Unlock()
+		for _, data := range q {
+			if err := f.apply(data); err != nil {
+				// The follower cannot go on; snapshots stop, the sequencer
+				// does not. The next start replays a longer journal.
+				f.log.Error("snapshot follower stopped; no more snapshots until restart", "err", err)
+				f.drainForever()
+				return
+			}
+		}
+		if closed {
+			return
+		}
+		if f.sinceSnap >= f.every || (f.sinceSnap > 0 && time.Since(f.lastSnap) >= f.interval) {
+			f.snapshot()
+		}
+		if len(q) == 0 {
+			<-f.wake
+		}
+	}
+}
+
+// drainForever drops what is pushed until close, so push stays cheap.
+func (f *follower) drainForever() {
+	for {
+		f.mu.Lock()
+		f.queue = nil
+		closed := f.closed
+		f.mu.Unlock()
+		if closed {
+			return
+		}
+		<-f.wake
+	}
+}
+
+func (f *follower) apply(data []byte) error {
+	for len(data) > 0 {
+		c, rest, err := engine.DecodeCommand(data)
+		if err != nil {
+			return fmt.Errorf("follower: decode command after %d: %w", f.eng.Seq(), err)
+		}
+		data = rest
+		if c.Seq <= f.eng.Seq() {
+			continue
+		}
+		if c.Seq != f.eng.Seq()+1 {
+			// The leader applied batches from the journal (repair): read
+			// them from there too.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			n, err := replay(ctx, f.j, f.eng, nil)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("follower: catch up from %d: %w", f.eng.Seq(), err)
+			}
+			f.sinceSnap += n
+			if c.Seq <= f.eng.Seq() {
+				continue
+			}
+			if c.Seq != f.eng.Seq()+1 {
+				return fmt.Errorf("follower: command %d does not follow %d", c.Seq, f.eng.Seq())
+			}
+		}
+		f.eng.Apply(&c)
+		f.sinceSnap++
+	}
+	return nil
+}
+
+func (f *follower) snapshot() {
+	data := f.eng.Snapshot()
+	snap := store.Snapshot{Seq: f.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: f.now()}
+	f.sinceSnap = 0
+	f.lastSnap = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.j.SaveSnapshot(ctx, snap); err != nil {
+		f.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
+		return
+	}
+	f.saved(snap.Seq)
+	f.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data), "by", "follower")
+}
