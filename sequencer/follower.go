@@ -156,7 +156,7 @@ func (f *follower) apply(data []byte) error {
 				return fmt.Errorf("follower: command %d does not follow %d", c.Seq, f.eng.Seq())
 			}
 		}
-		f.eng.Apply(&c)
+		f.eng.ApplyReplay(&c) // nobody reads a follower's events
 		f.sinceSnap++
 	}
 	return nil

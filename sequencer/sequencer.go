@@ -271,9 +271,11 @@ func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents f
 			if c.Seq != eng.Seq()+1 {
 				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
 			}
-			evs, _ := eng.Apply(&c)
 			if onEvents != nil {
+				evs, _ := eng.Apply(&c)
 				onEvents(evs)
+			} else {
+				eng.ApplyReplay(&c) // recovery: the events went out when the command first ran
 			}
 			n++
 		}
