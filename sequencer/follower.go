@@ -16,7 +16,9 @@ import (
 // for one, whatever the state's size: determinism makes the follower's
 // state at sequence number n the leader's state at n, byte for byte.
 //
-// The sequencer hands it each applied batch's encoded commands (a copy)
+// It recovers its engine itself, from the same snapshot and journal as the
+// sequencer, on its own goroutine. The sequencer hands it each applied
+// batch's encoded commands (a copy)
 // through an unbounded queue, so a snapshot in progress delays the
 // follower, never the sequencer. Batches the leader applied from the
 // journal (after an outage) are not handed over: the follower notices the
@@ -39,17 +41,45 @@ type follower struct {
 	wake   chan struct{} // capacity 1
 	done   chan struct{}
 
+	// base is the snapshot the follower recovers from (nil: a new engine
+	// with cfg's markets and fee) before it applies anything queued.
+	base   []byte
+	newEng engine.Config
+
 	// Owned by the follower goroutine.
 	eng       *engine.Engine
 	sinceSnap int
 	lastSnap  time.Time
 }
 
-func newFollower(eng *engine.Engine, j store.Journal, cfg Config, saved func(uint64)) *follower {
+func newFollower(base []byte, j store.Journal, cfg Config, saved func(uint64)) *follower {
 	return &follower{
 		j: j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), eng: eng, lastSnap: time.Now(),
+		wake: make(chan struct{}, 1), done: make(chan struct{}), lastSnap: time.Now(),
+		base: base, newEng: engine.Config{Markets: cfg.Markets, FeeBps: cfg.FeeBps},
 	}
+}
+
+// recover builds the follower's engine the way Recover built the
+// leader's: the snapshot, then the journal after it. Every stored batch is
+// history the leader applies too (on success, or from the journal after a
+// failed append), so reading past what the leader has applied is safe.
+func (f *follower) recover() error {
+	eng := engine.New(f.newEng)
+	if f.base != nil {
+		var err error
+		if eng, err = engine.Restore(f.base); err != nil {
+			return fmt.Errorf("follower: restore snapshot: %w", err)
+		}
+		f.base = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := replay(ctx, f.j, eng, nil); err != nil {
+		return fmt.Errorf("follower: %w", err)
+	}
+	f.eng = eng
+	return nil
 }
 
 // push queues a copy of one applied batch's encoded commands. It never
@@ -89,6 +119,11 @@ func (f *follower) close(ctx context.Context) error {
 // run applies queued batches and snapshots when one is due.
 func (f *follower) run() {
 	defer close(f.done)
+	if err := f.recover(); err != nil {
+		f.log.Error("snapshot follower did not start; no snapshots until restart", "err", err)
+		f.drainForever()
+		return
+	}
 	for {
 		f.mu.Lock()
 		q, closed := f.queue, f.closed

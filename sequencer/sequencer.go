@@ -215,13 +215,13 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
 	}
 	if s.cfg.Journal.Durable() {
-		// The follower starts as a copy of the recovered engine; this
-		// encodes the state once, before the sequencer serves.
-		twin, err := engine.Restore(eng.Snapshot())
-		if err != nil {
-			return fmt.Errorf("recover: copy the engine for the snapshot follower: %w", err)
+		// The follower recovers its own engine from the same snapshot and
+		// journal, on its own goroutine: the sequencer does not wait.
+		var base []byte
+		if ok {
+			base = snap.Data
 		}
-		s.fol = newFollower(twin, s.cfg.Journal, s.cfg, s.snapshotSaved)
+		s.fol = newFollower(base, s.cfg.Journal, s.cfg, s.snapshotSaved)
 		go s.fol.run()
 	}
 	s.mu.Lock()
