@@ -212,10 +212,11 @@ func TestHappyPath(t *testing.T) {
 	})
 
 	t.Run("history", func(t *testing.T) {
-		cs, err := e.anon.History(bg, "h100-sxm.us-east", client.Interval1h, hour(-24), hour(1))
+		h, err := e.anon.History(bg, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1h, From: hour(-24), To: hour(1)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		cs := h.Candles
 		// One reserved fill so far: 4 GPUs × 4 h at 2.10.
 		if len(cs) != 1 || cs[0].Open != "2.10" || cs[0].Close != "2.10" || cs[0].Volume != 16 || !cs[0].Start.Equal(hour(0)) {
 			t.Errorf("trade candles: got %+v", cs)
@@ -224,7 +225,7 @@ func TestHappyPath(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(string(body), `"open":"1.80"`) || !strings.Contains(string(body), `"kind":"spot"`) {
 			t.Errorf("spot candles: got %d %s", status, body)
 		}
-		_, err = e.anon.History(bg, "h100-sxm.us-east", "5m", hour(-24), hour(1))
+		_, err = e.anon.History(bg, "h100-sxm.us-east", client.HistoryQuery{Interval: "5m", From: hour(-24), To: hour(1)})
 		wantErr(t, err, http.StatusUnprocessableEntity, "invalid_interval")
 	})
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gpux/gpux/engine"
 	"github.com/gpux/gpux/pricing"
@@ -38,6 +39,9 @@ func decodeStrict(body []byte, v any, fieldCode func(field string) string) *Prob
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return problem(CodeMalformedJSON, "", "unexpected data after the JSON object")
+	}
+	if key, dup := duplicateKey(body); dup {
+		return problemf(CodeDuplicateKey, truncate(key, 64), "the key %q appears twice in one object (keys match regardless of case); send each once", truncate(key, 64))
 	}
 	return nil
 }
@@ -373,6 +377,9 @@ func decodeCreateAccount(body []byte) (createAccountInput, *Problem) {
 	if n := len(*r.Name); n == 0 || n > maxNameLen || strings.TrimSpace(*r.Name) == "" {
 		return createAccountInput{}, problemf(engine.CodeInvalidName, "name", "name must be 1 to %d characters", maxNameLen)
 	}
+	if i, r := badNameRune(*r.Name); i >= 0 {
+		return createAccountInput{}, problemf(engine.CodeInvalidName, "name", "name must not hold control characters, bidi formatting or invalid UTF-8: %U at byte %d", r, i)
+	}
 	if len(r.Roles) == 0 {
 		return createAccountInput{}, problem(engine.CodeInvalidRole, "roles", "roles must list buyer, owner or both")
 	}
@@ -594,6 +601,26 @@ func idemHash(method, path string, canonical any) [32]byte {
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out
+}
+
+// badNameRune returns the byte offset and rune of the first character a
+// name must not hold, or -1: control characters (C0, DEL, C1; NUL
+// among them), bidi embeddings, overrides, isolates and marks (they make a
+// name display as another: "acme\u202egnp.exe"), and U+FFFD, which is what
+// invalid UTF-8 in a JSON string decodes to.
+func badNameRune(s string) (int, rune) {
+	for i, r := range s {
+		switch {
+		case r < 0x20, r >= 0x7f && r <= 0x9f:
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		case r == 0x200e, r == 0x200f, r == 0x061c:
+		case r == utf8.RuneError:
+		default:
+			continue
+		}
+		return i, r
+	}
+	return -1, 0
 }
 
 func truncate(s string, n int) string {

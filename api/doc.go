@@ -5,8 +5,10 @@
 // events out to websocket subscribers.
 //
 // It holds no exchange logic and no state of its own beyond caches that can
-// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings):
-// every answer comes from the engine through the sequencer (Submit, Read).
+// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings)
+// and the reference-rate table in force (Config.Rates until an admin
+// replaces it, rates.go): every other answer comes from the engine through
+// the sequencer (Submit, Read).
 // It must not touch the engine except on the goroutine and under the lock
 // the sequencer provides, never block the sequencer goroutine (the events
 // hook only copies and enqueues), and never hand a *fiber.Ctx or a string

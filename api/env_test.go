@@ -38,12 +38,20 @@ type env struct {
 	cancel  context.CancelFunc
 	runDone chan struct{}
 	stopped bool
+	seqMod  func(*sequencer.Config) // adjusts the sequencer's config; nil = none
 }
 
 // newEnv starts a server; mod adjusts the API config.
 func newEnv(tb testing.TB, mod func(*api.Config)) *env {
 	tb.Helper()
-	e := &env{tb: tb, redis: redistest.URL(tb), shard: redistest.Shard(tb)}
+	return newEnvSeq(tb, mod, nil)
+}
+
+// newEnvSeq starts a server; mod adjusts the API config, seqMod the
+// sequencer's.
+func newEnvSeq(tb testing.TB, mod func(*api.Config), seqMod func(*sequencer.Config)) *env {
+	tb.Helper()
+	e := &env{tb: tb, redis: redistest.URL(tb), shard: redistest.Shard(tb), seqMod: seqMod}
 	e.cfg = api.Config{AdminKey: adminKey, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mod != nil {
 		mod(&e.cfg)
@@ -67,9 +75,11 @@ func (e *env) start() {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.seq, err = sequencer.New(sequencer.Config{
-		Journal: j, TickInterval: -1, Logger: e.cfg.Logger,
-	})
+	scfg := sequencer.Config{Journal: j, TickInterval: -1, Logger: e.cfg.Logger}
+	if e.seqMod != nil {
+		e.seqMod(&scfg)
+	}
+	e.seq, err = sequencer.New(scfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -11,7 +13,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/history"
 	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
 )
 
@@ -184,10 +188,11 @@ func (s *Server) createAccount(c *fiber.Ctx) error {
 		if !ok {
 			return 0, nil, problem(CodeInternal, "", "the account was not created")
 		}
-		if replayed {
-			key = ""
+		out := accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names()}
+		if !replayed {
+			out.APIKey, out.APIKeyShown = &key, true
 		}
-		return http.StatusCreated, accountCreatedJSON{ID: acct.ID.String(), Name: acct.Name, Roles: acct.Roles.Names(), APIKey: key}, nil
+		return http.StatusCreated, out, nil
 	})
 }
 
@@ -537,7 +542,9 @@ func renderCandle(c store.Candle) candleJSON {
 // ---- bids and listings ----
 
 // orderAPI is what differs between bids and listings for the four
-// handlers they share (create, get, list, cancel).
+// handlers they share (create, get, list, cancel). Open orders live in the
+// engine; closed ones have left it for the read side (history.Store), so
+// every read asks the engine first and the history second.
 type orderAPI[V, Out any] struct {
 	noun     string // "bid", "listing"
 	path     string // the collection's path, for idempotency hashes
@@ -546,9 +553,14 @@ type orderAPI[V, Out any] struct {
 	cancel   engine.Kind
 	decode   func(s *Server, body []byte) (engine.Command, any, *Problem) // the command and its canonical form
 	get      func(e *engine.Engine, id engine.ID) (V, bool)
-	owner    func(V) engine.ID
-	list     func(e *engine.Engine, account engine.ID, status string, limit int, cursor engine.ID) ([]V, engine.ID)
-	render   func(V) Out
+	list     func(e *engine.Engine, account engine.ID, status string, before uint64, limit int) []V
+	closed   func(h *history.Store, ctx context.Context, id engine.ID) (V, bool, error)
+	// closedList pages closed orders like list does open ones.
+	closedList func(h *history.Store, ctx context.Context, account engine.ID, status string, before uint64, limit int) ([]V, error)
+	// final finds the final state in the event that closed the order.
+	final  func(ev *engine.Event, id engine.ID) (V, bool)
+	key    func(V) (id, owner engine.ID, seq uint64, status string)
+	render func(V) Out
 }
 
 var bidAPI = orderAPI[engine.BidView, bidOut]{
@@ -560,9 +572,19 @@ var bidAPI = orderAPI[engine.BidView, bidOut]{
 		}
 		return in.command(), in, nil
 	},
-	get:    (*engine.Engine).Bid,
-	owner:  func(v engine.BidView) engine.ID { return v.Buyer },
-	list:   (*engine.Engine).BidsOf,
+	get:        (*engine.Engine).Bid,
+	list:       (*engine.Engine).BidsBefore,
+	closed:     (*history.Store).Bid,
+	closedList: (*history.Store).BidsBefore,
+	final: func(ev *engine.Event, id engine.ID) (engine.BidView, bool) {
+		if ev.Kind == engine.EvBidClosed && ev.Bid == id && ev.FinalBid != nil {
+			return *ev.FinalBid, true
+		}
+		return engine.BidView{}, false
+	},
+	key: func(v engine.BidView) (engine.ID, engine.ID, uint64, string) {
+		return v.ID, v.Buyer, v.Seq, v.Status.String()
+	},
 	render: renderBid,
 }
 
@@ -575,9 +597,19 @@ var listingAPI = orderAPI[engine.ListingView, listingOut]{
 		}
 		return in.command(), in, nil
 	},
-	get:    (*engine.Engine).Listing,
-	owner:  func(v engine.ListingView) engine.ID { return v.Owner },
-	list:   (*engine.Engine).ListingsOf,
+	get:        (*engine.Engine).Listing,
+	list:       (*engine.Engine).ListingsBefore,
+	closed:     (*history.Store).Listing,
+	closedList: (*history.Store).ListingsBefore,
+	final: func(ev *engine.Event, id engine.ID) (engine.ListingView, bool) {
+		if ev.Kind == engine.EvListingClosed && ev.Listing == id && ev.FinalListing != nil {
+			return *ev.FinalListing, true
+		}
+		return engine.ListingView{}, false
+	},
+	key: func(v engine.ListingView) (engine.ID, engine.ID, uint64, string) {
+		return v.ID, v.Owner, v.Seq, v.Status.String()
+	},
 	render: renderListing,
 }
 
@@ -589,6 +621,39 @@ func (s *Server) createListing(c *fiber.Ctx) error { return createOrder(s, c, li
 func (s *Server) getListing(c *fiber.Ctx) error    { return getOrder(s, c, listingAPI) }
 func (s *Server) listListings(c *fiber.Ctx) error  { return listOrders(s, c, listingAPI) }
 func (s *Server) cancelListing(c *fiber.Ctx) error { return cancelOrder(s, c, listingAPI) }
+
+// findOrder answers an order by id: open from the engine, else closed
+// from the history. ok is false when it is unknown or not the account's.
+func findOrder[V, Out any](s *Server, ctx context.Context, o orderAPI[V, Out], account, id engine.ID) (v V, ok bool, p *Problem) {
+	s.read(func(e *engine.Engine) { v, ok = o.get(e, id) })
+	if !ok {
+		var err error
+		if v, ok, err = o.closed(s.history, ctx, id); err != nil {
+			s.log.Warn("closed order unavailable", "id", id, "err", err)
+			return v, false, problem(CodeUnavailable, "", "the order history is unavailable; retry")
+		}
+	}
+	if !ok {
+		return v, false, nil
+	}
+	_, owner, _, _ := o.key(v)
+	return v, owner == account, nil
+}
+
+// afterCommand finds the order a command made or acted on: open in the
+// engine (seen by the sequencer's view), closed by the command itself (its
+// closing event), or closed before (an idempotent replay: the history).
+func afterCommand[V, Out any](s *Server, ctx context.Context, o orderAPI[V, Out], out sequencer.Outcome, view V, ok bool, id, account engine.ID) (V, bool, *Problem) {
+	if ok {
+		return view, true, nil
+	}
+	for i := range out.Events {
+		if v, found := o.final(&out.Events[i], id); found {
+			return v, true, nil
+		}
+	}
+	return findOrder(s, ctx, o, account, id)
+}
 
 func createOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 	a, p := requireAccount(c, o.role)
@@ -609,15 +674,25 @@ func createOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error 
 	}
 	var view V
 	var ok bool
-	_, p = s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
-		id := cc.Target
+	var id engine.ID
+	out, p := s.submit(cmd, func(e *engine.Engine, cc *engine.Command) {
+		id = cc.Target
 		if _, exists := o.get(e, id); !exists && cc.IdemKey != "" {
 			// An idempotent replay: answer with the order the key made.
-			id, _, _ = e.IdempotentTarget(cc.Actor, cc.IdemKey)
+			if first, _, found := e.IdempotentTarget(cc.Actor, cc.IdemKey); found {
+				id = first
+			}
 		}
 		view, ok = o.get(e, id)
-		ok = ok && o.owner(view) == cc.Actor
+		if ok {
+			_, owner, _, _ := o.key(view)
+			ok = owner == cc.Actor
+		}
 	})
+	if p != nil {
+		return p
+	}
+	view, ok, p = afterCommand(s, c.UserContext(), o, out, view, ok, id, a.ID)
 	if p != nil {
 		return p
 	}
@@ -636,16 +711,21 @@ func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 	if p != nil {
 		return p
 	}
-	var v V
-	var ok bool
-	s.read(func(e *engine.Engine) { v, ok = o.get(e, id) })
-	if !ok || o.owner(v) != a.ID {
+	v, ok, p := findOrder(s, c.UserContext(), o, a.ID, id)
+	if p != nil {
+		return p
+	}
+	if !ok {
 		// Someone else's order answers exactly as a missing one.
 		return problem(engine.CodeNotFound, "id", "no such "+o.noun)
 	}
 	return sendJSON(c, http.StatusOK, o.render(v))
 }
 
+// listOrders pages an account's orders newest first: the open ones from
+// the engine merged with the closed ones from the history, by sequence.
+// The engine is read first, so an order that closes in between shows up in
+// both and the history's (newer) state wins; it is never missed.
 func listOrders[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 	a, p := requireAccount(c, o.role)
 	if p != nil {
@@ -655,11 +735,49 @@ func listOrders[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 	if p != nil {
 		return p
 	}
-	var vs []V
+	ctx := c.UserContext()
+	var before uint64
+	if !lp.cursor.IsZero() {
+		v, ok, p := findOrder(s, ctx, o, a.ID, lp.cursor)
+		if p != nil {
+			return p
+		}
+		if !ok {
+			return sendJSON(c, http.StatusOK, pageJSON[Out]{Items: []Out{}})
+		}
+		_, _, before, _ = o.key(v)
+	}
+	var open []V
+	s.read(func(e *engine.Engine) { open = o.list(e, a.ID, lp.status, before, lp.limit+1) })
+	closed, err := o.closedList(s.history, ctx, a.ID, lp.status, before, lp.limit+1)
+	if err != nil {
+		s.log.Warn("closed orders unavailable", "account", a.ID, "err", err)
+		return problem(CodeUnavailable, "", "the order history is unavailable; retry")
+	}
+	seen := make(map[engine.ID]bool, len(closed))
+	all := make([]V, 0, len(open)+len(closed))
+	for _, v := range closed {
+		id, _, _, _ := o.key(v)
+		seen[id] = true
+		all = append(all, v)
+	}
+	for _, v := range open {
+		if id, _, _, _ := o.key(v); !seen[id] {
+			all = append(all, v)
+		}
+	}
+	slices.SortFunc(all, func(x, y V) int {
+		_, _, sx, _ := o.key(x)
+		_, _, sy, _ := o.key(y)
+		return cmp.Compare(sy, sx)
+	})
 	var next engine.ID
-	s.read(func(e *engine.Engine) { vs, next = o.list(e, a.ID, lp.status, lp.limit, lp.cursor) })
-	out := pageJSON[Out]{Items: make([]Out, len(vs)), NextCursor: cursorOf(next)}
-	for i, v := range vs {
+	if len(all) > lp.limit {
+		all = all[:lp.limit]
+		next, _, _, _ = o.key(all[lp.limit-1])
+	}
+	out := pageJSON[Out]{Items: make([]Out, len(all)), NextCursor: cursorOf(next)}
+	for i, v := range all {
 		out.Items[i] = o.render(v)
 	}
 	return sendJSON(c, http.StatusOK, out)
@@ -675,10 +793,28 @@ func cancelOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error 
 		return p
 	}
 	var view V
-	_, p = s.submit(engine.Command{Kind: o.cancel, Actor: a.ID, Target: id},
-		func(e *engine.Engine, cc *engine.Command) { view, _ = o.get(e, cc.Target) })
+	var ok bool
+	out, p := s.submit(engine.Command{Kind: o.cancel, Actor: a.ID, Target: id},
+		func(e *engine.Engine, cc *engine.Command) { view, ok = o.get(e, cc.Target) })
+	if p != nil {
+		if p.Code != engine.CodeNotFound {
+			return p
+		}
+		// The engine knows only open orders: one of the account's that
+		// has closed answers as before, not_open.
+		v, found, hp := findOrder(s, c.UserContext(), o, a.ID, id)
+		if hp != nil || !found {
+			return p
+		}
+		_, _, _, st := o.key(v)
+		return problem(engine.CodeNotOpen, "id", "the "+o.noun+" is "+st)
+	}
+	view, ok, p = afterCommand(s, c.UserContext(), o, out, view, ok, id, a.ID)
 	if p != nil {
 		return p
+	}
+	if !ok {
+		return problem(CodeInternal, "", "the "+o.noun+" was cancelled but cannot be read")
 	}
 	return sendJSON(c, http.StatusOK, o.render(view))
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	fws "github.com/fasthttp/websocket"
 	"io"
 	"log/slog"
 	"sync"
@@ -54,14 +55,14 @@ func newHubServer(t *testing.T) *Server {
 }
 
 func newTestClient(n int) *wsClient {
-	return &wsClient{send: make(chan []byte, n), gone: make(chan struct{}), subs: map[string]bool{}}
+	return &wsClient{send: make(chan *fws.PreparedMessage, n), gone: make(chan struct{}), subs: map[string]bool{}}
 }
 
 func waitGone(t *testing.T, cl *wsClient, code int) {
 	t.Helper()
 	select {
 	case <-cl.gone:
-		if got := int(cl.closeCode.Load()); got != code {
+		if got := cl.closeCode; got != code {
 			t.Errorf("close code: got %d, want %d", got, code)
 		}
 	case <-time.After(5 * time.Second):

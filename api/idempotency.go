@@ -23,8 +23,9 @@ import (
 // requests with the same key are serialised in this process. The engine
 // also remembers the key, journaled with the command, so a retry whose
 // stored answer was lost (a crash, a 503 after the journal took the
-// command) still applies nothing twice: it is answered from current state
-// (an account's API key is not shown again).
+// command) still applies nothing twice: it is answered from current state.
+// An account's API key is shown once, in the first answer only: the
+// stored answer holds "api_key": null (see redactor).
 type adminIdem struct {
 	rm store.ReadModelStore
 
@@ -41,6 +42,21 @@ type keyLock struct {
 type memAnswer struct {
 	value   []byte
 	expires time.Time
+}
+
+// redactor is an answer holding a secret: redacted is the same answer
+// without it, the form that is stored for replays.
+type redactor interface {
+	redacted() any
+}
+
+var _ redactor = accountCreatedJSON{}
+
+// redacted is the account's answer without its API key, as a replay
+// shows it: "api_key": null, "api_key_shown": false.
+func (a accountCreatedJSON) redacted() any {
+	a.APIKey, a.APIKeyShown = nil, false
+	return a
 }
 
 // storedAnswer is what is remembered under a key.
@@ -142,7 +158,15 @@ func (a *adminIdem) do(c *fiber.Ctx, key string, hash [32]byte, fn func() (int, 
 	if err != nil {
 		return err
 	}
-	stored, _ := json.Marshal(storedAnswer{Hash: h, Status: status, Body: raw})
+	// The stored answer is what a replay gets; a secret in it (a new API
+	// key) is left out, so it is never at rest in plain text.
+	keep := raw
+	if r, ok := body.(redactor); ok {
+		if keep, err = jsonMarshal(r.redacted()); err != nil {
+			return err
+		}
+	}
+	stored, _ := json.Marshal(storedAnswer{Hash: h, Status: status, Body: keep})
 	if err := a.put(ctx, key, stored); err != nil {
 		// The command is applied; only a retry's dedup is lost.
 		c.Set("Idempotency-Stored", "false")

@@ -24,6 +24,11 @@ type metrics struct {
 	wsDropped  prometheus.Counter
 	wsMessages prometheus.Counter
 	feedLost   prometheus.Counter
+	// Full-state snapshots (prices, books) rendered for a subscriber, and
+	// those served from the last rendering instead.
+	wsSnapshotsRendered prometheus.Counter
+	wsSnapshotsReused   prometheus.Counter
+	wsRejected          *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,8 +64,18 @@ func newMetrics() *metrics {
 		feedLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gpux_feed_overflows_total", Help: "Times the feed hub fell behind the engine and reset every subscriber.",
 		}),
+		wsSnapshotsRendered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpux_ws_snapshots_rendered_total", Help: "Full-state snapshots (prices, books) rendered for new subscribers.",
+		}),
+		wsSnapshotsReused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gpux_ws_snapshots_reused_total", Help: "Full-state snapshots served from the channel's last rendering.",
+		}),
+		wsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpux_ws_rejected_ops_total", Help: "Websocket ops refused, by error code (rate_limited, too_many_channels, ...).",
+		}, []string{"code"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.commands, m.batchSize, m.batchLat, m.wsClients, m.wsDropped, m.wsMessages, m.feedLost,
+		m.wsSnapshotsRendered, m.wsSnapshotsReused, m.wsRejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gpux/gpux/engine"
@@ -21,6 +22,55 @@ type priceBoard struct {
 	mu  sync.Mutex
 	b   *pricing.Board
 	seq uint64 // the engine seq the board was seeded at; older events are in the seed
+
+	// The reference table and staleness limit in force, nil and zero
+	// until set (then Config.Rates and pricing.DefaultStaleAfter). They
+	// are atomics, not under mu: an admin's table is installed from the
+	// sequencer goroutine (see putReferenceRates), which must not wait
+	// for mu while a reader holding mu waits for the engine.
+	table      atomic.Pointer[pricing.Table]
+	staleAfter atomic.Int64
+	built      atomic.Pointer[pricing.Board] // b, once built
+}
+
+// referenceTable is the reference table in force.
+func (s *Server) referenceTable() *pricing.Table {
+	if t := s.prices.table.Load(); t != nil {
+		return t
+	}
+	return s.cfg.Rates
+}
+
+// installReferenceTable makes t the table /v1/prices and the prices feed
+// compare against. Safe on any goroutine, the sequencer's included.
+func (s *Server) installReferenceTable(t *pricing.Table) {
+	pb := &s.prices
+	pb.table.Store(t)
+	if b := pb.built.Load(); b != nil {
+		b.SetTable(t)
+	}
+}
+
+// SetRatesStaleAfter sets how old a reference rate may be before
+// /v1/prices shows it as stale (gpuxd --rates-stale-after); zero or less
+// makes nothing stale. Without a call the limit is
+// pricing.DefaultStaleAfter.
+func (s *Server) SetRatesStaleAfter(d time.Duration) {
+	pb := &s.prices
+	if d <= 0 {
+		d = -1 // stored 0 means "unset"
+	}
+	pb.staleAfter.Store(int64(d))
+	if b := pb.built.Load(); b != nil {
+		b.SetStaleAfter(d)
+	}
+}
+
+func (pb *priceBoard) staleLimit() time.Duration {
+	if d := pb.staleAfter.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return pricing.DefaultStaleAfter
 }
 
 // board returns the price board, seeding it from the engine the first
@@ -39,10 +89,19 @@ func (s *Server) seedBoardLocked() {
 		return
 	}
 	s.read(func(e *engine.Engine) {
-		b := pricing.NewBoard(s.cfg.Rates, e.Markets())
+		b := pricing.NewBoard(s.referenceTable(), e.Markets())
+		b.SetStaleAfter(pb.staleLimit())
 		b.Seed(e)
 		pb.b, pb.seq = b, e.Seq()
 	})
+	if pb.b != nil {
+		// Publish, then re-read what may have been installed meanwhile:
+		// installReferenceTable stores before it loads built, so one of
+		// the two sees the other's write.
+		pb.built.Store(pb.b)
+		pb.b.SetTable(s.referenceTable())
+		pb.b.SetStaleAfter(pb.staleLimit())
+	}
 }
 
 // observePrices folds a batch of events into the board (sequencer
@@ -78,7 +137,11 @@ func (s *Server) renderPrices() []pricing.Row {
 		asks   []pricing.Order
 	}
 	var books []book
+	var engineNow time.Time
 	s.read(func(e *engine.Engine) {
+		// Staleness is judged at the engine's clock (the time of the last
+		// sequenced command or tick), like everything else in the row.
+		engineNow = time.UnixMilli(int64(e.Now())).UTC()
 		for _, m := range e.Markets() {
 			bv, _ := e.Book(m.ID)
 			bk := book{id: m.ID, spot: bv.Spot, last: e.Trades(m.ID, 1)}
@@ -99,7 +162,7 @@ func (s *Server) renderPrices() []pricing.Row {
 	for _, bk := range books {
 		// Spot price and last trade come from the engine, read with the
 		// book: the board's event-fed copies may trail it by a batch.
-		live := pricing.Live{Spot: int64(bk.spot.Price), HasSpot: bk.spot.HasPrice, BestAsk: int64(bk.ask), HasAsk: bk.hasAsk}
+		live := pricing.Live{Now: engineNow, Spot: int64(bk.spot.Price), HasSpot: bk.spot.HasPrice, BestAsk: int64(bk.ask), HasAsk: bk.hasAsk}
 		if len(bk.last) > 0 {
 			live.LastTrade, live.HasLast = int64(bk.last[0].Price), true
 		}

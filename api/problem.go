@@ -39,9 +39,24 @@ const (
 	CodeUpgradeRequired   = "upgrade_required"
 	CodeForbiddenOrigin   = "forbidden_origin"
 	CodeBadRequest        = "bad_request"
+	CodeInvalidEncoding   = "invalid_content_encoding"
+	CodeHeaderTooLarge    = "header_too_large"
+	CodeDuplicateKey      = "duplicate_key"
+	CodeTooManyConns      = "too_many_connections"
 	problemTypePrefix     = "https://gpux.dev/problems/"
 	problemContentType    = "application/problem+json"
 	defaultRetryAfterSecs = 1
+)
+
+// Codes of websocket errors, sent as {"type": "error", "code": ...} (or
+// {"type": "auth", "ok": false, "code": ...}) and never as an HTTP status.
+// The feed also uses CodeMalformedJSON, CodeDuplicateKey,
+// CodeMissingField, CodeRateLimited and CodeUnauthorized.
+const (
+	CodeUnknownChannel       = "unknown_channel"
+	CodeTooManyChannels      = "too_many_channels"
+	CodeUnknownOp            = "unknown_op"
+	CodeAlreadyAuthenticated = "already_authenticated"
 )
 
 // statusOf is the one table from a code to its HTTP status. A code that is
@@ -58,6 +73,7 @@ var statusOf = map[string]int{
 	engine.CodeInvalidPeg:           http.StatusUnprocessableEntity,
 	engine.CodeUnknownMarket:        http.StatusUnprocessableEntity,
 	engine.CodeInsufficientFunds:    http.StatusUnprocessableEntity,
+	engine.CodeAmountTooLarge:       http.StatusUnprocessableEntity,
 	engine.CodeNotFound:             http.StatusNotFound,
 	engine.CodeForbidden:            http.StatusForbidden,
 	engine.CodeDuplicateClientOrder: http.StatusUnprocessableEntity,
@@ -83,8 +99,12 @@ var statusOf = map[string]int{
 	CodeInvalidIdemKey:   http.StatusUnprocessableEntity,
 	CodeInvalidClientID:  http.StatusUnprocessableEntity,
 	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	CodeInvalidEncoding:  http.StatusBadRequest,
+	CodeHeaderTooLarge:   http.StatusRequestHeaderFieldsTooLarge,
+	CodeDuplicateKey:     http.StatusBadRequest,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeRateLimited:      http.StatusTooManyRequests,
+	CodeTooManyConns:     http.StatusTooManyRequests,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeNotReady:         http.StatusServiceUnavailable,
 	CodeShuttingDown:     http.StatusServiceUnavailable,
@@ -177,6 +197,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			p = problem(CodeMethodNotAllowed, "", "method not allowed")
 		case fiber.StatusRequestEntityTooLarge:
 			p = problemf(CodeBodyTooLarge, "", "the request body is over %d bytes", BodyLimit)
+		case fiber.StatusRequestHeaderFieldsTooLarge:
+			p = problemf(CodeHeaderTooLarge, "", "the request line and headers are over %d bytes", HeaderLimit)
 		case fiber.StatusUpgradeRequired:
 			p = problem(CodeUpgradeRequired, "", "not a websocket upgrade request")
 		case fiber.StatusBadRequest:

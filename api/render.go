@@ -61,11 +61,14 @@ func renderAccount(a engine.AccountView) accountJSON {
 	}
 }
 
+// accountCreatedJSON answers POST /v1/accounts. APIKey is nil when the
+// key cannot be shown (a replay); it is never stored (see redacted).
 type accountCreatedJSON struct {
-	ID     string   `json:"id"`
-	Name   string   `json:"name"`
-	Roles  []string `json:"roles"`
-	APIKey string   `json:"api_key,omitempty"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Roles       []string `json:"roles"`
+	APIKey      *string  `json:"api_key"`
+	APIKeyShown bool     `json:"api_key_shown"`
 }
 
 type pegOut struct {

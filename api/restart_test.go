@@ -42,8 +42,8 @@ func TestRestart(t *testing.T) {
 		t.Errorf("buyer after restart: got %+v, want balance 492.00 held 4.00", after.Buyer)
 	}
 	// Trade history was persisted to the read models.
-	cs, err := e.anon.History(bg, "b200.eu-west", client.Interval1h, hour(-1), hour(1))
-	if err != nil || len(cs) != 1 || cs[0].Open != "4.00" || cs[0].Volume != 2 {
+	hist, err := e.anon.History(bg, "b200.eu-west", client.HistoryQuery{Interval: client.Interval1h, From: hour(-1), To: hour(1)})
+	if cs := hist.Candles; err != nil || len(cs) != 1 || cs[0].Open != "4.00" || cs[0].Volume != 2 {
 		t.Errorf("history after restart: %v %+v", err, cs)
 	}
 	// So were the trade log and the spot price history (read models that

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/history"
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
@@ -67,6 +68,11 @@ type Config struct {
 	// SendQueue is each websocket client's queue length (default 256);
 	// a client whose queue is full is dropped.
 	SendQueue int
+	// FeedConnsPerAddr bounds the open websocket connections of one
+	// remote address (429 too_many_connections beyond). 0 = 64 while
+	// RateLimit is on and no limit when it is off (as for load tests from
+	// one machine); negative = no limit.
+	FeedConnsPerAddr int
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
@@ -87,8 +93,11 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	conns        connSet
+	feedConns    addrCounter
 	prices       priceBoard
-	candles      *candleWriter // nil without read models
+	candles      *candleWriter  // nil without read models
+	history      *history.Store // closed orders (ReadModels' objects, else memory)
+	statements   *history.Statements
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -111,12 +120,20 @@ func NewServer(cfg Config) *Server {
 	if cfg.Heartbeat <= 0 || cfg.Heartbeat > 15*time.Second {
 		cfg.Heartbeat = 10 * time.Second
 	}
+	if cfg.FeedConnsPerAddr == 0 && cfg.RateLimit > 0 {
+		cfg.FeedConnsPerAddr = defaultFeedConnsPerAddr
+	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), limiter: newLimiter(cfg.RateLimit)}
+	s.registerMarketMetrics()
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.idem = newAdminIdem(cfg.ReadModels)
+	objs, _ := cfg.ReadModels.(store.ObjectStore)
+	s.history = history.New(objs, cfg.Logger)
+	series, _ := cfg.ReadModels.(store.SeriesStore)
+	s.statements = history.NewStatements(series, cfg.Logger)
 	if cfg.ReadModels != nil {
 		s.candles = newCandleWriter(cfg.ReadModels)
 	}
@@ -124,6 +141,7 @@ func NewServer(cfg Config) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
 		BodyLimit:             BodyLimit,
+		ReadBufferSize:        HeaderLimit,
 		Immutable:             true, // values taken from a request never alias fasthttp's buffers
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
@@ -157,11 +175,12 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metrics.handler())
 	a.Get("/openapi.yaml", s.openapi)
 
-	v1 := a.Group("/v1", s.identify)
+	v1 := a.Group("/v1", s.identify, s.decodeBody)
 	v1.Post("/accounts", s.createAccount)
 	v1.Post("/accounts/:id/deposits", s.deposit)
 	v1.Post("/accounts/:id/withdrawals", s.withdraw)
 	v1.Get("/account", s.getAccount)
+	v1.Get("/account/statement", s.getStatement)
 
 	v1.Get("/markets", s.listMarkets)
 	v1.Get("/markets/:market/book", s.getBook)
@@ -169,6 +188,7 @@ func (s *Server) routes() {
 	v1.Get("/markets/:market/quote", s.getQuote)
 	v1.Get("/markets/:market/history", s.getHistory)
 	v1.Get("/prices", s.listPrices)
+	s.rateRoutes(v1)
 
 	v1.Post("/listings", s.createListing)
 	v1.Get("/listings", s.listListings)
@@ -243,6 +263,8 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// The price board is fed here, before the commands' responses are
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
+	s.history.Observe(events) // first: the engine has forgotten what closed
+	s.statements.Observe(events)
 	s.observePrices(events)
 	s.hub.publish(events)
 }
@@ -349,6 +371,60 @@ type trackedConn struct {
 	set  *connSet
 	used atomic.Bool
 	once sync.Once
+
+	// wmu orders writes and guards corking: while corked, writes collect
+	// in wbuf and uncork sends them in one Write (a feed writer corks
+	// around a batch of queued messages). wmu is held across the
+	// underlying Write so bytes never interleave or reorder.
+	wmu    sync.Mutex
+	corked bool
+	wbuf   []byte
+}
+
+// corkLimit is how much a corked connection collects before it writes
+// anyway.
+const corkLimit = 64 << 10
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.corked {
+		c.wbuf = append(c.wbuf, b...)
+		if len(c.wbuf) < corkLimit {
+			return len(b), nil
+		}
+		err := c.flushLocked()
+		return len(b), err
+	}
+	return c.Conn.Write(b)
+}
+
+// cork makes writes collect until uncork.
+func (c *trackedConn) cork() {
+	c.wmu.Lock()
+	c.corked = true
+	c.wmu.Unlock()
+}
+
+// uncork writes what was collected, in one Write.
+func (c *trackedConn) uncork() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corked = false
+	return c.flushLocked()
+}
+
+func (c *trackedConn) flushLocked() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.wbuf)
+	if cap(c.wbuf) > 2*corkLimit {
+		c.wbuf = nil // a prices burst: do not keep its buffer
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return err
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {

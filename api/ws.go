@@ -2,16 +2,14 @@ package api
 
 import (
 	"encoding/json"
-	"net"
-	"net/url"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
-	"github.com/gofiber/fiber/v2"
 
 	"github.com/gpux/gpux/engine"
 )
@@ -25,7 +23,6 @@ const (
 	tradeSnapshotN  = 100 // trades in a trades:<market> snapshot
 	closeGoingAway  = websocket.CloseGoingAway
 	closeTryLater   = websocket.CloseTryAgainLater
-	maxChannelsPer  = 256
 	userChannelName = "user"
 	refreshEvery    = 5 * time.Second
 	// pricesEvery caps how often the prices channel is rendered and sent:
@@ -115,28 +112,91 @@ func mustJSON(v any) []byte {
 	return b
 }
 
+// prepare frames a text message once, for any number of connections.
+func prepare(b []byte) *fws.PreparedMessage {
+	pm, err := fws.NewPreparedMessage(fws.TextMessage, b)
+	if err != nil {
+		panic("api: prepare feed message: " + err.Error()) // only compression can fail, and it is off
+	}
+	return pm
+}
+
+// pricesUpdate is the data of a prices update: the rows that changed.
+type pricesUpdate struct {
+	Markets []json.RawMessage `json:"markets"`
+}
+
+// pricesState brings the prices channel up to date and returns its full
+// state (a snapshot's data). Existing subscribers get the markets whose
+// rows changed since the last update as {"markets": [...]}; nothing when
+// none did. Rendering is skipped when the state was rendered at the same
+// point (engine seq and refresh generation) already.
+func (h *hub) pricesState(ts engine.Time, at renderPoint) json.RawMessage {
+	const name = "prices"
+	c := h.ch(name)
+	if c.last != nil && c.lastAt == at {
+		h.s.metrics.wsSnapshotsReused.Inc()
+		return c.last
+	}
+	h.s.metrics.wsSnapshotsRendered.Inc()
+	rows := h.s.renderPrices()
+	next := make(map[string][]byte, len(rows))
+	var changed []json.RawMessage
+	full := make([]byte, 0, 64<<10)
+	full = append(full, '[')
+	for i, r := range rows {
+		raw := mustJSON(r)
+		next[r.Market] = raw
+		if old, ok := h.priceRows[r.Market]; !ok || string(old) != string(raw) {
+			changed = append(changed, raw)
+		}
+		if i > 0 {
+			full = append(full, ',')
+		}
+		full = append(full, raw...)
+	}
+	full = append(full, ']')
+	c.lastAt = at
+	if c.last != nil && len(changed) == 0 && len(next) == len(h.priceRows) {
+		return c.last
+	}
+	first := c.last == nil
+	c.last, h.priceRows = full, next
+	if !first {
+		// A market that left (none do today) would need a removal; the
+		// rows are keyed by market and the catalogue is fixed.
+		h.broadcast(name, name, pricesUpdate{Markets: changed}, ts)
+	}
+	return c.last
+}
+
 // ---- clients ----
 
 // wsClient is one websocket connection. The hub owns subs; send is its
 // bounded queue, written by the hub (and the client's reader for answers)
 // and drained by the client's writer; gone closes when the client must go.
 type wsClient struct {
-	send      chan []byte
-	gone      chan struct{}
-	goneOnce  sync.Once
-	closeCode atomic.Int32
-	subs      map[string]bool // hub goroutine only
+	send     chan *fws.PreparedMessage
+	gone     chan struct{}
+	goneOnce sync.Once
+	// closeCode and closeReason are set once, before gone closes; read
+	// them only after <-gone.
+	closeCode   int
+	closeReason string
+	subs        map[string]bool // hub goroutine only
 }
 
-func (cl *wsClient) drop(code int) {
+// drop makes the client go with a close frame of code and reason; the
+// first call wins.
+func (cl *wsClient) drop(code int, reason string) {
 	cl.goneOnce.Do(func() {
-		cl.closeCode.Store(int32(code))
+		cl.closeCode, cl.closeReason = code, reason
 		close(cl.gone)
 	})
 }
 
-// offer queues b without blocking; false when the queue is full.
-func (cl *wsClient) offer(b []byte) bool {
+// offer queues a message without blocking; false when the queue is full.
+func (cl *wsClient) offer(b *fws.PreparedMessage) bool {
 	select {
 	case <-cl.gone:
 		return true // going anyway
@@ -174,6 +234,16 @@ type channel struct {
 	seq  uint64
 	subs map[*wsClient]bool
 	last []byte // full-state channels (book, prices): the data last sent
+	// lastAt says which state last shows: the engine seq and the hub's
+	// refresh generation it was rendered at. A snapshot asked for at the
+	// same point reuses last instead of rendering again.
+	lastAt renderPoint
+}
+
+// renderPoint is when a full-state channel was rendered: nothing but
+// commands (engine seq) and time (refresh generation) move its content.
+type renderPoint struct {
+	seq, gen uint64
 }
 
 // hub fans engine events out to websocket subscribers. Its state is owned
@@ -181,7 +251,8 @@ type channel struct {
 // a bounded queue, and a full queue makes the hub reset every subscriber
 // rather than ever block the sequencer.
 type hub struct {
-	pricesDirty bool // the prices channel has changes not yet sent
+	pricesDirty bool   // the prices channel has changes not yet sent
+	gen         uint64 // refresh generation: counts refresh ticks
 	s           *Server
 	in          chan []engine.Event
 	reqs        chan hubReq
@@ -190,6 +261,10 @@ type hub struct {
 	overflow    atomic.Bool
 	nclients    atomic.Int64
 	once        sync.Once
+
+	// priceRows is each market's row of the prices channel as last sent
+	// (encoded): an update carries only the rows that differ.
+	priceRows map[string][]byte
 
 	clients  map[*wsClient]bool
 	channels map[string]*channel
@@ -258,11 +333,13 @@ func (h *hub) run() {
 				h.pricesDirty = false
 				if c := h.channels["prices"]; c != nil && len(c.subs) > 0 {
 					var ts engine.Time
-					h.s.read(func(e *engine.Engine) { ts = e.Now() })
-					h.updateState("prices", h.s.renderPrices(), ts)
+					var at renderPoint
+					h.s.read(func(e *engine.Engine) { ts, at = e.Now(), renderPoint{e.Seq(), h.gen} })
+					h.pricesState(ts, at)
 				}
 			}
 		case <-refresh.C:
+			h.gen++
 			d := newDirty()
 			h.s.read(func(e *engine.Engine) { d.ts = e.Now() })
 			for name, c := range h.channels {
@@ -274,7 +351,7 @@ func (h *hub) run() {
 			h.flush(d)
 		case <-h.closing:
 			for cl := range h.clients {
-				cl.drop(closeGoingAway)
+				cl.drop(closeGoingAway, reasonShutdown)
 			}
 			return
 		case evs := <-h.in:
@@ -315,13 +392,14 @@ func (h *hub) reset() {
 	h.s.metrics.feedLost.Inc()
 	h.s.log.Warn("feed hub fell behind the engine; disconnecting every feed client")
 	for cl := range h.clients {
-		cl.drop(closeTryLater)
+		cl.drop(closeTryLater, reasonFeedReset)
 		h.remove(cl)
 	}
 	for len(h.in) > 0 {
 		<-h.in
 	}
 	h.trades, h.seeded = map[string][]tradeJSON{}, map[string]uint64{}
+	h.priceRows = nil
 	for _, ch := range h.channels {
 		ch.last = nil
 	}
@@ -353,19 +431,21 @@ func (h *hub) broadcast(name, wireName string, data any, ts engine.Time) {
 		return
 	}
 	c.seq++
-	b := mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)})
+	// Encoded and framed once, shared by every subscriber: a subscriber's
+	// writer copies the prepared frame and does no JSON work.
+	b := prepare(mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)}))
 	for cl := range c.subs {
 		h.deliver(cl, b)
 	}
 }
 
-func (h *hub) deliver(cl *wsClient, b []byte) {
+func (h *hub) deliver(cl *wsClient, b *fws.PreparedMessage) {
 	if cl.offer(b) {
 		h.s.metrics.wsMessages.Inc()
 		return
 	}
 	h.s.metrics.wsDropped.Inc()
-	cl.drop(closeTryLater)
+	cl.drop(closeTryLater, reasonSlowConsumer)
 	h.remove(cl)
 }
 
@@ -422,6 +502,9 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 		case engine.EvSpotPriceChanged, engine.EvReferenceRatesSet:
 			d.prices = true
 		}
+		if ev.Kind == engine.EvLedger || ev.Kind == engine.EvBidClosed || ev.Kind == engine.EvListingClosed {
+			continue // read-side events (statements, history), not part of the user feed's contract
+		}
 		var sent engine.ID
 		for _, a := range ev.Accounts {
 			if a.IsZero() || a == sent {
@@ -445,9 +528,10 @@ func (h *hub) flush(d *dirtySet) {
 		}
 		var b engine.BookView
 		var ok bool
-		h.s.read(func(e *engine.Engine) { b, ok = e.Book(m) })
+		var at renderPoint
+		h.s.read(func(e *engine.Engine) { b, ok = e.Book(m); at = renderPoint{e.Seq(), h.gen} })
 		if ok {
-			h.updateState(name, renderBook(b), ts)
+			h.updateState(name, renderBook(b), ts, at)
 		}
 	}
 	if d.prices {
@@ -457,13 +541,14 @@ func (h *hub) flush(d *dirtySet) {
 
 // updateState sends data as an update of a full-state channel when it
 // differs from what the channel last showed.
-func (h *hub) updateState(name string, data any, ts engine.Time) {
+func (h *hub) updateState(name string, data any, ts engine.Time, at renderPoint) {
 	c := h.ch(name)
 	raw := mustJSON(data)
 	if c.last != nil && string(c.last) == string(raw) {
+		c.lastAt = at
 		return
 	}
-	c.last = raw
+	c.last, c.lastAt = raw, at
 	h.broadcast(name, name, json.RawMessage(raw), ts)
 }
 
@@ -498,19 +583,24 @@ func (h *hub) handle(r hubReq) {
 				done = append(done, name)
 			}
 		}
-		h.deliver(cl, mustJSON(ctlMsg{Type: "unsubscribed", Channels: done}))
+		h.deliver(cl, prepare(mustJSON(ctlMsg{Type: "unsubscribed", Channels: done})))
 	}
 }
 
 func (h *hub) feedError(cl *wsClient, code, detail string) {
-	h.deliver(cl, mustJSON(ctlMsg{Type: "error", Code: code, Detail: detail}))
+	h.s.metrics.wsRejected.WithLabelValues(code).Inc()
+	h.deliver(cl, prepare(mustJSON(ctlMsg{Type: "error", Code: code, Detail: detail})))
 }
 
 // subscribe adds cl to a channel and sends it a snapshot carrying the
 // channel's current seq; updates then follow with seq+1, ...
 func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
-	if len(cl.subs) >= maxChannelsPer {
-		h.feedError(cl, "too_many_channels", "at most 256 channels per connection")
+	held := name
+	if name == userChannelName && !account.IsZero() {
+		held = "user:" + account.String()
+	}
+	if len(cl.subs) >= maxChannelsPer && !cl.subs[held] {
+		h.feedError(cl, CodeTooManyChannels, "at most "+strconv.Itoa(maxChannelsPer)+" channels per connection")
 		return
 	}
 	kind, market, _ := strings.Cut(name, ":")
@@ -522,13 +612,21 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 	)
 	switch {
 	case name == "prices":
-		h.s.read(func(e *engine.Engine) { now = e.Now() })
-		data = h.freshState(name, h.s.renderPrices(), now)
+		var at renderPoint
+		h.s.read(func(e *engine.Engine) { now, at = e.Now(), renderPoint{e.Seq(), h.gen} })
+		data = h.pricesState(now, at)
 	case kind == "book" && market != "":
 		var b engine.BookView
-		h.s.read(func(e *engine.Engine) { b, ok = e.Book(market); now = e.Now() })
+		var at renderPoint
+		h.s.read(func(e *engine.Engine) {
+			now, at = e.Now(), renderPoint{e.Seq(), h.gen}
+			if c := h.channels[name]; c != nil && c.last != nil && c.lastAt == at {
+				return // freshState reuses the last rendering
+			}
+			b, ok = e.Book(market)
+		})
 		if ok {
-			data = h.freshState(name, renderBook(b), now)
+			data = h.freshState(name, now, at, func() any { return renderBook(b) })
 		}
 	case kind == "trades" && market != "":
 		h.s.read(func(e *engine.Engine) {
@@ -565,165 +663,38 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 			data = renderAccount(a)
 		}
 	default:
-		h.feedError(cl, "unknown_channel", "unknown channel "+truncate(name, 80)+": use prices, book:<market>, trades:<market> or user")
+		h.feedError(cl, CodeUnknownChannel, "unknown channel "+truncate(name, 80)+": use prices, book:<market>, trades:<market> or user")
 		return
 	}
 	if !ok {
-		h.feedError(cl, "unknown_channel", "unknown market in channel "+truncate(name, 80))
+		h.feedError(cl, CodeUnknownChannel, "unknown market in channel "+truncate(name, 80))
 		return
 	}
 	c := h.ch(key)
 	c.subs[cl] = true
 	cl.subs[key] = true
-	h.deliver(cl, mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)}))
+	h.deliver(cl, prepare(mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)})))
 }
 
 // freshState renders a full-state channel for a new subscriber. When the
 // state moved on since the channel's last message, existing subscribers get
 // it as an update first, so every subscriber sees the same state at the
 // same seq.
-func (h *hub) freshState(name string, data any, now engine.Time) json.RawMessage {
-	raw := mustJSON(data)
+//
+// render is called only when the channel's last rendering is older than
+// at: a burst of subscribers between two changes costs one rendering.
+func (h *hub) freshState(name string, now engine.Time, at renderPoint, render func() any) json.RawMessage {
 	c := h.ch(name)
+	if c.last != nil && c.lastAt == at {
+		h.s.metrics.wsSnapshotsReused.Inc()
+		return c.last
+	}
+	h.s.metrics.wsSnapshotsRendered.Inc()
+	raw := mustJSON(render())
 	if c.last == nil || string(c.last) != string(raw) {
 		c.last = raw
 		h.broadcast(name, name, json.RawMessage(raw), now)
 	}
+	c.lastAt = at
 	return raw
-}
-
-// ---- connection handling ----
-
-// wsUpgrade admits websocket upgrades from allowed origins.
-func (s *Server) wsUpgrade(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
-		return problem(CodeUpgradeRequired, "", "GET /v1/ws expects a websocket upgrade")
-	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.originAllowed(origin, c.Hostname()) {
-		return problemf(CodeForbiddenOrigin, "Origin", "origin %q may not open the feed", truncate(origin, 100))
-	}
-	return c.Next()
-}
-
-// originAllowed admits the same origin as the request, localhost pages, and
-// Config.AllowedOrigins ("*" for any).
-func (s *Server) originAllowed(origin, host string) bool {
-	if slices.Contains(s.cfg.AllowedOrigins, "*") || slices.Contains(s.cfg.AllowedOrigins, origin) {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if u.Host == host {
-		return true
-	}
-	switch h := u.Hostname(); h {
-	case "localhost", "127.0.0.1", "::1":
-		return true
-	default:
-		if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Server) wsHandler() fiber.Handler {
-	return websocket.New(s.serveFeed, websocket.Config{Origins: []string{"*"}, ReadBufferSize: 4096, WriteBufferSize: 4096})
-}
-
-// serveFeed runs one websocket: a reader goroutine takes ops, this
-// goroutine writes queued messages and heartbeats until the client goes.
-func (s *Server) serveFeed(conn *websocket.Conn) {
-	cl := &wsClient{send: make(chan []byte, s.cfg.SendQueue), gone: make(chan struct{}), subs: map[string]bool{}}
-	if !s.hub.request(hubReq{kind: reqJoin, cl: cl}) {
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "shutting down"), time.Now().Add(time.Second))
-		return
-	}
-	defer s.hub.request(hubReq{kind: reqLeave, cl: cl})
-	conn.SetReadLimit(wsReadLimit)
-
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		s.readFeed(conn, cl)
-	}()
-	defer func() {
-		_ = conn.Close() // ends the reader if it still runs
-		<-readerDone     // the contrib package recycles conn once we return
-	}()
-
-	heartbeat := time.NewTicker(s.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	write := func(b []byte) bool {
-		_ = conn.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-		return conn.WriteMessage(websocket.TextMessage, b) == nil
-	}
-	for {
-		select {
-		case b := <-cl.send:
-			if !write(b) {
-				return
-			}
-		case now := <-heartbeat.C:
-			if !write(mustJSON(ctlMsg{Type: "heartbeat", TS: now.UTC().Format("2006-01-02T15:04:05.000Z07:00")})) {
-				return
-			}
-		case <-cl.gone:
-			code := int(cl.closeCode.Load())
-			reason := "going away"
-			if code == closeTryLater {
-				reason = "too slow: send queue full; reconnect and resubscribe"
-			}
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-			return
-		case <-readerDone:
-			return
-		}
-	}
-}
-
-// readFeed handles client ops until the connection fails.
-func (s *Server) readFeed(conn *websocket.Conn, cl *wsClient) {
-	var account engine.ID
-	reply := func(m ctlMsg) { cl.offer(mustJSON(m)) }
-	for {
-		_, b, err := conn.ReadMessage()
-		if err != nil {
-			cl.drop(websocket.CloseNormalClosure)
-			return
-		}
-		var op clientOp
-		if err := json.Unmarshal(b, &op); err != nil {
-			reply(ctlMsg{Type: "error", Code: CodeMalformedJSON, Detail: "a message must be a JSON object with an op"})
-			continue
-		}
-		switch op.Op {
-		case "auth":
-			w := s.authenticate(op.Key)
-			if !w.valid || w.admin {
-				no := false
-				reply(ctlMsg{Type: "auth", OK: &no, Code: CodeUnauthorized, Detail: "unknown API key"})
-				continue
-			}
-			account = w.account.ID
-			yes := true
-			reply(ctlMsg{Type: "auth", OK: &yes})
-		case "subscribe", "unsubscribe":
-			if len(op.Channels) == 0 {
-				reply(ctlMsg{Type: "error", Code: CodeMissingField, Detail: "channels is required"})
-				continue
-			}
-			kind := reqSubscribe
-			if op.Op == "unsubscribe" {
-				kind = reqUnsubscribe
-			}
-			if !s.hub.request(hubReq{kind: kind, cl: cl, channels: op.Channels, account: account}) {
-				return
-			}
-		default:
-			reply(ctlMsg{Type: "error", Code: "unknown_op", Detail: "op must be subscribe, unsubscribe or auth"})
-		}
-	}
 }

@@ -340,8 +340,8 @@ func TestFeedSlowClient(t *testing.T) {
 	for {
 		if _, _, err := slow.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
-			if errors.As(err, &ce) && ce.Code != websocket.CloseTryAgainLater {
-				t.Errorf("slow client closed with %d, want %d", ce.Code, websocket.CloseTryAgainLater)
+			if errors.As(err, &ce) && (ce.Code != websocket.CloseTryAgainLater || ce.Text != "slow consumer") {
+				t.Errorf("slow client closed with %d %q, want %d %q", ce.Code, ce.Text, websocket.CloseTryAgainLater, "slow consumer")
 			}
 			break
 		}
@@ -385,4 +385,44 @@ func TestFeedShutdown(t *testing.T) {
 		}
 		break
 	}
+}
+
+// TestFeedPricesDelta: after its snapshot (every market) the prices channel
+// sends only the markets that changed, as {"markets": [...]}.
+func TestFeedPricesDelta(t *testing.T) {
+	e := newEnv(t, nil)
+	owner := e.account("owner", "", client.RoleOwner)
+	buyer := e.account("buyer", "1000", client.RoleBuyer)
+	feed := subscribe(t, e.anon, "prices")
+	var all []client.PriceRow
+	if err := feed.next(is(client.MsgSnapshot, "prices")).Decode(&all); err != nil || len(all) < 2 {
+		t.Fatalf("snapshot: %v, %d rows", err, len(all))
+	}
+	const mk = "l4.us-west"
+	if _, err := owner.PlaceListing(bg, client.ListingRequest{Market: mk, Quantity: 2, Start: hour(0), End: hour(10), ReservePrice: client.FixedPrice("0.50")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buyer.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 2, Start: hour(2), End: hour(4), LimitPrice: client.FixedPrice("0.60")}); err != nil {
+		t.Fatal(err)
+	}
+	feed.next(func(m client.Message) bool {
+		if m.Type != client.MsgUpdate || m.Channel != "prices" {
+			return false
+		}
+		var up struct {
+			Markets []client.PriceRow `json:"markets"`
+		}
+		if err := json.Unmarshal(m.Data, &up); err != nil {
+			t.Fatalf("update %s: %v", m.Data, err)
+		}
+		if len(up.Markets) == 0 || len(up.Markets) >= len(all) {
+			t.Fatalf("update holds %d of %d markets, want only those that changed", len(up.Markets), len(all))
+		}
+		for _, r := range up.Markets {
+			if r.Market == mk && r.LastTradePrice != nil {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -9,13 +9,18 @@
 //
 // Every method takes a context first and is safe for concurrent use. A
 // non-2xx answer comes back as *Error (see IsCode); transport failures come
-// back wrapped with the method and path that failed.
+// back wrapped with the method and path that failed. With WithRetry, 429
+// and 503 answers are retried after their Retry-After, a POST with the
+// same Idempotency-Key each time.
 package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,9 +33,45 @@ import (
 // Client talks to one gpux server as one account (or anonymously when it
 // has no key). The zero value is not usable; call New.
 type Client struct {
-	base *url.URL
-	key  string
-	hc   *http.Client
+	base  *url.URL
+	key   string
+	hc    *http.Client
+	retry RetryPolicy
+}
+
+// RetryPolicy retries answers that say "try again later": 429 (rate
+// limited) and 503 (journal unavailable, not ready, shard without a
+// leader). It waits the answer's Retry-After, or Backoff doubling per
+// attempt when there is none; a wait longer than MaxWait, or the context
+// ending, returns the last *Error at once. A POST without an
+// Idempotency-Key gets a random one so that a retry can never create
+// twice; every attempt of one call sends the same key and body.
+type RetryPolicy struct {
+	// MaxAttempts counts the first try; ≤ 1 means no retry.
+	MaxAttempts int
+	// MaxWait bounds one wait (default 30 s).
+	MaxWait time.Duration
+	// Backoff is the first wait when the answer has no Retry-After
+	// (default 250 ms).
+	Backoff time.Duration
+}
+
+// DefaultRetry is a policy for interactive tools: four attempts, at most
+// 30 s per wait.
+var DefaultRetry = RetryPolicy{MaxAttempts: 4, MaxWait: 30 * time.Second, Backoff: 250 * time.Millisecond}
+
+// WithRetry turns retries on (they are off by default, so a caller that
+// counts 429s, such as the load test, sees every one).
+func WithRetry(p RetryPolicy) Option {
+	return func(c *Client) {
+		if p.MaxWait <= 0 {
+			p.MaxWait = 30 * time.Second
+		}
+		if p.Backoff <= 0 {
+			p.Backoff = 250 * time.Millisecond
+		}
+		c.retry = p
+	}
 }
 
 // Option configures a Client in New.
@@ -102,6 +143,7 @@ type request struct {
 	idem   string
 	out    any // JSON-decoded from a 2xx answer when non-nil
 	raw    *[]byte
+	accept string // default: JSON or problem+json
 }
 
 // pathf joins escaped path segments: pathf("/v1/bids/%s", id).
@@ -131,29 +173,63 @@ func (c *Client) endpoint(path string, q url.Values) (string, error) {
 	return u.String(), nil
 }
 
-// do performs r. Errors: *Error for a non-2xx answer, otherwise a transport
-// or decoding error wrapped with the method and path.
+// do performs r, retrying by c.retry. Errors: *Error for a non-2xx
+// answer, otherwise a transport or decoding error wrapped with the method
+// and path.
 func (c *Client) do(ctx context.Context, r request) error {
 	op := r.method + " " + r.path
 	target, err := c.endpoint(r.path, r.query)
 	if err != nil {
 		return err
 	}
-	var body io.Reader
+	var body []byte
 	if r.body != nil {
-		b, err := json.Marshal(r.body)
-		if err != nil {
+		if body, err = json.Marshal(r.body); err != nil {
 			return fmt.Errorf("gpux: %s: encode request: %w", op, err)
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if r.method == http.MethodPost && r.idem == "" && c.retry.MaxAttempts > 1 {
+		r.idem = rand.Text()
+	}
+	wait := c.retry.Backoff
+	for attempt := 1; ; attempt++ {
+		err := c.once(ctx, op, target, body, r)
+		var e *Error
+		if attempt >= c.retry.MaxAttempts || !errors.As(err, &e) ||
+			(e.Status != http.StatusTooManyRequests && e.Status != http.StatusServiceUnavailable) {
+			return err
+		}
+		d := wait
+		if e.RetryAfter > 0 {
+			d = e.RetryAfter
+		}
+		if d > c.retry.MaxWait {
+			return err
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// once performs one attempt of r.
+func (c *Client) once(ctx context.Context, op, target string, body []byte, r request) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, rd)
 	if err != nil {
 		return fmt.Errorf("gpux: %s: %w", op, err)
 	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("Accept", cmp.Or(r.accept, "application/json, application/problem+json"))
 	req.Header.Set("User-Agent", "gpux-client/1")
-	if r.body != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.key != "" {

@@ -236,12 +236,39 @@ func TestEndpoints(t *testing.T) {
 		{
 			name: "History",
 			call: func(ctx context.Context, c *client.Client) (any, error) {
-				return c.History(ctx, "h100-sxm.us-east", client.Interval1h, ts(start), ts(end))
+				return c.History(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1h, From: ts(start), To: ts(end)})
 			},
 			method: "GET", path: "/v1/markets/h100-sxm.us-east/history",
 			query: url.Values{"interval": {"1h"}, "from": {start}, "to": {end}},
-			resp:  `{"market":"h100-sxm.us-east","interval":"1h","candles":[{"start":"` + start + `","open":"2.00","high":"2.20","low":"1.90","close":"2.10","volume":12}]}`,
-			want:  []client.Candle{{Start: ts(start), Open: "2.00", High: "2.20", Low: "1.90", Close: "2.10", Volume: 12}},
+			resp:  `{"market":"h100-sxm.us-east","interval":"1h","kind":"trades","candles":[{"start":"` + start + `","open":"2.00","high":"2.20","low":"1.90","close":"2.10","volume":12}]}`,
+			want: client.History{Market: "h100-sxm.us-east", Interval: "1h", Kind: "trades",
+				Candles: []client.Candle{{Start: ts(start), Open: "2.00", High: "2.20", Low: "1.90", Close: "2.10", Volume: 12}}},
+		},
+		{
+			name: "History of spot",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.History(ctx, "h100-sxm.us-east", client.HistoryQuery{Interval: client.Interval1m, Kind: client.KindSpot})
+			},
+			method: "GET", path: "/v1/markets/h100-sxm.us-east/history",
+			query: url.Values{"interval": {"1m"}, "kind": {"spot"}},
+			resp:  `{"market":"h100-sxm.us-east","interval":"1m","kind":"spot","candles":[{"start":"` + start + `","open":"2.00","high":"2.00","low":"2.00","close":"2.00","volume":0}]}`,
+			want: client.History{Market: "h100-sxm.us-east", Interval: "1m", Kind: "spot",
+				Candles: []client.Candle{{Start: ts(start), Open: "2.00", High: "2.00", Low: "2.00", Close: "2.00"}}},
+		},
+		{
+			name: "Statement",
+			key:  "buyer",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.Statement(ctx, client.StatementQuery{From: ts(start), To: ts(end), Limit: 2})
+			},
+			method: "GET", path: "/v1/account/statement",
+			query: url.Values{"from": {start}, "to": {end}, "limit": {"2"}},
+			resp: `{"items":[{"at":"` + start + `","kind":"deposit","amount":"100.00","balance_after":"100.00","ref":"d1"},
+				{"at":"` + end + `","kind":"spot_charge","amount":"-2.10","balance_after":"97.90","ref":"b1"}],"next_cursor":"c2"}`,
+			want: client.Page[client.StatementLine]{Items: []client.StatementLine{
+				{At: ts(start), Kind: client.StatementDeposit, Amount: "100.00", BalanceAfter: "100.00", Ref: "d1"},
+				{At: ts(end), Kind: client.StatementSpotCharge, Amount: "-2.10", BalanceAfter: "97.90", Ref: "b1"},
+			}, NextCursor: ptr("c2")},
 		},
 		{
 			name: "PlaceListing with pegs",

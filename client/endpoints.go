@@ -105,27 +105,89 @@ func (c *Client) Quote(ctx context.Context, market string, quantity int, start, 
 	return out, err
 }
 
-// History returns a market's candles of interval (Interval1m, Interval1h,
-// Interval1d) between from and to, oldest first. A zero from or to is not
-// sent (server default). No key needed.
-func (c *Client) History(ctx context.Context, market, interval string, from, to time.Time) ([]Candle, error) {
-	q := url.Values{}
-	if interval != "" {
-		q.Set("interval", interval)
+// History returns a market's candles (q.Interval required; q.Kind
+// KindTrades by default or KindSpot for the spot clearing price), oldest
+// first. No key needed. Errors: 404 unknown market; 422
+// "invalid_interval", "invalid_window".
+func (c *Client) History(ctx context.Context, market string, q HistoryQuery) (History, error) {
+	v := url.Values{}
+	if q.Interval != "" {
+		v.Set("interval", q.Interval)
 	}
-	if !from.IsZero() {
-		q.Set("from", formatTime(from))
+	if q.Kind != "" {
+		v.Set("kind", q.Kind)
 	}
-	if !to.IsZero() {
-		q.Set("to", formatTime(to))
+	if !q.From.IsZero() {
+		v.Set("from", formatTime(q.From))
 	}
-	var out struct {
-		Market   string   `json:"market"`
-		Interval string   `json:"interval"`
-		Candles  []Candle `json:"candles"`
+	if !q.To.IsZero() {
+		v.Set("to", formatTime(q.To))
 	}
-	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/history", market), query: q, out: &out})
-	return out.Candles, err
+	var out History
+	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/history", market), query: v, out: &out})
+	return out, err
+}
+
+// Statement returns a page of the caller's statement: one line per
+// deposit, withdrawal, reserved fill, spot charge, spot earning and fee in
+// [q.From, q.To), whose amounts sum to the balance's change over it.
+func (c *Client) Statement(ctx context.Context, q StatementQuery) (Page[StatementLine], error) {
+	var out Page[StatementLine]
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/account/statement", query: q.values(""), out: &out})
+	return out, err
+}
+
+// StatementCSV returns the caller's statement over [q.From, q.To) as the
+// server's CSV (format=csv), unchanged.
+func (c *Client) StatementCSV(ctx context.Context, q StatementQuery) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/account/statement", query: q.values("csv"),
+		raw: &out, accept: "text/csv, application/problem+json"})
+	return out, err
+}
+
+// AllStatement iterates over every line of the caller's statement from q
+// on, following next_cursor. It stops after the first error, which it
+// yields.
+func (c *Client) AllStatement(ctx context.Context, q StatementQuery) iter.Seq2[StatementLine, error] {
+	return func(yield func(StatementLine, error) bool) {
+		for {
+			p, err := c.Statement(ctx, q)
+			if err != nil {
+				yield(StatementLine{}, err)
+				return
+			}
+			for _, l := range p.Items {
+				if !yield(l, nil) {
+					return
+				}
+			}
+			if p.NextCursor == nil || *p.NextCursor == "" || len(p.Items) == 0 {
+				return
+			}
+			q.Cursor = *p.NextCursor
+		}
+	}
+}
+
+func (q StatementQuery) values(format string) url.Values {
+	v := url.Values{}
+	if !q.From.IsZero() {
+		v.Set("from", formatTime(q.From))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", formatTime(q.To))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	if format != "" {
+		v.Set("format", format)
+	}
+	return v
 }
 
 // PlaceListing offers capacity (owner key needed) and returns the listing

@@ -23,6 +23,7 @@ const (
 	BidFilled          = "filled"
 	BidPartiallyFilled = "partially_filled"
 	BidRunning         = "running"
+	BidPreempting      = "preempting" // outbid, running out its notice
 	BidWaiting         = "waiting"
 	BidCancelled       = "cancelled"
 	BidExpired         = "expired"
@@ -65,12 +66,13 @@ type AccountCreated struct {
 
 // Account is an account with its money; Available = Balance − Held.
 type Account struct {
-	ID        string   `json:"id"`
-	Name      string   `json:"name"`
-	Roles     []string `json:"roles"`
-	Balance   string   `json:"balance"`
-	Held      string   `json:"held"`
-	Available string   `json:"available"`
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Roles     []string  `json:"roles"`
+	Balance   string    `json:"balance"`
+	Held      string    `json:"held"`
+	Available string    `json:"available"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Market is one tradable GPU type in one region, e.g. "h100-sxm.us-east".
@@ -78,6 +80,9 @@ type Market struct {
 	ID     string `json:"id"`
 	GPU    string `json:"gpu"`
 	Region string `json:"region"`
+	// PreemptionNoticeSeconds is how long an outbid spot allocation keeps
+	// its GPUs; nil from a server that does not send it.
+	PreemptionNoticeSeconds *int `json:"preemption_notice_seconds,omitempty"`
 }
 
 // Book is the public order book of one market.
@@ -123,6 +128,41 @@ type PriceRow struct {
 	// fraction with 4 decimals; nil value when the market has no price, no
 	// key for a provider without a reference row.
 	DiscountVsReference map[string]*string `json:"discount_vs_reference"`
+	// DiscountVsSpot and DiscountVsCapacityBlock are the same against each
+	// provider's spot and capacity-block rows.
+	DiscountVsSpot          map[string]*string `json:"discount_vs_spot,omitempty"`
+	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block,omitempty"`
+	// DiscountBasis names each provider's row behind those discounts: the
+	// on-demand rate to show next to DiscountVsReference is
+	// DiscountBasis[provider].OnDemand.
+	DiscountBasis map[string]DiscountBasis `json:"discount_basis,omitempty"`
+	// ForwardCurve is the best resting bid and ask per tenor × duration
+	// bucket, only buckets with at least one order.
+	ForwardCurve []CurvePoint `json:"forward_curve,omitempty"`
+}
+
+// Forward curve buckets: Tenor says when an order's window starts
+// relative to now, Duration how long the window is.
+const (
+	Tenor24h       = "24h"
+	Tenor7d        = "7d"
+	Tenor30d       = "30d"
+	TenorLater     = "later"
+	DurationLE24h  = "le24h"
+	DurationLE7d   = "le7d"
+	DurationLonger = "longer"
+)
+
+// CurvePoint is one bucket of a forward curve: the best bid (highest) and
+// best ask (lowest) with the GPUs at that price. A side without orders has
+// a nil price and quantity 0.
+type CurvePoint struct {
+	Tenor       string  `json:"tenor"`
+	Duration    string  `json:"duration"`
+	BestBid     *string `json:"best_bid"`
+	BidQuantity int64   `json:"bid_quantity"`
+	BestAsk     *string `json:"best_ask"`
+	AskQuantity int64   `json:"ask_quantity"`
 }
 
 // Reference is a cloud provider's published rate for a GPU.
@@ -133,6 +173,20 @@ type Reference struct {
 	PriceType     string `json:"price_type"`
 	AsOf          string `json:"as_of"` // a date, YYYY-MM-DD; "" when the source is undated (null in JSON)
 	Source        string `json:"source"`
+	Region        string `json:"region,omitempty"`     // the provider's own region name
+	Confidence    string `json:"confidence,omitempty"` // "high", "medium" or "low"
+	// SameRegion: the provider's region is the market's region (always
+	// false in a quote).
+	SameRegion bool `json:"same_region,omitempty"`
+	Stale      bool `json:"stale,omitempty"` // older than the server's staleness limit, or undated
+}
+
+// DiscountBasis names, for one provider, the reference rows its discounts
+// are computed against; nil where the provider has no row of that type.
+type DiscountBasis struct {
+	OnDemand      *Reference `json:"on_demand,omitempty"`
+	Spot          *Reference `json:"spot,omitempty"`
+	CapacityBlock *Reference `json:"capacity_block,omitempty"`
 }
 
 // Fill is one match of a bid against a listing, as carried in a bid's or
@@ -145,6 +199,7 @@ type Fill struct {
 	Price     string    `json:"price"`
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"`
+	Time      time.Time `json:"time,omitzero"` // engine time of the match
 }
 
 // Trade is a public fill of a market, from GET /v1/markets/{market}/trades
@@ -159,6 +214,7 @@ type Trade struct {
 	Price     string    `json:"price"`
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"`
+	Time      time.Time `json:"time,omitzero"` // engine time of the match
 }
 
 // ListingRequest is the body of POST /v1/listings. Start and End are whole
@@ -187,7 +243,17 @@ type Listing struct {
 	SpotPriceFloor    *string   `json:"spot_price_floor"`
 	SpotPriceFloorPeg *Peg      `json:"spot_price_floor_peg,omitempty"`
 	Status            string    `json:"status"` // ListingActive, ListingCancelled, ListingEnded
-	Fills             []Fill    `json:"fills"`
+	// UnsoldQuantity is the GPUs of the hour under way not sold reserved.
+	UnsoldQuantity int `json:"unsold_quantity"`
+	// SpotSupply and SpotAllocated are the listing's GPUs offered to and
+	// running spot in the hour under way.
+	SpotSupply    int `json:"spot_supply"`
+	SpotAllocated int `json:"spot_allocated"`
+	// SpotEarned is what spot has paid the owner for this listing so far.
+	SpotEarned   string    `json:"spot_earned"`
+	SoldGPUHours int64     `json:"sold_gpu_hours"`
+	Fills        []Fill    `json:"fills"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
 }
 
 // BidRequest is the body of POST /v1/bids. A reserved bid (Type BidReserved)
@@ -204,6 +270,9 @@ type BidRequest struct {
 	MinQuantity   int       `json:"min_quantity,omitzero"`
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	ClientOrderID string    `json:"client_order_id,omitempty"`
+	// DurationHours makes a reserved bid flexible: it fills one contiguous
+	// block of that many hours anywhere inside [Start, End).
+	DurationHours int `json:"duration_hours,omitzero"`
 	// IdempotencyKey, when set, is sent as the Idempotency-Key header.
 	IdempotencyKey string `json:"-"`
 }
@@ -223,10 +292,30 @@ type Bid struct {
 	MinQuantity    int        `json:"min_quantity,omitempty"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	ClientOrderID  string     `json:"client_order_id,omitempty"`
+	DurationHours  int        `json:"duration_hours,omitempty"`
 	Status         string     `json:"status"`
+	Reason         string     `json:"reason,omitempty"` // why a bid was rejected, expired or released
 	FilledQuantity int        `json:"filled_quantity"`
 	Allocated      int        `json:"allocated"`
-	Fills          []Fill     `json:"fills"`
+	// Held is the money the bid still holds; Spent what it has paid.
+	Held  string `json:"held"`
+	Spent string `json:"spent"`
+	// PreemptAt is set while an outbid spot allocation runs out its notice
+	// (Status "preempting"); StartsAt while a spot bid waits for one.
+	PreemptAt    *time.Time    `json:"preempt_at,omitempty"`
+	StartsAt     *time.Time    `json:"starts_at,omitempty"`
+	FillEstimate *FillEstimate `json:"fill_estimate,omitempty"`
+	Fills        []Fill        `json:"fills"`
+	CreatedAt    time.Time     `json:"created_at,omitzero"`
+}
+
+// FillEstimate is how likely a resting bid is to fill, from the market's
+// own history.
+type FillEstimate struct {
+	PFill1h       string `json:"p_fill_1h"`
+	PFill24h      string `json:"p_fill_24h"`
+	MedianSeconds *int64 `json:"median_seconds"`
+	Samples       int64  `json:"samples"`
 }
 
 // ListQuery selects a page of a list endpoint. Zero fields are not sent
@@ -251,6 +340,7 @@ type Quote struct {
 	Quantity       int         `json:"quantity"`
 	Start          time.Time   `json:"start"`
 	End            time.Time   `json:"end"`
+	MinQuantity    int         `json:"min_quantity,omitempty"`
 	Fills          []QuoteFill `json:"fills"`
 	FilledQuantity int         `json:"filled_quantity"`
 	TotalCost      string      `json:"total_cost"`
@@ -262,6 +352,7 @@ type Quote struct {
 	// ReferenceCost is what the filled GPU-hours would cost at each
 	// provider's on-demand rate.
 	ReferenceCost map[string]string `json:"reference_cost"`
+	FillEstimate  *FillEstimate     `json:"fill_estimate,omitempty"`
 }
 
 // QuoteFill is one listing a quote would take from.
@@ -281,14 +372,97 @@ type Candle struct {
 	Volume int64     `json:"volume"` // GPU-hours traded
 }
 
-// Health answers GET /healthz.
+// History kinds: candles of reserved trades (volume in GPU-hours) or of
+// the spot clearing price (volume 0).
+const (
+	KindTrades = "trades"
+	KindSpot   = "spot"
+)
+
+// HistoryQuery selects candles. Interval is required; an empty Kind is
+// KindTrades; a zero From or To is not sent (server default: the last
+// 1000 intervals up to now).
+type HistoryQuery struct {
+	Interval string // Interval1m, Interval1h or Interval1d
+	Kind     string // KindTrades or KindSpot
+	From, To time.Time
+}
+
+// History is a market's candles, oldest first.
+type History struct {
+	Market   string   `json:"market"`
+	Interval string   `json:"interval"`
+	Kind     string   `json:"kind"`
+	Candles  []Candle `json:"candles"`
+}
+
+// Health answers GET /healthz. Role, Shard, Leader and FencingToken are
+// set by servers that run in roles (nil or zero otherwise).
 type Health struct {
-	Status            string  `json:"status"`
-	Journal           string  `json:"journal"` // "redis" or "memory"
-	Durable           bool    `json:"durable"`
-	LastSeq           uint64  `json:"last_seq"`
-	RecoveredCommands int64   `json:"recovered_commands"`
-	RecoverySeconds   float64 `json:"recovery_seconds"`
+	Status               string  `json:"status"`
+	Ready                bool    `json:"ready"`
+	Writable             bool    `json:"writable"`
+	Journal              string  `json:"journal"` // "redis" or "memory"
+	Durable              bool    `json:"durable"`
+	LastSeq              uint64  `json:"last_seq"`
+	RecoveredCommands    int64   `json:"recovered_commands"`
+	RecoverySeconds      float64 `json:"recovery_seconds"`
+	LastSnapshotSeq      uint64  `json:"last_snapshot_seq"`
+	SnapshotPauseSeconds float64 `json:"snapshot_pause_seconds"`
+	FeedClients          int64   `json:"feed_clients"`
+	Warning              string  `json:"warning,omitempty"`
+	Role                 string  `json:"role,omitempty"`
+	Shard                *string `json:"shard,omitempty"`
+	Leader               *bool   `json:"leader,omitempty"`
+	FencingToken         *int64  `json:"fencing_token,omitempty"`
+}
+
+// Statement line kinds (API.md Additions); a server may add others.
+const (
+	StatementDeposit     = "deposit"
+	StatementWithdrawal  = "withdrawal"
+	StatementReserved    = "reserved_fill"
+	StatementSpotCharge  = "spot_charge"
+	StatementSpotEarning = "spot_earning"
+	StatementFee         = "fee"
+	StatementSpotAccrued = "spot_accrued"
+)
+
+// StatementLine is one movement of an account's balance. The Amounts of a
+// period sum exactly to the change of the balance over it.
+type StatementLine struct {
+	At           time.Time `json:"at"`
+	Kind         string    `json:"kind"`
+	Amount       string    `json:"amount"` // signed decimal: negative debits
+	BalanceAfter string    `json:"balance_after"`
+	Ref          string    `json:"ref"` // the bid, listing or deposit the line belongs to
+}
+
+// StatementQuery selects statement lines in [From, To); zero times are
+// not sent (server default). Limit and Cursor page as in ListQuery.
+type StatementQuery struct {
+	From, To time.Time
+	Limit    int
+	Cursor   string
+}
+
+// UserEvent is the data of a "user" channel update: one event of the
+// account (Event "filled", "spot_allocated", "balance_changed",
+// "spot_preempting", ...). Fields not used by an event are zero.
+type UserEvent struct {
+	Event     string     `json:"event"`
+	Market    string     `json:"market,omitempty"`
+	BidID     string     `json:"bid_id,omitempty"`
+	ListingID string     `json:"listing_id,omitempty"`
+	Fill      *Trade     `json:"fill,omitempty"`
+	Quantity  int        `json:"quantity,omitempty"`
+	Allocated *int       `json:"allocated,omitempty"`
+	Price     *string    `json:"price,omitempty"`
+	Balance   *string    `json:"balance,omitempty"`
+	Held      *string    `json:"held,omitempty"`
+	Available *string    `json:"available,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	PreemptAt *time.Time `json:"preempt_at,omitempty"`
 }
 
 // Feed message types.

@@ -40,6 +40,8 @@ type service struct {
 	Volumes     []any        `yaml:"volumes"`     // short strings or long-form maps
 	DependsOn   any          `yaml:"depends_on"`  // list or map of {condition}
 	Healthcheck *healthcheck `yaml:"healthcheck"`
+	Profiles    []string     `yaml:"profiles"`
+	Ports       []any        `yaml:"ports"` // "HOST:CONTAINER" strings or long-form maps
 }
 
 type healthcheck struct {
@@ -183,7 +185,7 @@ func TestComposeGpuxd(t *testing.T) {
 
 func TestComposeHealthchecks(t *testing.T) {
 	c := loadCompose(t)
-	want := map[string]string{"redis": "redis-cli", "gpuxd": "/readyz"}
+	want := map[string]string{"redis": "redis-cli", "gpuxd": "/readyz", "gpuxd-demo": "/readyz"}
 	for name, hint := range want {
 		s := mustService(t, c, name)
 		if s.Healthcheck == nil || s.Healthcheck.Disable {
@@ -320,5 +322,69 @@ func TestDurabilityDoc(t *testing.T) {
 		if !strings.Contains(doc, s) {
 			t.Errorf("docs/DURABILITY.md does not mention %q", s)
 		}
+	}
+}
+
+// hostPorts returns a service's published ports as host → container.
+func hostPorts(t *testing.T, s service) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, p := range s.Ports {
+		switch p := p.(type) {
+		case string:
+			parts := strings.Split(p, ":")
+			if len(parts) < 2 {
+				t.Errorf("port %q publishes no host port", p)
+				continue
+			}
+			out[parts[len(parts)-2]] = parts[len(parts)-1]
+		case map[string]any:
+			out[fmt.Sprint(p["published"])] = fmt.Sprint(p["target"])
+		}
+	}
+	return out
+}
+
+// TestComposeDemoProfile: `docker compose --profile demo up` adds a gpuxd
+// running --demo on an in-memory journal, on a host port of its own, built
+// from the same image; a plain `docker compose up` does not start it.
+func TestComposeDemoProfile(t *testing.T) {
+	c := loadCompose(t)
+	d := mustService(t, c, "gpuxd-demo")
+	if !slices.Contains(d.Profiles, "demo") {
+		t.Errorf("gpuxd-demo profiles = %v, want demo (so plain `up` leaves it out)", d.Profiles)
+	}
+	if d.Build == nil {
+		t.Error("gpuxd-demo: no build (it must run the same gpuxd image)")
+	}
+	e := env(d)
+	if e["GPUX_DEMO"] != "true" {
+		t.Errorf("gpuxd-demo GPUX_DEMO = %q, want true", e["GPUX_DEMO"])
+	}
+	if v, ok := e["GPUX_REDIS_URL"]; !ok || v != "" {
+		t.Errorf("gpuxd-demo GPUX_REDIS_URL = %q (set %v), want set and empty: demo state must not enter the durable journal", v, ok)
+	}
+	if e["GPUX_ADDR"] != ":8080" {
+		t.Errorf("gpuxd-demo GPUX_ADDR = %q, want :8080", e["GPUX_ADDR"])
+	}
+	if !strings.Contains(e["GPUX_ADMIN_KEY"], ":?") {
+		t.Errorf("gpuxd-demo GPUX_ADMIN_KEY = %q, want a required variable", e["GPUX_ADMIN_KEY"])
+	}
+	demoPorts, mainPorts := hostPorts(t, d), hostPorts(t, mustService(t, c, "gpuxd"))
+	if demoPorts["8081"] != "8080" {
+		t.Errorf("gpuxd-demo ports = %v, want 8081:8080", demoPorts)
+	}
+	for host := range demoPorts {
+		if _, clash := mainPorts[host]; clash {
+			t.Errorf("gpuxd-demo publishes host port %s, which gpuxd uses too", host)
+		}
+	}
+	for name, s := range c.Services {
+		if len(s.Profiles) == 0 && strings.Contains(fmt.Sprint(s.DependsOn), "gpuxd-demo") {
+			t.Errorf("service %s (no profile) depends on gpuxd-demo", name)
+		}
+	}
+	if readme := readFile(t, "README.md"); !strings.Contains(readme, "docker compose --profile demo up") {
+		t.Error("README.md does not show `docker compose --profile demo up`")
 	}
 }

@@ -99,7 +99,7 @@ func BenchmarkReservedWindows(b *testing.B) {
 		c := Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: testID(*n), Market: mkt,
 			Quantity: 1 + r.Int64N(8), MinQuantity: 1, Start: s, End: s + Time(1+r.IntN(72))*Hour, Price: Price(15000 + r.Int64N(10000))}
 		e.Apply(&c)
-		if e.bids[c.Target].Status.Open() {
+		if b := e.bids[c.Target]; b != nil && b.Status.Open() {
 			resting = append(resting, c.Target)
 		}
 	}
@@ -196,4 +196,37 @@ func BenchmarkSnapshot1M(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReplay applies one recorded steady-market stream of 50,000
+// commands (every kind of order, fills, spot, ticks) to a fresh engine per
+// iteration, with Apply ("live") and with ApplyReplay ("replay", no
+// events): the ratio is what recovery gains.
+func BenchmarkReplay(b *testing.B) {
+	s := newSteadyMarket(b)
+	cmds := []Command{
+		{Time: t0, Kind: CmdCreateAccount, Target: s.buyer, Name: "b", Roles: RoleBuyer},
+		{Time: t0, Kind: CmdCreateAccount, Target: s.owner, Name: "o", Roles: RoleOwner},
+		{Time: t0, Kind: CmdDeposit, Target: s.buyer, Amount: MaxAmount},
+	}
+	for i := 0; i < 50_000; i++ {
+		s.step()
+		cmds = append(cmds, s.cmd)
+	}
+	for _, mode := range []string{"live", "replay"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				e := New(Config{FeeBps: 20})
+				for j := range cmds {
+					if mode == "live" {
+						e.Apply(&cmds[j])
+					} else {
+						e.ApplyReplay(&cmds[j])
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*len(cmds))/b.Elapsed().Seconds(), "commands/s")
+		})
+	}
 }

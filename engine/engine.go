@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
-	"slices"
 )
 
 // Config is what an operator chooses. It is part of the state (and of the
@@ -28,9 +28,14 @@ type Account struct {
 	CreatedAt Time
 	Seq       uint64
 
-	bids     []*Bid
-	listings []*Listing
-	coids    map[string]*Bid // open bids by client_order_id
+	// unposted is spot accrual settled into Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − unposted is the
+	// balance after the account's last ledger line.
+	unposted Money
+
+	bids     seqList[Bid]     // open bids
+	listings seqList[Listing] // active listings
+	coids    map[string]*Bid  // open bids by client_order_id
 }
 
 // Available is the balance not held for resting bids.
@@ -73,22 +78,31 @@ type Bid struct {
 	Buyer         ID
 	Market        string
 	Type          BidType
+	Status        BidStatus // next to Type: one word for both
 	Quantity      int64
 	MinQuantity   int64
 	Start, End    Time
 	ExpiresAt     Time
 	Limit         Price
-	LimitPeg      Peg
+	limitPeg      *Peg // nil: a fixed limit (most bids; a pointer keeps the bid small)
 	ClientOrderID string
-	Status        BidStatus
 	Reason        string
 	CreatedAt     Time
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
-	Spent         Money // spot charges so far
 
-	m          *market
+	m       *market
+	restKey bidKey
+	heapIdx int // position in the expiry heap; -1 when not in it
+
+	// *spotBid holds what only a spot bid needs (nil for a reserved bid,
+	// which is most of a resting book: this keeps a resting bid small).
+	*spotBid
+}
+
+type spotBid struct {
+	Spent      Money // spot charges so far
 	won        int64 // spot units won by the clearing (= allocated)
 	placed     int64
 	placements []*placement
@@ -97,11 +111,46 @@ type Bid struct {
 	displaced  int64
 	broke      bool
 	reason     string
-	restKey    bidKey
 }
 
-// Allocated is the number of GPUs a spot bid holds now.
-func (b *Bid) Allocated() int64 { return b.won }
+// LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).
+func (b *Bid) LimitPeg() Peg {
+	if b.limitPeg == nil {
+		return Peg{}
+	}
+	return *b.limitPeg
+}
+
+// pegKind is LimitPeg().Kind without the copy.
+func (b *Bid) pegKind() PegKind {
+	if b.limitPeg == nil {
+		return PegNone
+	}
+	return b.limitPeg.Kind
+}
+
+func pegRef(p Peg) *Peg {
+	if p.Kind == PegNone {
+		return nil
+	}
+	return &p
+}
+
+// Allocated is the number of GPUs a spot bid holds now (0 for reserved).
+func (b *Bid) Allocated() int64 {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.won
+}
+
+// spent is what a spot bid has paid so far (0 for reserved).
+func (b *Bid) spent() Money {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.Spent
+}
 
 // Hours is the length of a reserved bid's window in hours.
 func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }
@@ -113,6 +162,9 @@ type placement struct {
 	i0      int64 // market price integral when last settled
 	rem     int64 // sub-tick remainder carried to the next settlement
 	feeRem  int64 // fee remainder, in 1/10000 of a tick
+
+	// Settled since the placement's last ledger lines (see postPlacement).
+	charged, earned, fees Money
 }
 
 type listingKey struct {
@@ -121,12 +173,7 @@ type listingKey struct {
 }
 
 func cmpListingKey(a, b listingKey) int {
-	switch {
-	case a.price != b.price:
-		return cmpInt(int64(a.price), int64(b.price))
-	default:
-		return cmpInt(int64(a.seq), int64(b.seq))
-	}
+	return cmp.Or(cmp.Compare(a.price, b.price), cmp.Compare(a.seq, b.seq))
 }
 
 type bidKey struct {
@@ -136,28 +183,13 @@ type bidKey struct {
 
 // cmpBidKey orders bids by price descending, then oldest first.
 func cmpBidKey(a, b bidKey) int {
-	switch {
-	case a.price != b.price:
-		return cmpInt(int64(b.price), int64(a.price))
-	default:
-		return cmpInt(int64(a.seq), int64(b.seq))
-	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(b.price, a.price), cmp.Compare(a.seq, b.seq))
 }
 
 type market struct {
 	Market
 	listings *osTree[listingKey, *Listing] // active listings with capacity, cheapest reserve first
-	active   []*Listing                    // active listings, oldest first
+	active   seqList[Listing]              // active listings, oldest first
 	resting  *osTree[bidKey, *Bid]         // resting reserved bids, best first
 	spot     spotBook
 	trades   []Fill // ring of recent fills
@@ -183,29 +215,52 @@ func (h expiryHeap) less(i, j int) bool {
 	return h[i].seq < h[j].seq
 }
 
+// swap exchanges two entries and keeps each bid's heapIdx true.
+func (h expiryHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].bid.heapIdx = i
+	h[j].bid.heapIdx = j
+}
+
 func (h *expiryHeap) push(x expiry) {
 	*h = append(*h, x)
-	s := *h
-	for i := len(s) - 1; i > 0; {
+	x.bid.heapIdx = len(*h) - 1
+	h.up(len(*h) - 1)
+}
+
+func (h expiryHeap) up(i int) {
+	for i > 0 {
 		p := (i - 1) / 2
-		if !s.less(i, p) {
+		if !h.less(i, p) {
 			break
 		}
-		s[i], s[p] = s[p], s[i]
+		h.swap(i, p)
 		i = p
 	}
 }
 
 func (h *expiryHeap) pop() expiry {
+	top := (*h)[0]
+	h.remove(0)
+	return top
+}
+
+// remove takes out the entry at i (a bid closed before it expired).
+func (h *expiryHeap) remove(i int) {
 	s := *h
-	top := s[0]
 	n := len(s) - 1
-	s[0] = s[n]
+	s[i].bid.heapIdx = -1
+	if i != n {
+		s[i] = s[n]
+		s[i].bid.heapIdx = i
+	}
 	s[n] = expiry{}
 	s = s[:n]
-	s.down(0)
 	*h = s
-	return top
+	if i < n {
+		s.down(i)
+		s.up(i)
+	}
 }
 
 func (h expiryHeap) down(i int) {
@@ -220,7 +275,7 @@ func (h expiryHeap) down(i int) {
 		if m == i {
 			return
 		}
-		h[i], h[m] = h[m], h[i]
+		h.swap(i, m)
 		i = m
 	}
 }
@@ -229,6 +284,9 @@ func (h expiryHeap) down(i int) {
 func (h expiryHeap) init() {
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
+	}
+	for i := range h {
+		h[i].bid.heapIdx = i
 	}
 }
 
@@ -261,15 +319,19 @@ type Engine struct {
 	marketOrder  []*market
 	bids         map[ID]*Bid
 	listings     map[ID]*Listing
-	bidOrder     []*Bid     // every bid, in sequence order
-	listingOrder []*Listing // every listing, in sequence order
+	bidOrder     seqList[Bid]     // open bids, in sequence order
+	listingOrder seqList[Listing] // active listings, in sequence order
 	expiries     expiryHeap
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
 	rates        map[[2]string]Price
 	fillCounter  uint64
-	deposits     Money
-	withdrawals  Money
+	// supply is deposits less withdrawals: the sum of every balance,
+	// bounded by MaxMoney.
+	supply Money
+
+	// quiet is set by ApplyReplay: no events are built.
+	quiet bool
 
 	// per-command scratch
 	events   []Event
@@ -277,6 +339,9 @@ type Engine struct {
 	dirtySet map[*Account]bool
 	epoch    uint64
 	cands    []candidate
+	recheck  []*Bid
+	spotL    []*Listing
+	spotB    []*Bid
 }
 
 type candidate struct {
@@ -285,8 +350,12 @@ type candidate struct {
 }
 
 // New returns an empty engine for the configured markets, holding only the
-// fee account.
+// fee account. It panics when cfg.FeeBps is outside [0, 10000] (the
+// server validates its flags; a fee above the charge has no meaning).
 func New(cfg Config) *Engine {
+	if cfg.FeeBps < 0 || cfg.FeeBps > 10000 {
+		panic(fmt.Sprintf("engine: fee %d bps outside [0, 10000]", cfg.FeeBps))
+	}
 	if len(cfg.Markets) == 0 {
 		cfg.Markets = Catalogue(DefaultGPUs, DefaultRegions)
 	}
@@ -327,9 +396,10 @@ func (e *Engine) Seq() uint64 { return e.seq }
 func (e *Engine) Now() Time { return e.now }
 
 // Apply executes one command and returns the events it caused. A rejected
-// command changes nothing and yields one EvRejected event plus the *Error.
+// command changes nothing and yields one EvRejected event plus the *Error
+// (nil when the command was applied; the same value the event carries).
 // The returned slice is reused by the next Apply; copy what you keep.
-func (e *Engine) Apply(c *Command) ([]Event, error) {
+func (e *Engine) Apply(c *Command) ([]Event, *Error) {
 	e.events = e.events[:0]
 	if c.Seq != 0 && c.Seq <= e.seq {
 		err := errorf(CodeInvalidCommand, "seq", fmt.Sprintf("sequence %d is not after %d", c.Seq, e.seq))
@@ -355,10 +425,18 @@ func (e *Engine) Apply(c *Command) ([]Event, error) {
 		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}, Market: c.Market, Bid: bidTarget(c), Listing: listingTarget(c)})
 	}
 	e.flushBalances()
-	if err != nil {
-		return e.events, err
-	}
-	return e.events, nil
+	return e.events, err
+}
+
+// ApplyReplay applies c exactly as Apply does (same state, same hash, same
+// error) but builds no events: recovery replays journaled commands whose
+// events were delivered when they first ran, and nobody reads them again.
+func (e *Engine) ApplyReplay(c *Command) *Error {
+	e.quiet = true
+	_, err := e.Apply(c)
+	e.quiet = false
+	e.events = e.events[:0]
+	return err
 }
 
 func bidTarget(c *Command) ID {
@@ -403,6 +481,9 @@ func (e *Engine) dispatch(c *Command) *Error {
 }
 
 func (e *Engine) emit(ev Event) {
+	if e.quiet {
+		return
+	}
 	ev.Seq = e.seq
 	ev.Time = e.now
 	e.events = append(e.events, ev)
@@ -411,6 +492,9 @@ func (e *Engine) emit(ev Event) {
 // touch marks an account whose balance changed; one EvBalanceChanged per
 // account is emitted at the end of the command.
 func (e *Engine) touch(a *Account) {
+	if e.quiet {
+		return
+	}
 	if !e.dirtySet[a] {
 		e.dirtySet[a] = true
 		e.dirty = append(e.dirty, a)
@@ -479,11 +563,14 @@ func (e *Engine) deposit(c *Command) *Error {
 	if c.Amount <= 0 || c.Amount > MaxAmount {
 		return errorf(CodeInvalidAmount, "amount", "amount must be positive and at most 1e12")
 	}
-	if a.Balance > MaxAmount*100-c.Amount {
-		return errorf(CodeInvalidAmount, "amount", "balance would exceed the maximum")
+	// The balance is part of the supply, so this bounds it too.
+	supply, ok := addMoney(e.supply, c.Amount)
+	if !ok {
+		return errorf(CodeAmountTooLarge, "amount", fmt.Sprintf("the exchange holds at most %s in all; %s more would pass it", MaxMoney, c.Amount))
 	}
-	a.Balance += c.Amount
-	e.deposits += c.Amount
+	e.supply = supply
+	credit(a, c.Amount)
+	e.post(a, LedgerDeposit, c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -506,8 +593,9 @@ func (e *Engine) withdraw(c *Command) *Error {
 	if c.Amount > a.Available() {
 		return errorf(CodeInsufficientFunds, "amount", fmt.Sprintf("available %s is less than %s", a.Available(), c.Amount))
 	}
-	a.Balance -= c.Amount
-	e.withdrawals += c.Amount
+	a.Balance -= c.Amount // ≤ available: never negative
+	e.supply -= c.Amount
+	e.post(a, LedgerWithdrawal, -c.Amount, ID{})
 	e.touch(a)
 	e.rememberIdem(c, a.ID)
 	return nil
@@ -517,22 +605,30 @@ func (e *Engine) withdraw(c *Command) *Error {
 // ensures the buyer can pay. feeRem carries the fee's sub-tick remainder
 // between the many small charges of one spot placement (nil: none).
 func (e *Engine) pay(buyer, owner *Account, amt Money, feeRem *int64) Money {
-	scaled := int64(amt) * e.cfg.FeeBps
+	var rem int64
 	if feeRem != nil {
-		scaled += *feeRem
-		*feeRem = scaled % 10000
+		rem = *feeRem
 	}
-	fee := Money(scaled / 10000)
-	buyer.Balance -= amt
-	owner.Balance += amt - fee
+	fee, rem := feeOf(amt, e.cfg.FeeBps, rem)
+	if feeRem != nil {
+		*feeRem = rem
+	}
+	buyer.Balance -= amt // the caller checked amt ≤ available
+	credit(owner, amt-fee)
 	if fee != 0 {
 		f := e.accounts[FeeAccount]
-		f.Balance += fee
+		credit(f, fee)
 		e.touch(f)
 	}
 	e.touch(buyer)
 	e.touch(owner)
 	return fee
+}
+
+// post emits a ledger line for a balance change that has already been
+// applied to a.Balance.
+func (e *Engine) post(a *Account, kind LedgerKind, amt Money, ref ID) {
+	e.emit(Event{Kind: EvLedger, Accounts: [2]ID{a.ID}, Ledger: kind, Amount: amt, Balance: a.Balance - a.unposted, Ref: ref})
 }
 
 // ---- idempotency ----
@@ -596,6 +692,7 @@ func (e *Engine) tick() {
 		if b := x.bid; b.Status == BidResting || b.Status == BidPartiallyFilled {
 			e.closeReserved(b, BidExpired)
 			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID})
+			e.retireBid(b)
 		}
 	}
 	for len(e.idemQueue) > 0 && e.idemQueue[0].expires <= e.now {
@@ -616,8 +713,7 @@ func (e *Engine) rollHour() {
 	for _, m := range e.marketOrder {
 		m.spot.advance(e.now)
 		var ended []*Listing
-		m.active = slices.DeleteFunc(m.active, func(l *Listing) bool { return l.Status != ListingActive })
-		for _, l := range m.active {
+		for _, l := range m.active.all() {
 			if l.End <= h {
 				ended = append(ended, l)
 				continue
@@ -635,14 +731,49 @@ func (e *Engine) rollHour() {
 				e.setSpotUnits(l, units, reason)
 			}
 		}
+		// The hour's spot lines: every running placement settles and posts
+		// before the new hour changes anything.
+		e.postMarket(m)
 		for _, l := range ended {
 			e.endListing(l, ListingEnded, ReasonHourBoundary)
 			e.emit(Event{Kind: EvListingEnded, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
 		}
 		e.recomputeSpot(m, ReasonHourBoundary)
+		for _, l := range ended {
+			e.retireListing(l)
+		}
 		// Books and feeds change with the hour even where nothing traded.
 		e.emit(Event{Kind: EvHourStarted, Market: m.ID})
 	}
 }
 
 func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }
+
+// retireBid takes a closed bid out of the engine. The event carries its
+// final state to the read side, which answers for it from then on.
+func (e *Engine) retireBid(b *Bid) {
+	if !e.quiet {
+		v := b.view()
+		e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, FinalBid: &v})
+	}
+	delete(e.bids, b.ID)
+	e.bidOrder.remove(b.Seq)
+	e.accounts[b.Buyer].bids.remove(b.Seq)
+	if b.heapIdx >= 0 {
+		e.expiries.remove(b.heapIdx)
+	}
+}
+
+// retireListing takes an ended or cancelled listing out of the engine, as
+// retireBid does a bid. Its sold hours stand as fills held by the read side
+// (and by the bids still open that bought them).
+func (e *Engine) retireListing(l *Listing) {
+	if !e.quiet {
+		v := e.listingView(l)
+		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: &v})
+	}
+	delete(e.listings, l.ID)
+	e.listingOrder.remove(l.Seq)
+	e.accounts[l.Owner].listings.remove(l.Seq)
+	l.m.active.remove(l.Seq)
+}

@@ -27,6 +27,7 @@ const (
 	CodeInvalidPeg           = "invalid_peg"
 	CodeUnknownMarket        = "unknown_market"
 	CodeInsufficientFunds    = "insufficient_funds"
+	CodeAmountTooLarge       = "amount_too_large" // the effect would pass a money bound (money.go)
 	CodeNotFound             = "not_found"
 	CodeForbidden            = "forbidden"
 	CodeDuplicateClientOrder = "duplicate_client_order_id"

@@ -25,9 +25,15 @@ const (
 	EvIdempotentReplay
 	EvReferenceRatesSet
 	EvHourStarted // per market, when a new hour's supply takes effect
+	EvLedger      // one line of an account's statement: a money movement
+	// EvBidClosed and EvListingClosed say the object can no longer change
+	// and has left the engine; FinalBid / FinalListing hold its final
+	// state for the read side, which answers for it from then on.
+	EvBidClosed
+	EvListingClosed
 )
 
-var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started"}
+var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started", "ledger", "bid_closed", "listing_closed"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -72,6 +78,44 @@ type Event struct {
 
 	Reason string
 	Err    *Error
+
+	// A ledger line (EvLedger): Accounts[0] is the account, Amount the
+	// signed change of its balance, Balance the balance after this line
+	// (the balance less spot accrual not posted yet, so the lines of one
+	// account chain: each Balance is the previous plus Amount), Ref the
+	// bid, listing or fill it is for.
+	Ledger LedgerKind
+	Amount Money
+	Ref    ID
+
+	FinalBid     *BidView     // EvBidClosed
+	FinalListing *ListingView // EvListingClosed
+}
+
+// LedgerKind names what moved an account's balance.
+type LedgerKind uint8
+
+// Ledger kinds. Spot accrues every second into the balance, but is posted
+// as lines per placement at least hourly (the first command of each hour),
+// whenever the placement's units change and when the bid stops; what has
+// accrued since is AccountView.Accrued.
+const (
+	LedgerDeposit         LedgerKind = iota + 1
+	LedgerWithdrawal                 // negative
+	LedgerReservedFill               // the buyer's charge for a fill (negative); Ref the fill
+	LedgerReservedEarning            // the owner's part of a fill, less the fee; Ref the fill
+	LedgerSpotCharge                 // the buyer's spot charge (negative); Ref the bid
+	LedgerSpotEarning                // the owner's spot earning, less the fee; Ref the listing
+	LedgerFee                        // the platform fee, to FeeAccount; Ref the fill or spot bid
+)
+
+var ledgerNames = [...]string{"", "deposit", "withdrawal", "reserved_fill", "reserved_earning", "spot_charge", "spot_earning", "fee"}
+
+func (k LedgerKind) String() string {
+	if int(k) < len(ledgerNames) {
+		return ledgerNames[k]
+	}
+	return "unknown"
 }
 
 // Fill is a reserved trade: Quantity GPUs for every hour of [Start, End) at

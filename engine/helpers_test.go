@@ -14,11 +14,16 @@ type harness struct {
 	now Time
 	n   uint64
 	log []Command // every command applied, for replays
+
+	// Final states of closed objects, from EvBidClosed and
+	// EvListingClosed: the engine forgets them, the read side keeps them.
+	closedBids     map[ID]BidView
+	closedListings map[ID]ListingView
 }
 
 func newHarness(tb testing.TB, cfg Config) *harness {
 	tb.Helper()
-	h := &harness{tb: tb, e: New(cfg), now: t0}
+	h := &harness{tb: tb, e: New(cfg), now: t0, closedBids: map[ID]BidView{}, closedListings: map[ID]ListingView{}}
 	return h
 }
 
@@ -37,7 +42,11 @@ func (h *harness) apply(c Command) ([]Event, error) {
 	c.Time = h.now
 	h.log = append(h.log, c)
 	evs, err := h.e.Apply(&c)
-	return append([]Event(nil), evs...), err
+	h.keepClosed(evs)
+	if err != nil {
+		return append([]Event(nil), evs...), err
+	}
+	return append([]Event(nil), evs...), nil
 }
 
 func (h *harness) must(c Command) []Event {
@@ -101,9 +110,34 @@ func (h *harness) advance(d Time) []Event {
 	return h.must(Command{Kind: CmdTick})
 }
 
+func (h *harness) keepClosed(evs []Event) {
+	for _, ev := range evs {
+		switch ev.Kind {
+		case EvBidClosed:
+			h.closedBids[ev.Bid] = *ev.FinalBid
+		case EvListingClosed:
+			h.closedListings[ev.Listing] = *ev.FinalListing
+		}
+	}
+}
+
+// listing returns a listing, open (from the engine) or closed.
+func (h *harness) listingView(id ID) (ListingView, bool) {
+	if l, ok := h.e.Listing(id); ok {
+		return l, true
+	}
+	l, ok := h.closedListings[id]
+	return l, ok
+}
+
+// bid returns a bid, open (from the engine) or closed; it fails the test
+// when the bid is unknown.
 func (h *harness) bid(id ID) BidView {
 	h.tb.Helper()
 	b, ok := h.e.Bid(id)
+	if !ok {
+		b, ok = h.closedBids[id]
+	}
 	if !ok {
 		h.tb.Fatalf("bid %s not found", id)
 	}

@@ -10,6 +10,7 @@ type osTree[K any, V any] struct {
 	cmp  func(a, b K) int
 	n    int
 	ctr  uint64
+	free *osNode[K, V] // deleted nodes, linked by left, reused by Set: no garbage per order
 }
 
 type osNode[K any, V any] struct {
@@ -78,7 +79,13 @@ func (t *osTree[K, V]) Set(key K, val V, w int64) {
 		return
 	}
 	t.ctr++
-	nn := &osNode[K, V]{key: key, val: val, w: w, sum: w, prio: splitmix(t.ctr)}
+	nn := t.free
+	if nn != nil {
+		t.free = nn.left
+		*nn = osNode[K, V]{key: key, val: val, w: w, sum: w, prio: splitmix(t.ctr)}
+	} else {
+		nn = &osNode[K, V]{key: key, val: val, w: w, sum: w, prio: splitmix(t.ctr)}
+	}
 	t.root = t.insert(t.root, nn)
 	t.n++
 }
@@ -178,7 +185,10 @@ func (t *osTree[K, V]) del(n *osNode[K, V], key K, found *bool) *osNode[K, V] {
 		n.right = t.del(n.right, key, found)
 	default:
 		*found = true
-		return merge(n.left, n.right)
+		m := merge(n.left, n.right)
+		*n = osNode[K, V]{left: t.free} // drop the value: the free list holds no orders
+		t.free = n
+		return m
 	}
 	n.fix()
 	return n

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,7 +14,7 @@ type span struct{ a, b int64 }
 // and deletes.
 func TestOSTreeAgainstSlice(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	tr := newOSTree[int64, span](func(a, b int64) int { return cmpInt(a, b) })
+	tr := newOSTree[int64, span](cmp.Compare[int64])
 	ref := map[int64]struct {
 		w int64
 		s span

@@ -122,10 +122,10 @@ func (e *Engine) reprice(kind PegKind) {
 			}
 		}
 		for _, b := range slices.Clone(m.pegged) {
-			if b.LimitPeg.Kind != kind || !b.Status.Open() {
+			if b.pegKind() != kind || !b.Status.Open() {
 				continue
 			}
-			p, err := e.pegPrice(m, b.LimitPeg, "limit_price")
+			p, err := e.pegPrice(m, *b.limitPeg, "limit_price")
 			if err != nil || p == b.Limit {
 				continue
 			}
@@ -140,11 +140,13 @@ func (e *Engine) reprice(kind PegKind) {
 				continue
 			}
 			a := e.accounts[b.Buyer]
-			hold := Money(b.Quantity-b.Filled) * Money(b.Hours()) * Money(p)
-			if hold-b.Hold > a.Available() {
+			// A hold past MaxMoney can never be covered (available ≤ MaxMoney).
+			hold, ok := mulMoney(b.Quantity-b.Filled, b.Hours(), p)
+			if !ok || hold-b.Hold > a.Available() {
 				e.closeReserved(b, BidCancelled)
 				b.Reason = ReasonInsufficientFunds
 				e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Reason: ReasonInsufficientFunds})
+				e.retireBid(b)
 				continue
 			}
 			a.Held += hold - b.Hold

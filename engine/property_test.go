@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -37,7 +38,8 @@ func (g *gen) run(c Command) Command {
 	c.Time = g.h.now
 	c.Seq = uint64(len(g.cmds) + 1)
 	g.cmds = append(g.cmds, c)
-	g.h.e.Apply(&c)
+	evs, _ := g.h.e.Apply(&c)
+	g.h.keepClosed(evs)
 	return c
 }
 
@@ -75,7 +77,7 @@ func (g *gen) step() Command {
 		// Cancel one of a random account's open bids.
 		b := g.buyers[r.IntN(len(g.buyers))]
 		var open []ID
-		for _, x := range h.e.accounts[b].bids {
+		for _, x := range h.e.accounts[b].bids.all() {
 			if x.Status.Open() {
 				open = append(open, x.ID)
 			}
@@ -86,7 +88,7 @@ func (g *gen) step() Command {
 	case x < 76:
 		o := g.owners[r.IntN(len(g.owners))]
 		var active []ID
-		for _, l := range h.e.accounts[o].listings {
+		for _, l := range h.e.accounts[o].listings.all() {
 			if l.Status == ListingActive {
 				active = append(active, l.ID)
 			}
@@ -122,8 +124,8 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 	tb.Helper()
 	hour := e.now.HourStart()
 	tot := e.Totals()
-	if tot.Balances != tot.Deposits-tot.Withdrawals {
-		tb.Fatalf("money not conserved: balances %s, deposits %s, withdrawals %s", tot.Balances, tot.Deposits, tot.Withdrawals)
+	if tot.Balances != tot.Supply || tot.Supply > MaxMoney {
+		tb.Fatalf("money not conserved: balances %s, supply (deposits less withdrawals) %s", tot.Balances, tot.Supply)
 	}
 	for _, a := range e.accountOrder {
 		if a.Balance < 0 || a.Held < 0 || a.Available() < 0 {
@@ -131,7 +133,7 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 		}
 		var held Money
 		if full {
-			for _, b := range a.bids {
+			for _, b := range a.bids.all() {
 				held += b.Hold
 			}
 		}
@@ -141,6 +143,27 @@ func checkInvariants(tb testing.TB, e *Engine, full bool) {
 	}
 	for _, mm := range e.marketOrder {
 		checkMarket(tb, e, mm, hour, full)
+	}
+	// Live state only: whatever is closed has left every index.
+	if len(e.bids) != e.bidOrder.len() || len(e.listings) != e.listingOrder.len() {
+		tb.Fatalf("%d bids / %d listings by id, %d / %d in order", len(e.bids), len(e.listings), e.bidOrder.len(), e.listingOrder.len())
+	}
+	if full {
+		for _, b := range e.bids {
+			if !b.Status.Open() {
+				tb.Fatalf("bid %s is %s but still in the engine", b.ID, b.Status)
+			}
+		}
+		for _, l := range e.listings {
+			if l.Status != ListingActive {
+				tb.Fatalf("listing %s is %s but still in the engine", l.ID, l.Status)
+			}
+		}
+		for _, x := range e.expiries {
+			if e.bids[x.bid.ID] != x.bid {
+				tb.Fatalf("expiry of bid %s, which left the engine", x.bid.ID)
+			}
+		}
 	}
 }
 
@@ -157,13 +180,13 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	if full {
 		listings, bids = e.sortedListings(), e.sortedBids()
 	} else {
-		for _, l := range mm.active {
+		for _, l := range mm.active.all() {
 			if l.Status == ListingActive {
 				listings = append(listings, l)
 			}
 		}
 		mm.spot.demand.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool { bids = append(bids, b); return true })
-		slices.SortFunc(bids, func(a, b *Bid) int { return cmpInt(int64(a.Seq), int64(b.Seq)) })
+		slices.SortFunc(bids, func(a, b *Bid) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	// Per-hour sales, from fills alone (full) or the capacity tree (quick).
 	var supply []refUnit
@@ -226,7 +249,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	}
 	slices.SortStableFunc(supply, func(a, b refUnit) int {
 		if a.price != b.price {
-			return cmpInt(int64(a.price), int64(b.price))
+			return cmp.Compare(a.price, b.price)
 		}
 		if a.inUse != b.inUse {
 			if a.inUse {
@@ -234,7 +257,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 			}
 			return 1
 		}
-		return cmpInt(int64(a.seq), int64(b.seq))
+		return cmp.Compare(a.seq, b.seq)
 	})
 	slices.SortStableFunc(demand, func(a, b refUnit) int { return cmpBidKey(bidKey{a.price, a.seq}, bidKey{b.price, b.seq}) })
 	k := 0
@@ -316,7 +339,7 @@ var propertySeeds = []uint64{1, 2, 3, 42}
 
 func TestPropertyRandomStreams(t *testing.T) {
 	n := 10_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 2_000
 	}
 	for _, seed := range propertySeeds {
@@ -421,5 +444,41 @@ func TestCommandCodecRoundTrip(t *testing.T) {
 			t.Fatalf("command %d: decoded %+v, want %+v", i, c, g.cmds[i])
 		}
 		buf = rest
+	}
+}
+
+// TestReplayModeEqualsLive: ApplyReplay reaches the same state hash and
+// errors as Apply on the same commands, and builds no events.
+func TestReplayModeEqualsLive(t *testing.T) {
+	for _, seed := range propertySeeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			g := newGen(t, seed, Config{FeeBps: 10})
+			for i := 0; i < 3000; i++ {
+				g.step()
+			}
+			live, quiet := New(Config{FeeBps: 10}), New(Config{FeeBps: 10})
+			for i := range g.cmds {
+				_, want := live.Apply(&g.cmds[i])
+				got := quiet.ApplyReplay(&g.cmds[i])
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("command %d: replay error %v, live %v", i, got, want)
+				}
+				if len(quiet.events) != 0 || len(quiet.dirty) != 0 {
+					t.Fatalf("command %d: replay built %d events", i, len(quiet.events))
+				}
+				if i%500 == 0 && quiet.Hash() != live.Hash() {
+					t.Fatalf("command %d: replay state differs from live", i)
+				}
+			}
+			if quiet.Hash() != g.h.e.Hash() {
+				t.Fatal("replay state differs from live")
+			}
+			// A replayed engine goes on live exactly like the original.
+			evs, _ := quiet.Apply(&Command{Seq: uint64(len(g.cmds) + 1), Time: g.h.now + Hour, Kind: CmdTick})
+			evs2, _ := live.Apply(&Command{Seq: uint64(len(g.cmds) + 1), Time: g.h.now + Hour, Kind: CmdTick})
+			if !reflect.DeepEqual(evs, evs2) {
+				t.Fatal("after a replay, live events differ")
+			}
+		})
 	}
 }

@@ -1,8 +1,8 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
-	"sort"
 )
 
 // AccountView is a copy of an account's public state.
@@ -14,10 +14,14 @@ type AccountView struct {
 	Held      Money
 	Available Money
 	CreatedAt Time
+	// Accrued is spot accrual already in Balance but not yet posted as
+	// ledger lines (negative for a buyer): Balance − Accrued is the
+	// balance after the account's last EvLedger line.
+	Accrued Money
 }
 
 func (a *Account) view() AccountView {
-	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt}
+	return AccountView{ID: a.ID, Name: a.Name, Roles: a.Roles, Balance: a.Balance, Held: a.Held, Available: a.Available(), CreatedAt: a.CreatedAt, Accrued: a.unposted}
 }
 
 // Account returns an account by id.
@@ -59,14 +63,15 @@ type BidView struct {
 	Spent         Money
 	Fills         []Fill
 	CreatedAt     Time
+	Seq           uint64 // the placing command's: lists are in Seq order
 }
 
 func (b *Bid) view() BidView {
 	v := BidView{
-		ID: b.ID, Buyer: b.Buyer, Type: b.Type, Market: b.Market, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
-		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg,
-		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.won,
-		Hold: b.Hold, Spent: b.Spent, CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
+		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.Market, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
+		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg(),
+		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.Allocated(),
+		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
 	}
 	for i, f := range b.Fills {
 		v.Fills[i] = *f
@@ -101,12 +106,13 @@ type ListingView struct {
 	Unsold      int64 // GPUs free in every remaining hour
 	Fills       []Fill
 	CreatedAt   Time
-	FilledHours int64 // GPU-hours sold
+	FilledHours int64  // GPU-hours sold
+	Seq         uint64 // the placing command's: lists are in Seq order
 }
 
 func (e *Engine) listingView(l *Listing) ListingView {
 	v := ListingView{
-		ID: l.ID, Owner: l.Owner, Market: l.Market, Quantity: l.Quantity, Start: l.Start, End: l.End,
+		ID: l.ID, Seq: l.Seq, Owner: l.Owner, Market: l.Market, Quantity: l.Quantity, Start: l.Start, End: l.End,
 		Reserve: l.Reserve, ReservePeg: l.ReservePeg, SpotFloor: l.SpotFloor, FloorPeg: l.FloorPeg,
 		Status: l.Status, SpotUnits: l.spotUnits, SpotInUse: l.placed, SpotEarned: l.SpotEarned,
 		CreatedAt: l.CreatedAt, Fills: make([]Fill, len(l.Fills)),
@@ -130,71 +136,95 @@ func (e *Engine) Listing(id ID) (ListingView, bool) {
 	return e.listingView(l), true
 }
 
-// BidsOf lists an account's bids, newest first, optionally only those with
-// the given status, starting after the bid with id cursor (zero: from the
-// newest). next is the cursor for the following page, zero when none.
+// BidsOf lists an account's open bids, newest first, optionally only those
+// with the given status, starting after the bid with id cursor (zero: from
+// the newest). next is the cursor for the following page, zero when none.
+// Closed bids have left the engine (EvBidClosed); the read side lists them.
 func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []BidView, next ID) {
-	a := e.accounts[account]
-	if a == nil {
-		return nil, ID{}
-	}
-	i := startIndex(len(a.bids), cursor, func(id ID) (uint64, bool) {
+	before, ok := e.cursorSeq(cursor, func(id ID) (uint64, bool) {
 		b := e.bids[id]
-		if b == nil || b.Buyer != account {
-			return 0, false
-		}
-		return b.Seq, true
-	}, func(j int) uint64 { return a.bids[j].Seq })
-	for ; i >= 0; i-- {
-		b := a.bids[i]
-		if status != "" && b.Status.String() != status {
-			continue
-		}
-		if len(out) == limit {
-			return out, out[len(out)-1].ID
-		}
-		out = append(out, b.view())
-	}
-	return out, ID{}
-}
-
-// ListingsOf lists an account's listings like BidsOf.
-func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (out []ListingView, next ID) {
-	a := e.accounts[account]
-	if a == nil {
+		return seqOf(b, b != nil && b.Buyer == account)
+	})
+	if !ok {
 		return nil, ID{}
 	}
-	i := startIndex(len(a.listings), cursor, func(id ID) (uint64, bool) {
-		l := e.listings[id]
-		if l == nil || l.Owner != account {
-			return 0, false
-		}
-		return l.Seq, true
-	}, func(j int) uint64 { return a.listings[j].Seq })
-	for ; i >= 0; i-- {
-		l := a.listings[i]
-		if status != "" && l.Status.String() != status {
-			continue
-		}
-		if len(out) == limit {
-			return out, out[len(out)-1].ID
-		}
-		out = append(out, e.listingView(l))
+	out = e.BidsBefore(account, status, before, limit+1)
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
 	}
-	return out, ID{}
+	return out, next
 }
 
-// startIndex finds where a newest-first page begins: the newest item, or
-// the one just older than the cursor item (objects are kept in seq order).
-func startIndex(n int, cursor ID, seqOf func(ID) (uint64, bool), seqAt func(int) uint64) int {
-	if cursor.IsZero() {
-		return n - 1
+// BidsBefore lists up to limit of an account's open bids with Seq < before
+// (0: from the newest), newest first, optionally only those with status.
+func (e *Engine) BidsBefore(account ID, status string, before uint64, limit int) []BidView {
+	a := e.accounts[account]
+	if a == nil || limit <= 0 {
+		return nil
 	}
-	s, ok := seqOf(cursor)
+	var out []BidView
+	a.bids.before(before, func(b *Bid) bool {
+		if status == "" || b.Status.String() == status {
+			out = append(out, b.view())
+		}
+		return len(out) < limit
+	})
+	return out
+}
+
+// ListingsOf lists an account's active listings like BidsOf.
+func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (out []ListingView, next ID) {
+	before, ok := e.cursorSeq(cursor, func(id ID) (uint64, bool) {
+		l := e.listings[id]
+		return seqOf(l, l != nil && l.Owner == account)
+	})
 	if !ok {
-		return -1
+		return nil, ID{}
 	}
-	return sort.Search(n, func(j int) bool { return seqAt(j) >= s }) - 1
+	out = e.ListingsBefore(account, status, before, limit+1)
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next
+}
+
+// ListingsBefore lists an account's active listings like BidsBefore.
+func (e *Engine) ListingsBefore(account ID, status string, before uint64, limit int) []ListingView {
+	a := e.accounts[account]
+	if a == nil || limit <= 0 {
+		return nil
+	}
+	var out []ListingView
+	a.listings.before(before, func(l *Listing) bool {
+		if status == "" || l.Status.String() == status {
+			out = append(out, e.listingView(l))
+		}
+		return len(out) < limit
+	})
+	return out
+}
+
+type seqer interface{ seq() uint64 }
+
+func (b *Bid) seq() uint64     { return b.Seq }
+func (l *Listing) seq() uint64 { return l.Seq }
+
+func seqOf[T seqer](x T, ok bool) (uint64, bool) {
+	if !ok {
+		return 0, false
+	}
+	return x.seq(), true
+}
+
+// cursorSeq maps a page cursor to the sequence number pages continue
+// below: zero cursor, from the newest (0).
+func (e *Engine) cursorSeq(cursor ID, find func(ID) (uint64, bool)) (uint64, bool) {
+	if cursor.IsZero() {
+		return 0, true
+	}
+	return find(cursor)
 }
 
 // Markets lists the markets this engine owns, in catalogue order.
@@ -296,17 +326,11 @@ func addLevel(ls []Level, x Level) []Level {
 
 func sortLevels(ls []Level, desc bool) {
 	slices.SortStableFunc(ls, func(a, b Level) int {
-		c := cmpInt(int64(a.Price), int64(b.Price))
+		c := cmp.Compare(a.Price, b.Price)
 		if desc {
 			c = -c
 		}
-		if c != 0 {
-			return c
-		}
-		if c = cmpInt(int64(a.Start), int64(b.Start)); c != 0 {
-			return c
-		}
-		return cmpInt(int64(a.End), int64(b.End))
+		return cmp.Or(c, cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End))
 	})
 }
 
@@ -329,13 +353,15 @@ func (e *Engine) Trades(market string, limit int) []Fill {
 }
 
 // Totals are the ledger's aggregate figures, for conservation checks.
+// Supply is deposits less withdrawals (at most MaxMoney); money is
+// conserved when Balances equals it.
 type Totals struct {
-	Deposits, Withdrawals, Balances, Held Money
+	Supply, Balances, Held Money
 }
 
 // Totals sums the ledger.
 func (e *Engine) Totals() Totals {
-	t := Totals{Deposits: e.deposits, Withdrawals: e.withdrawals}
+	t := Totals{Supply: e.supply}
 	for _, a := range e.accountOrder {
 		t.Balances += a.Balance
 		t.Held += a.Held

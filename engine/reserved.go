@@ -102,11 +102,11 @@ func (e *Engine) placeListing(c *Command) *Error {
 		m: m, sold: newSoldHours(int((c.End - c.Start) / Hour)), keyFloor: floor,
 	}
 	e.listings[l.ID] = l
-	e.listingOrder = append(e.listingOrder, l)
-	a.listings = append(a.listings, l)
+	e.listingOrder.add(l.Seq, l)
+	a.listings.add(l.Seq, l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
 	m.listings.Set(l.bookKey, l, 1)
-	m.active = append(m.active, l)
+	m.active.add(l.Seq, l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
 		m.peggedL = append(m.peggedL, l)
 	}
@@ -125,27 +125,35 @@ func (e *Engine) placeListing(c *Command) *Error {
 // first; each bid re-ranks every listing, so it may combine old and new.
 // Only a bid the listing has room for can newly match (nothing else grew),
 // and the walk stops once the listing is sold out in every hour.
+//
+// The bids that could use the listing (limit at or over its reserve, window
+// inside its window) are collected in one walk of the book, then offered in
+// that order: matching one bid fills only that bid, so the others stay
+// where they were and the order is the book's.
 func (e *Engine) recheckResting(m *market, l *Listing) {
-	var from *bidKey
-	for l.sold.MinAll() < l.Quantity {
-		var next *Bid
-		m.resting.Ascend(from, func(k bidKey, b *Bid, _ int64) bool {
-			if from != nil && k == *from {
-				return true
-			}
-			next = b
+	if l.sold.MinAll() >= l.Quantity {
+		return
+	}
+	bids := e.recheck[:0]
+	m.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
+		if b.Limit < l.Reserve {
 			return false
-		})
-		if next == nil || next.Limit < l.Reserve {
-			return
 		}
-		key := next.restKey
-		from = &key
-		if next.Start >= l.Start && next.End <= l.End &&
-			l.sold.Max(l.hourIndex(next.Start), l.hourIndex(next.End)) < l.Quantity {
-			e.matchReserved(next)
+		if b.Start >= l.Start && b.End <= l.End {
+			bids = append(bids, b)
+		}
+		return true
+	})
+	for _, b := range bids {
+		if l.sold.MinAll() >= l.Quantity {
+			break
+		}
+		if b.Status.Open() && l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity {
+			e.matchReserved(b)
 		}
 	}
+	clear(bids)
+	e.recheck = bids[:0]
 }
 
 func (e *Engine) cancelListing(c *Command) *Error {
@@ -160,6 +168,7 @@ func (e *Engine) cancelListing(c *Command) *Error {
 	e.endListing(l, ListingCancelled, ReasonListingCancelled)
 	e.recomputeSpot(m, ReasonListingCancelled)
 	e.emit(Event{Kind: EvListingCancelled, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID})
+	e.retireListing(l)
 	return nil
 }
 
@@ -240,7 +249,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 	}
 	b := &Bid{
 		ID: c.Target, Seq: e.seq, Buyer: a.ID, Market: m.ID, Type: c.BidType, Quantity: c.Quantity,
-		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m,
+		Limit: limit, limitPeg: pegRef(c.PricePeg), ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m, heapIdx: -1,
 	}
 	if c.BidType == Reserved {
 		if err := e.validateWindow(c.Start, c.End, true); err != nil {
@@ -257,7 +266,10 @@ func (e *Engine) placeBid(c *Command) *Error {
 			return errorf(CodeInvalidWindow, "expires_at", "expires_at must be in the future")
 		}
 		b.Start, b.End, b.MinQuantity, b.ExpiresAt = c.Start, c.End, minQ, c.ExpiresAt
-		hold := Money(c.Quantity) * Money(b.Hours()) * Money(limit)
+		hold, ok := mulMoney(c.Quantity, b.Hours(), limit)
+		if !ok {
+			return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("the bid's hold (quantity × hours × limit) would pass %s", MaxMoney))
+		}
 		if hold > a.Available() {
 			return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("the bid needs %s held; %s is available", hold, a.Available()))
 		}
@@ -279,10 +291,14 @@ func (e *Engine) placeBid(c *Command) *Error {
 	if c.Start != 0 || c.End != 0 || c.MinQuantity != 0 || c.ExpiresAt != 0 {
 		return errorf(CodeInvalidWindow, "start", "a spot bid has no window, min_quantity or expires_at")
 	}
-	need := Money(c.Quantity) * Money(limit)
+	need, ok := mulMoney(c.Quantity, 1, limit)
+	if !ok {
+		return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("an hour at the limit would pass %s", MaxMoney))
+	}
 	if need > a.Available() {
 		return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("a spot bid needs one hour at its limit (%s) available; %s is", need, a.Available()))
 	}
+	b.spotBid = &spotBid{}
 	e.acceptBid(a, b, c)
 	b.Status = BidWaiting
 	e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
@@ -295,12 +311,12 @@ func (e *Engine) placeBid(c *Command) *Error {
 func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
 	b.restKey = bidKey{b.Limit, b.Seq}
 	e.bids[b.ID] = b
-	e.bidOrder = append(e.bidOrder, b)
-	a.bids = append(a.bids, b)
+	e.bidOrder.add(b.Seq, b)
+	a.bids.add(b.Seq, b)
 	if b.ClientOrderID != "" {
 		a.coids[b.ClientOrderID] = b
 	}
-	if b.LimitPeg.Kind != PegNone {
+	if b.pegKind() != PegNone {
 		b.m.pegged = append(b.m.pegged, b)
 	}
 	e.rememberIdem(c, b.ID)
@@ -321,6 +337,7 @@ func (e *Engine) cancelBid(c *Command) *Error {
 		e.recomputeSpot(b.m, ReasonOutbid)
 	}
 	e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Reason: ReasonCancelled})
+	e.retireBid(b)
 	return nil
 }
 
@@ -339,7 +356,7 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 	if b.ClientOrderID != "" && a.coids[b.ClientOrderID] == b {
 		delete(a.coids, b.ClientOrderID)
 	}
-	if b.LimitPeg.Kind != PegNone {
+	if b.pegKind() != PegNone {
 		b.m.pegged = removeBid(b.m.pegged, b)
 	}
 }
@@ -358,6 +375,7 @@ func (e *Engine) matchReserved(b *Bid) {
 	}
 	if b.Filled == b.Quantity {
 		e.closeReserved(b, BidFilled)
+		e.retireBid(b)
 		return
 	}
 	b.Status = BidPartiallyFilled
@@ -440,7 +458,13 @@ func (e *Engine) Quote(market string, quantity, minQuantity int64, start, end Ti
 	for _, c := range cands {
 		q.Fills = append(q.Fills, QuoteFill{Listing: c.l.ID, Quantity: c.q, Price: c.l.Reserve})
 		q.Filled += c.q
-		q.Cost += Money(c.q) * Money(hours) * Money(c.l.Reserve)
+		cost, ok := mulMoney(c.q, hours, c.l.Reserve)
+		if ok {
+			q.Cost, ok = addMoney(q.Cost, cost)
+		}
+		if !ok {
+			return Quote{}, errorf(CodeAmountTooLarge, "quantity", fmt.Sprintf("the cost would pass %s", MaxMoney))
+		}
 	}
 	return q, nil
 }
@@ -454,8 +478,12 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	}
 	buyer, owner := e.accounts[b.Buyer], e.accounts[l.Owner]
 	hours := b.Hours()
-	cost := Money(q) * Money(hours) * Money(price)
-	release := Money(q) * Money(hours) * Money(b.Limit)
+	// Both are at most the hold placed for the bid, which mulMoney bounded.
+	cost, ok1 := mulMoney(q, hours, price)
+	release, ok2 := mulMoney(q, hours, b.Limit)
+	if !ok1 || !ok2 {
+		panic("engine: a fill passed MaxMoney inside its bid's hold")
+	}
 	if release > b.Hold || b.Filled+q == b.Quantity {
 		release = b.Hold // the last fill releases what is left, whatever repricing did
 	}
@@ -465,8 +493,14 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	b.Filled += q
 	l.sold.Add(l.hourIndex(b.Start), l.hourIndex(b.End), q)
 	e.fillCounter++
+	fid := fillID(e.now, e.fillCounter)
+	e.post(buyer, LedgerReservedFill, -cost, fid)
+	e.post(owner, LedgerReservedEarning, cost-fee, fid)
+	if fee != 0 {
+		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
+	}
 	f := &Fill{
-		ID: fillID(e.now, e.fillCounter), Market: b.Market, BidID: b.ID, ListingID: l.ID,
+		ID: fid, Market: b.Market, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
 	}

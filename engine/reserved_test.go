@@ -144,7 +144,7 @@ func TestCancelListingKeepsSoldHours(t *testing.T) {
 	l := h.listing(owner, mkt, 2, h.hour(1), h.hour(10), "1.00", "")
 	b, _ := h.reserved(buyer, mkt, 1, 0, h.hour(2), h.hour(4), "1.00")
 	h.must(Command{Kind: CmdCancelListing, Actor: owner, Target: l})
-	lv, _ := h.e.Listing(l)
+	lv, _ := h.listingView(l)
 	if lv.Status != ListingCancelled || len(lv.Fills) != 1 {
 		t.Fatalf("listing %s with %d fills, want cancelled with 1", lv.Status, len(lv.Fills))
 	}
@@ -297,7 +297,7 @@ func TestPegReferenceRepricesAndMatches(t *testing.T) {
 	l := h.newID()
 	h.must(Command{Kind: CmdPlaceListing, Actor: owner, Target: l, Market: mkt, Quantity: 2, Start: h.hour(0), End: h.hour(24),
 		PricePeg: Peg{Kind: PegReference, Provider: "aws", Discount: 4000}})
-	if lv, _ := h.e.Listing(l); lv.Reserve != p(t, "4.128") {
+	if lv, _ := h.listingView(l); lv.Reserve != p(t, "4.128") {
 		t.Fatalf("pegged reserve %s, want 4.128", lv.Reserve)
 	}
 	b, _ := h.reserved(buyer, mkt, 2, 0, h.hour(2), h.hour(4), "3.50")
@@ -356,5 +356,47 @@ func TestIdempotentMoneyAndAccounts(t *testing.T) {
 	h.must(wd)
 	if got := h.balance(acct).Balance; got != m(t, "6") {
 		t.Fatalf("balance %s after a retried withdrawal, want 6", got)
+	}
+}
+
+// TestClosedObjectsLeaveTheEngine: a filled bid and a cancelled listing
+// leave every index, and the events that closed them carry their final
+// state, as the engine showed it.
+func TestClosedObjectsLeaveTheEngine(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "1000")
+	l := h.listing(owner, mkt, 4, h.hour(1), h.hour(3), "2.00", "")
+	bid, evs := h.reserved(buyer, mkt, 4, 0, h.hour(1), h.hour(3), "2.50")
+	closed, ok := findKind(evs, EvBidClosed, bid)
+	if !ok || closed.FinalBid == nil {
+		t.Fatalf("events %v: no bid_closed with the final state", evs)
+	}
+	if fb := closed.FinalBid; fb.Status != BidFilled || fb.Filled != 4 || len(fb.Fills) != 1 || fb.Hold != 0 || fb.Seq == 0 {
+		t.Fatalf("final bid %+v, want filled 4 in one fill, nothing held", fb)
+	}
+	if _, ok := h.e.Bid(bid); ok {
+		t.Fatal("the filled bid is still in the engine")
+	}
+	if bs, _ := h.e.BidsOf(buyer, "", 10, ID{}); len(bs) != 0 {
+		t.Fatalf("open bids %v, want none", bs)
+	}
+	// The listing keeps its fill while it is active; a cancel closes it.
+	lv, ok := h.e.Listing(l)
+	if !ok || len(lv.Fills) != 1 {
+		t.Fatalf("listing %+v %v: want active with one fill", lv, ok)
+	}
+	evs = h.must(Command{Kind: CmdCancelListing, Actor: owner, Target: l})
+	closed, ok = findKind(evs, EvListingClosed, ID{})
+	if !ok || closed.Listing != l || closed.FinalListing.Status != ListingCancelled || len(closed.FinalListing.Fills) != 1 || closed.FinalListing.FilledHours != 8 {
+		t.Fatalf("listing_closed %+v %v: want cancelled with its fill", closed, ok)
+	}
+	if _, ok := h.e.Listing(l); ok || h.e.listingOrder.len() != 0 || h.e.marketOrder[0].active.len() != 0 {
+		t.Fatal("the cancelled listing is still in the engine")
+	}
+	// The snapshot holds neither, and restores to the same state.
+	r, err := Restore(h.e.Snapshot())
+	if err != nil || r.Hash() != h.e.Hash() {
+		t.Fatalf("restore: %v, hash equal %v", err, err == nil && r.Hash() == h.e.Hash())
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP2"
+const snapshotMagic = "GPUXSNAP3"
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -14,7 +14,7 @@ const snapshotMagic = "GPUXSNAP2"
 func (e *Engine) Snapshot() []byte {
 	// Sized up front: growing a buffer of tens of MiB by doubling copies
 	// it several times over, on the sequencer goroutine.
-	w := wbuf{b: make([]byte, 0, 1<<16+128*(len(e.bidOrder)+len(e.listingOrder)))}
+	w := wbuf{b: make([]byte, 0, 1<<16+128*(e.bidOrder.len()+e.listingOrder.len()))}
 	w.s(snapshotMagic)
 	w.u(uint64(len(e.cfg.Markets)))
 	for _, m := range e.cfg.Markets {
@@ -27,8 +27,7 @@ func (e *Engine) Snapshot() []byte {
 	w.u(e.seq)
 	w.i(int64(e.now))
 	w.u(e.fillCounter)
-	w.i(int64(e.deposits))
-	w.i(int64(e.withdrawals))
+	w.i(int64(e.supply))
 
 	rates := e.ReferenceRates()
 	w.u(uint64(len(rates)))
@@ -48,9 +47,36 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(a.Held))
 		w.i(int64(a.CreatedAt))
 		w.u(a.Seq)
+		w.i(int64(a.unposted))
 	}
 
-	listings := e.sortedListings()
+	listings, bids := e.sortedListings(), e.sortedBids()
+	// Fills of open objects, each once, in first-seen order (listings,
+	// then bids, both in sequence order): restore rebuilds sold capacity
+	// from them.
+	var fills []*Fill
+	seen := map[*Fill]bool{}
+	for _, l := range listings {
+		for _, f := range l.Fills {
+			if !seen[f] {
+				seen[f] = true
+				fills = append(fills, f)
+			}
+		}
+	}
+	for _, b := range bids {
+		for _, f := range b.Fills {
+			if !seen[f] {
+				seen[f] = true
+				fills = append(fills, f)
+			}
+		}
+	}
+	w.u(uint64(len(fills)))
+	for _, f := range fills {
+		w.fill(f)
+	}
+
 	w.u(uint64(len(listings)))
 	for _, l := range listings {
 		w.id(l.ID)
@@ -72,7 +98,6 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(l.keyFloor))
 	}
 
-	bids := e.sortedBids()
 	w.u(uint64(len(bids)))
 	for _, b := range bids {
 		w.id(b.ID)
@@ -86,32 +111,34 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(b.End))
 		w.i(int64(b.ExpiresAt))
 		w.i(int64(b.Limit))
-		w.peg(b.LimitPeg)
+		w.peg(b.LimitPeg())
 		w.s(b.ClientOrderID)
 		w.u(uint64(b.Status))
 		w.s(b.Reason)
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
-		w.i(int64(b.Spent))
-		w.i(b.won)
-		w.bool(b.broke)
+		sp := b.spotBid
+		if sp == nil {
+			sp = &spotBid{} // a reserved bid writes zeros
+		}
+		w.i(int64(sp.Spent))
+		w.i(sp.won)
+		w.bool(sp.broke)
 		w.u(uint64(len(b.Fills)))
 		for _, f := range b.Fills {
 			w.id(f.ID)
-			w.id(f.ListingID)
-			w.i(f.Quantity)
-			w.i(int64(f.Price))
-			w.i(int64(f.Time))
-			w.i(int64(f.Fee))
 		}
-		w.u(uint64(len(b.placements)))
-		for _, p := range b.placements {
+		w.u(uint64(len(sp.placements)))
+		for _, p := range sp.placements {
 			w.id(p.listing.ID)
 			w.i(p.units)
 			w.i(p.i0)
 			w.i(p.rem)
 			w.i(p.feeRem)
+			w.i(int64(p.charged))
+			w.i(int64(p.earned))
+			w.i(int64(p.fees))
 		}
 	}
 	// Listing-side order of fills and placements matters to later commands.
@@ -140,8 +167,8 @@ func (e *Engine) Snapshot() []byte {
 		w.u(sb.sBound.seq)
 		w.u(uint64(m.tradeN))
 		w.u(uint64(len(m.trades)))
-		for _, f := range m.trades {
-			w.id(f.ID)
+		for i := range m.trades {
+			w.fill(&m.trades[i])
 		}
 		w.u(uint64(len(m.pegged)))
 		for _, b := range m.pegged {
@@ -164,11 +191,32 @@ func (e *Engine) Snapshot() []byte {
 	return w.b
 }
 
-// sortedListings and sortedBids are every listing and bid in sequence
-// order: the engine appends them as they are made, so no sort is needed.
-func (e *Engine) sortedListings() []*Listing { return e.listingOrder }
+// sortedListings and sortedBids are the open listings and bids in
+// sequence order: the engine appends them as they are made, so no sort is
+// needed.
+func (e *Engine) sortedListings() []*Listing { return e.listingOrder.all() }
 
-func (e *Engine) sortedBids() []*Bid { return e.bidOrder }
+func (e *Engine) sortedBids() []*Bid { return e.bidOrder.all() }
+
+func (w *wbuf) fill(f *Fill) {
+	w.id(f.ID)
+	w.s(f.Market)
+	w.id(f.BidID)
+	w.id(f.ListingID)
+	w.id(f.Buyer)
+	w.id(f.Owner)
+	w.i(f.Quantity)
+	w.i(int64(f.Price))
+	w.i(int64(f.Start))
+	w.i(int64(f.End))
+	w.i(int64(f.Time))
+	w.i(int64(f.Fee))
+}
+
+func (r *rbuf) fill() Fill {
+	return Fill{ID: r.id(), Market: r.s(), BidID: r.id(), ListingID: r.id(), Buyer: r.id(), Owner: r.id(),
+		Quantity: r.i(), Price: Price(r.i()), Start: Time(r.i()), End: Time(r.i()), Time: Time(r.i()), Fee: Money(r.i())}
+}
 
 // Hash is the hex SHA-256 of the snapshot: equal states, equal hashes.
 func (e *Engine) Hash() string {
@@ -203,8 +251,7 @@ func Restore(data []byte) (*Engine, error) {
 	e.seq = r.u()
 	e.now = Time(r.i())
 	e.fillCounter = r.u()
-	e.deposits = Money(r.i())
-	e.withdrawals = Money(r.i())
+	e.supply = Money(r.i())
 	for i, n := 0, r.n(1<<20); i < n; i++ {
 		e.rates[[2]string{r.s(), r.s()}] = Price(r.i())
 	}
@@ -213,12 +260,18 @@ func Restore(data []byte) (*Engine, error) {
 	clear(e.accounts)
 	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
 		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
-			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), coids: map[string]*Bid{}}
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}}
 		e.accounts[a.ID] = a
 		e.accountOrder = append(e.accountOrder, a)
 		if a.KeyHash != ([32]byte{}) {
 			e.keys[a.KeyHash] = a
 		}
+	}
+
+	fills := map[ID]*Fill{}
+	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
+		f := r.fill()
+		fills[f.ID] = &f
 	}
 
 	nl := r.n(len(data))
@@ -235,36 +288,33 @@ func Restore(data []byte) (*Engine, error) {
 		l.m = m
 		l.sold = newSoldHours(int((l.End - l.Start) / Hour))
 		e.listings[l.ID] = l
-		e.listingOrder = append(e.listingOrder, l)
-		a.listings = append(a.listings, l)
+		e.listingOrder.add(l.Seq, l)
+		a.listings.add(l.Seq, l)
 		listings = append(listings, l)
 	}
 
-	fills := map[ID]*Fill{}
 	nb := r.n(len(data))
 	for i := 0; i < nb && r.err == nil; i++ {
 		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
 			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
-			LimitPeg: r.peg(), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
-			Filled: r.i(), Hold: Money(r.i()), Spent: Money(r.i())}
-		b.won = r.i()
-		b.broke = r.bool()
+			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
+			Filled: r.i(), Hold: Money(r.i())}
+		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
+		if b.Type == Spot {
+			b.spotBid = sp
+		}
 		m, a := e.markets[b.Market], e.accounts[b.Buyer]
 		if m == nil || a == nil {
 			return nil, fmt.Errorf("restore bid %s: bad market or buyer", b.ID)
 		}
 		b.m = m
 		b.restKey = bidKey{b.Limit, b.Seq}
+		b.heapIdx = -1
 		for j, nf := 0, r.n(len(data)); j < nf && r.err == nil; j++ {
-			f := &Fill{ID: r.id(), Market: b.Market, BidID: b.ID, ListingID: r.id(), Buyer: b.Buyer,
-				Quantity: r.i(), Price: Price(r.i()), Start: b.Start, End: b.End, Time: Time(r.i()), Fee: Money(r.i())}
-			l := e.listings[f.ListingID]
-			if l == nil {
-				return nil, fmt.Errorf("restore fill %s: unknown listing", f.ID)
+			f := fills[r.id()]
+			if f == nil {
+				return nil, fmt.Errorf("restore bid %s: unknown fill", b.ID)
 			}
-			f.Owner = l.Owner
-			l.sold.Add(l.hourIndex(f.Start), l.hourIndex(f.End), f.Quantity)
-			fills[f.ID] = f
 			b.Fills = append(b.Fills, f)
 		}
 		for j, np := 0, r.n(len(data)); j < np && r.err == nil; j++ {
@@ -272,14 +322,15 @@ func Restore(data []byte) (*Engine, error) {
 			if l == nil {
 				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
 			}
-			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i()}
-			b.placements = append(b.placements, p)
-			b.placed += p.units
+			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
+				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
+			sp.placements = append(sp.placements, p)
+			sp.placed += p.units
 			l.placed += p.units
 		}
 		e.bids[b.ID] = b
-		e.bidOrder = append(e.bidOrder, b)
-		a.bids = append(a.bids, b)
+		e.bidOrder.add(b.Seq, b)
+		a.bids.add(b.Seq, b)
 		if b.ClientOrderID != "" && b.Status.Open() {
 			a.coids[b.ClientOrderID] = b
 		}
@@ -304,6 +355,7 @@ func Restore(data []byte) (*Engine, error) {
 				return nil, fmt.Errorf("restore listing %s: unknown fill", l.ID)
 			}
 			l.Fills = append(l.Fills, f)
+			l.sold.Add(l.hourIndex(f.Start), l.hourIndex(f.End), f.Quantity)
 		}
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
 			b := e.bids[r.id()]
@@ -318,7 +370,7 @@ func Restore(data []byte) (*Engine, error) {
 		}
 		l.bookKey = listingKey{l.Reserve, l.Seq}
 		if l.Status == ListingActive {
-			l.m.active = append(l.m.active, l)
+			l.m.active.add(l.Seq, l)
 			if l.sold.MinAll() < l.Quantity {
 				l.m.listings.Set(l.bookKey, l, 1)
 			}
@@ -339,11 +391,7 @@ func Restore(data []byte) (*Engine, error) {
 		sb.sBound = supplyKey{Price(r.i()), uint8(r.u()), r.u()}
 		m.tradeN = int(r.u())
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
-			f := fills[r.id()]
-			if f == nil {
-				return nil, fmt.Errorf("restore market %s: unknown trade", m.ID)
-			}
-			m.trades = append(m.trades, *f)
+			m.trades = append(m.trades, r.fill())
 		}
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
 			if b := e.bids[r.id()]; b != nil {

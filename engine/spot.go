@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -40,14 +41,7 @@ type supplyKey struct {
 }
 
 func cmpSupplyKey(a, b supplyKey) int {
-	switch {
-	case a.floor != b.floor:
-		return cmpInt(int64(a.floor), int64(b.floor))
-	case a.free != b.free:
-		return cmpInt(int64(a.free), int64(b.free))
-	default:
-		return cmpInt(int64(a.seq), int64(b.seq))
-	}
+	return cmp.Or(cmp.Compare(a.floor, b.floor), cmp.Compare(a.free, b.free), cmp.Compare(a.seq, b.seq))
 }
 
 func (s *spotBook) init() {
@@ -55,10 +49,18 @@ func (s *spotBook) init() {
 	s.supply = newOSTree[supplyKey, *Listing](cmpSupplyKey)
 }
 
-// advance accrues the price in force up to now.
+// advance accrues the price in force up to now. The integral saturates at
+// maxIntegral (see money.go): every tick settles and restarts it, so only a
+// gap of weeks without a tick reaches it, and then each buyer pays what it
+// has available and is released.
 func (s *spotBook) advance(now Time) {
 	if s.hasPrice && now > s.lastT {
-		s.integ += int64(s.price) * int64(now-s.lastT)
+		hi, lo := bits.Mul64(uint64(s.price), uint64(now-s.lastT))
+		if hi != 0 || lo > uint64(maxIntegral-s.integ) {
+			s.integ = maxIntegral
+		} else {
+			s.integ += int64(lo)
+		}
 	}
 	if now > s.lastT {
 		s.lastT = now
@@ -81,9 +83,12 @@ func (e *Engine) settle(p *placement) {
 	var carry uint64
 	lo, carry = bits.Add64(lo, uint64(p.rem), 0)
 	hi += carry
-	q, r := bits.Div64(hi, lo, msPerHour)
+	q, r := bits.Div64(hi, lo, msPerHour) // units ≤ MaxQuantity, d < 2^63: hi < msPerHour
 	p.rem = int64(r)
-	amt := Money(q)
+	amt := MaxMoney // more than anyone can pay: cut to the buyer's available below
+	if q < uint64(MaxMoney) {
+		amt = Money(q)
+	}
 	if amt == 0 {
 		return
 	}
@@ -98,12 +103,62 @@ func (e *Engine) settle(p *placement) {
 	}
 	owner := e.accounts[p.listing.Owner]
 	fee := e.pay(buyer, owner, amt, &p.feeRem)
-	b.Spent += amt
-	p.listing.SpotEarned += amt - fee
+	b.Spent = satAdd(b.Spent, amt)
+	p.listing.SpotEarned = satAdd(p.listing.SpotEarned, amt-fee)
+	// Posted later as ledger lines; each is at most the buyer's balance.
+	p.charged += amt
+	p.earned += amt - fee
+	p.fees += fee
+	buyer.unposted -= amt
+	owner.unposted += amt - fee
+	if fee != 0 {
+		e.accounts[FeeAccount].unposted += fee
+	}
+}
+
+// postPlacement emits the ledger lines for what a placement has been
+// charged since its last lines: the buyer's charge, the owner's earning and
+// the fee.
+func (e *Engine) postPlacement(p *placement) {
+	if p.charged == 0 {
+		return
+	}
+	buyer, owner := e.accounts[p.bid.Buyer], e.accounts[p.listing.Owner]
+	buyer.unposted += p.charged
+	e.post(buyer, LedgerSpotCharge, -p.charged, p.bid.ID)
+	if p.earned != 0 {
+		owner.unposted -= p.earned
+		e.post(owner, LedgerSpotEarning, p.earned, p.listing.ID)
+	}
+	if p.fees != 0 {
+		f := e.accounts[FeeAccount]
+		f.unposted -= p.fees
+		e.post(f, LedgerFee, p.fees, p.bid.ID)
+	}
+	p.charged, p.earned, p.fees = 0, 0, 0
+}
+
+// postMarket settles every placement of a market and posts its lines.
+func (e *Engine) postMarket(m *market) {
+	sb := &m.spot
+	sb.advance(e.now)
+	var cum int64
+	sb.demand.Ascend(nil, func(_ bidKey, b *Bid, w int64) bool {
+		if cum >= sb.k {
+			return false
+		}
+		cum += w
+		for _, p := range b.placements {
+			e.settle(p)
+			e.postPlacement(p)
+		}
+		return true
+	})
 }
 
 func (e *Engine) release(p *placement, n int64) {
 	e.settle(p)
+	e.postPlacement(p)
 	p.units -= n
 	p.bid.placed -= n
 	p.listing.placed -= n
@@ -117,6 +172,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) {
 	for _, p := range b.placements {
 		if p.listing == l {
 			e.settle(p)
+			e.postPlacement(p)
 			p.units += n
 			b.placed += n
 			l.placed += n
@@ -232,7 +288,13 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 	ep := e.epoch
 	k, price, has := sb.clearing()
 
-	var tl []*Listing
+	// Scratch lists, reused: recomputeSpot never runs inside itself.
+	tl, tb := e.spotL[:0], e.spotB[:0]
+	defer func() {
+		clear(tl)
+		clear(tb)
+		e.spotL, e.spotB = tl[:0], tb[:0]
+	}()
 	addL := func(l *Listing) {
 		if l.mark != ep {
 			l.mark = ep
@@ -240,7 +302,6 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			tl = append(tl, l)
 		}
 	}
-	var tb []*Bid
 	addB := func(b *Bid) {
 		if b.mark != ep {
 			b.mark = ep
@@ -325,10 +386,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 		}
 		ps := slices.Clone(b.placements)
 		slices.SortFunc(ps, func(x, y *placement) int {
-			if c := cmpInt(int64(y.listing.keyFloor), int64(x.listing.keyFloor)); c != 0 {
-				return c
-			}
-			return cmpInt(int64(y.listing.Seq), int64(x.listing.Seq))
+			return cmp.Or(cmp.Compare(y.listing.keyFloor, x.listing.keyFloor), cmp.Compare(y.listing.Seq, x.listing.Seq))
 		})
 		for _, p := range ps {
 			if over == 0 {
@@ -467,7 +525,7 @@ func (e *Engine) settleMarket(m *market) {
 			p.i0 = 0
 		}
 		if b.won > 0 {
-			perSecond := (Money(b.won)*Money(sb.price) + 3599) / 3600
+			perSecond := (Money(b.won)*Money(sb.price) + 3599) / 3600 // ≤ MaxQuantity × MaxPrice: no overflow
 			if b.broke || e.accounts[b.Buyer].Available() < perSecond {
 				broke = append(broke, b)
 			}
@@ -480,5 +538,8 @@ func (e *Engine) settleMarket(m *market) {
 	}
 	if len(broke) > 0 {
 		e.recomputeSpot(m, ReasonOutbid)
+	}
+	for _, b := range broke {
+		e.retireBid(b)
 	}
 }

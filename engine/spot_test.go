@@ -72,7 +72,7 @@ func TestSpotCheaperListingMovesBid(t *testing.T) {
 	}
 	inUse := map[ID]int64{}
 	for _, id := range []ID{a, b, lc} {
-		lv, _ := h.e.Listing(id)
+		lv, _ := h.listingView(id)
 		inUse[id] = lv.SpotInUse
 	}
 	if inUse[lc] != 2 || inUse[a] != 1 || inUse[b] != 0 {
@@ -91,7 +91,7 @@ func TestSpotStickyOnTie(t *testing.T) {
 	if countKind(evs, EvSpotMoved)+countKind(evs, EvSpotPreempted) != 0 {
 		t.Fatalf("equal-floor listing moved a bid: %v", evs)
 	}
-	if lv, _ := h.e.Listing(a); lv.SpotInUse != 1 {
+	if lv, _ := h.listingView(a); lv.SpotInUse != 1 {
 		t.Fatalf("listing a in use %d, want 1", lv.SpotInUse)
 	}
 }
@@ -161,7 +161,7 @@ func TestSpotAccrualAndBudgetStop(t *testing.T) {
 		t.Fatalf("buyer balance %s, want 0", got)
 	}
 	tot := h.e.Totals()
-	if tot.Balances != tot.Deposits-tot.Withdrawals {
+	if tot.Balances != tot.Supply {
 		t.Fatalf("money not conserved: %+v", tot)
 	}
 }

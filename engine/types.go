@@ -62,6 +62,7 @@ type Time int64
 // Hour and Day in engine time units.
 const (
 	Second Time = 1000
+	Minute Time = 60 * Second
 	Hour   Time = 3600 * Second
 	Day    Time = 24 * Hour
 )
@@ -78,11 +79,11 @@ type Money int64
 // TicksPerUSD is the number of ticks in one US dollar.
 const TicksPerUSD = 10000
 
-// Limits on inputs, chosen so no product of them overflows int64.
+// Limits on inputs, chosen so no product of them overflows int64 (money
+// bounds are in money.go).
 const (
 	MaxQuantity = 100_000               // GPUs in one order
 	MaxPrice    = 100_000 * TicksPerUSD // USD per GPU-hour
-	MaxAmount   = 1_000_000_000_000 * TicksPerUSD
 	MaxHorizon  = 366 * Day
 )
 

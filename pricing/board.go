@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gpux/gpux/engine"
@@ -15,7 +16,9 @@ import (
 // last trade are the engine's; callers read them and pass them in (Live).
 // It is safe for concurrent use: the sequencer feeds it, handlers read it.
 type Board struct {
-	table *Table
+	table      atomic.Pointer[Table]
+	staleAfter atomic.Int64 // a time.Duration
+	clock      atomic.Int64 // engine time (Unix ms) of the newest event seen, for ReferenceRows
 
 	mu      sync.Mutex
 	markets map[string]*marketIndex
@@ -46,7 +49,9 @@ type marketIndex struct {
 
 // NewBoard makes an empty board for the markets, comparing against table.
 func NewBoard(table *Table, markets []engine.Market) *Board {
-	b := &Board{table: table, markets: map[string]*marketIndex{}, order: markets}
+	b := &Board{markets: map[string]*marketIndex{}, order: markets}
+	b.table.Store(table)
+	b.staleAfter.Store(int64(DefaultStaleAfter))
 	for _, m := range markets {
 		b.markets[m.ID] = &marketIndex{Market: m, vwap: NewVWAP(24 * time.Hour), spotC: NewCandleSeries(0), tradeC: NewCandleSeries(0)}
 	}
@@ -54,7 +59,15 @@ func NewBoard(table *Table, markets []engine.Market) *Board {
 }
 
 // Table is the reference table the board compares against.
-func (b *Board) Table() *Table { return b.table }
+func (b *Board) Table() *Table { return b.table.Load() }
+
+// SetTable replaces the reference table (an operator's run-time update);
+// rows built after it returns use t. t must not be nil.
+func (b *Board) SetTable(t *Table) { b.table.Store(t) }
+
+// SetStaleAfter sets how old a rate may be before rows show it as stale
+// (default DefaultStaleAfter; zero or less: never stale).
+func (b *Board) SetStaleAfter(d time.Duration) { b.staleAfter.Store(int64(d)) }
 
 func engineTime(t engine.Time) time.Time { return time.UnixMilli(int64(t)).UTC() }
 
@@ -63,6 +76,7 @@ func engineTime(t engine.Time) time.Time { return time.UnixMilli(int64(t)).UTC()
 func (b *Board) Seed(e *engine.Engine) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.tick(e.Now())
 	for _, m := range b.order {
 		mi := b.markets[m.ID]
 		fills := e.Trades(m.ID, 1<<30)
@@ -79,6 +93,7 @@ func (b *Board) Observe(evs []engine.Event) {
 	defer b.mu.Unlock()
 	for i := range evs {
 		ev := &evs[i]
+		b.tick(ev.Time)
 		mi := b.markets[ev.Market]
 		if mi == nil {
 			continue
@@ -96,6 +111,13 @@ func (b *Board) Observe(evs []engine.Event) {
 			gh, _ := tr.GPUHours()
 			b.observe(mi, KindTrades, mi.tradeC, t, int64(f.Price), gh)
 		}
+	}
+}
+
+// tick moves the board's clock forward to t.
+func (b *Board) tick(t engine.Time) {
+	if int64(t) > b.clock.Load() {
+		b.clock.Store(int64(t))
 	}
 }
 
@@ -164,26 +186,50 @@ type Reference struct {
 	PriceType     string  `json:"price_type"`
 	AsOf          *string `json:"as_of"` // null when the source is undated
 	Source        string  `json:"source"`
-	Region        string  `json:"region"`
+	Region        string  `json:"region"` // the provider's own region name
 	Confidence    string  `json:"confidence"`
+	// SameRegion: the provider region maps to the market's region (see
+	// MarketRegion); always false where no market region applies (quotes).
+	SameRegion bool `json:"same_region"`
+	// Stale: older than the staleness limit when the row was built, or
+	// undated.
+	Stale bool `json:"stale"`
+}
+
+// Basis names the rows a provider's discounts were computed against, one
+// per price type; a price type without a row for the GPU is absent.
+type Basis struct {
+	OnDemand      *Reference `json:"on_demand,omitempty"`
+	Spot          *Reference `json:"spot,omitempty"`
+	CapacityBlock *Reference `json:"capacity_block,omitempty"`
 }
 
 // Row is one market's entry of GET /v1/prices.
 type Row struct {
-	Market         string             `json:"market"`
-	GPU            string             `json:"gpu"`
-	Region         string             `json:"region"`
-	SpotPrice      *string            `json:"spot_price"`
-	LastTradePrice *string            `json:"last_trade_price"`
-	VWAP24h        *string            `json:"vwap_24h"`
-	BestAsk        *string            `json:"best_ask"`
-	SpotSupply     int64              `json:"spot_supply"`
-	SpotAllocated  int64              `json:"spot_allocated"`
-	SpotWaiting    int64              `json:"spot_waiting"`
-	PriceBasis     *string            `json:"price_basis"` // which price the discounts use: spot, last_trade or best_ask
-	Reference      []Reference        `json:"reference"`
-	Discount       map[string]*string `json:"discount_vs_reference"`
-	ForwardCurve   []CurvePoint       `json:"forward_curve,omitempty"`
+	Market         string  `json:"market"`
+	GPU            string  `json:"gpu"`
+	Region         string  `json:"region"`
+	SpotPrice      *string `json:"spot_price"`
+	LastTradePrice *string `json:"last_trade_price"`
+	VWAP24h        *string `json:"vwap_24h"`
+	BestAsk        *string `json:"best_ask"`
+	SpotSupply     int64   `json:"spot_supply"`
+	SpotAllocated  int64   `json:"spot_allocated"`
+	SpotWaiting    int64   `json:"spot_waiting"`
+	PriceBasis     *string `json:"price_basis"` // which price the discounts use: spot, last_trade or best_ask
+	// Reference lists every row of the GPU, the market's own region's
+	// rows first.
+	Reference []Reference `json:"reference"`
+	// Discount is against each provider's chosen on-demand row, Spot and
+	// CapacityBlock against its chosen spot and capacity-block rows;
+	// DiscountBasis names each chosen row. A provider without a row of the
+	// price type is absent from that map; with no market price, present
+	// providers map to null.
+	Discount              map[string]*string `json:"discount_vs_reference"`
+	DiscountSpot          map[string]*string `json:"discount_vs_spot"`
+	DiscountCapacityBlock map[string]*string `json:"discount_vs_capacity_block"`
+	DiscountBasis         map[string]Basis   `json:"discount_basis"`
+	ForwardCurve          []CurvePoint       `json:"forward_curve,omitempty"`
 }
 
 func priceStr(has bool, ticks int64) *string {
@@ -194,43 +240,82 @@ func priceStr(has bool, ticks int64) *string {
 	return &s
 }
 
-// ReferenceRows lists a GPU's reference rows (every price type, labelled).
-func (b *Board) ReferenceRows(gpu string) []Reference {
-	var out []Reference
-	for _, r := range b.table.ForGPU(gpu) {
-		ref := Reference{Provider: r.Provider, InstanceType: r.InstanceType, USDPerGPUHour: FormatPrice(r.USDPerGPUHour),
-			PriceType: r.PriceType, Source: r.Source, Region: r.Region, Confidence: r.Confidence}
-		if r.AsOf != AsOfUndated {
-			asOf := r.AsOf
-			ref.AsOf = &asOf
-		}
-		out = append(out, ref)
+// reference renders one rate for a market of marketRegion ("" for none),
+// judging staleness at now.
+func (b *Board) reference(r ReferenceRate, marketRegion string, now time.Time) Reference {
+	ref := Reference{Provider: r.Provider, InstanceType: r.InstanceType, USDPerGPUHour: FormatPrice(r.USDPerGPUHour),
+		PriceType: r.PriceType, Source: r.Source, Region: r.Region, Confidence: r.Confidence,
+		SameRegion: marketRegion != "" && MarketRegion(r.Region) == marketRegion,
+		Stale:      r.Stale(now, time.Duration(b.staleAfter.Load()))}
+	if r.AsOf != AsOfUndated {
+		asOf := r.AsOf
+		ref.AsOf = &asOf
 	}
+	return ref
+}
+
+// ReferenceRows lists a GPU's reference rows (every price type, labelled)
+// in the table's order, nil for a GPU without rows. Staleness is judged at
+// the engine time of the newest event the board has seen (Seed, Observe).
+func (b *Board) ReferenceRows(gpu string) []Reference {
+	return b.RegionalReferenceRows(gpu, "", time.UnixMilli(b.clock.Load()).UTC())
+}
+
+// RegionalReferenceRows lists a GPU's reference rows for a market of
+// marketRegion: the rows whose provider region maps to it first, then the
+// rest, each group in the table's order (provider, price type, region,
+// instance type).
+func (b *Board) RegionalReferenceRows(gpu, marketRegion string, now time.Time) []Reference {
+	var out []Reference
+	for _, r := range b.table.Load().ForGPU(gpu) {
+		out = append(out, b.reference(r, marketRegion, now))
+	}
+	slices.SortStableFunc(out, func(x, y Reference) int {
+		switch {
+		case x.SameRegion == y.SameRegion:
+			return 0
+		case x.SameRegion:
+			return -1
+		}
+		return 1
+	})
 	return out
 }
 
 // Discounts compares a price with each provider's on-demand rate for the
-// GPU: 1 − price / rate. A provider without an on-demand row is absent;
-// with no price every present provider maps to null.
+// GPU (Table.OnDemand, no market region): 1 − price / rate. A provider
+// without an on-demand row is absent; with no price every present
+// provider maps to null.
 func (b *Board) Discounts(gpu string, price int64, has bool) map[string]*string {
-	out := map[string]*string{}
-	for _, p := range b.table.Providers(gpu) {
-		r, ok := b.table.OnDemand(gpu, p)
+	d, _ := b.discounts(b.table.Load(), gpu, PriceOnDemand, "", price, has, time.Time{})
+	return d
+}
+
+// discounts compares a price with each provider's chosen row of priceType
+// for a market of marketRegion, and returns the rows it used.
+func (b *Board) discounts(t *Table, gpu, priceType, marketRegion string, price int64, has bool, now time.Time) (map[string]*string, map[string]Reference) {
+	out, used := map[string]*string{}, map[string]Reference{}
+	for _, p := range t.Providers(gpu) {
+		r, ok := t.Choose(gpu, p, priceType, marketRegion)
 		if !ok {
 			continue
 		}
+		used[p] = b.reference(r, marketRegion, now)
 		if d, ok := Discount(price, has, r.USDPerGPUHour); ok {
 			out[p] = &d
 		} else {
 			out[p] = nil
 		}
 	}
-	return out
+	return out, used
 }
 
 // Live is what a caller read from the engine at one instant. It wins over
 // the board's event-fed copies, which may trail the engine by a batch.
 type Live struct {
+	// Now is the time staleness is judged at; zero means the time passed
+	// to Row. The API passes the engine's clock (see docs/PRICES.md).
+	Now       time.Time
 	Spot      int64
 	HasSpot   bool
 	LastTrade int64
@@ -251,9 +336,13 @@ func (b *Board) Row(market string, live Live, now time.Time, curve []CurvePoint)
 	vwap, hasVWAP := mi.vwap.Value(now)
 	b.mu.Unlock()
 
+	ratesNow := live.Now
+	if ratesNow.IsZero() {
+		ratesNow = now
+	}
 	r := Row{Market: mi.ID, GPU: mi.GPU, Region: mi.Region, SpotPrice: priceStr(live.HasSpot, live.Spot),
 		LastTradePrice: priceStr(live.HasLast, live.LastTrade), VWAP24h: priceStr(hasVWAP, vwap), BestAsk: priceStr(live.HasAsk, live.BestAsk),
-		Reference: b.ReferenceRows(mi.GPU), ForwardCurve: curve}
+		Reference: b.RegionalReferenceRows(mi.GPU, mi.Region, ratesNow), ForwardCurve: curve}
 	basis, price, has := "", int64(0), false
 	switch {
 	case live.HasSpot:
@@ -266,7 +355,28 @@ func (b *Board) Row(market string, live Live, now time.Time, curve []CurvePoint)
 	if has {
 		r.PriceBasis = &basis
 	}
-	r.Discount = b.Discounts(mi.GPU, price, has)
+	// One table for the whole row, even if an operator replaces it now.
+	t := b.table.Load()
+	var od, spot, cb map[string]Reference
+	r.Discount, od = b.discounts(t, mi.GPU, PriceOnDemand, mi.Region, price, has, ratesNow)
+	r.DiscountSpot, spot = b.discounts(t, mi.GPU, PriceSpot, mi.Region, price, has, ratesNow)
+	r.DiscountCapacityBlock, cb = b.discounts(t, mi.GPU, PriceCapacityBlock, mi.Region, price, has, ratesNow)
+	r.DiscountBasis = map[string]Basis{}
+	for _, p := range t.Providers(mi.GPU) {
+		var bs Basis
+		if ref, ok := od[p]; ok {
+			bs.OnDemand = &ref
+		}
+		if ref, ok := spot[p]; ok {
+			bs.Spot = &ref
+		}
+		if ref, ok := cb[p]; ok {
+			bs.CapacityBlock = &ref
+		}
+		if bs != (Basis{}) {
+			r.DiscountBasis[p] = bs
+		}
+	}
 	if r.Reference == nil {
 		r.Reference = []Reference{}
 	}
@@ -306,8 +416,9 @@ func (t *Table) EngineRates() []engine.ReferenceRate {
 // GPU: what the same GPU-hours would cost there, as decimal strings.
 func (b *Board) ReferenceCosts(gpu string, gpuHours int64) map[string]string {
 	out := map[string]string{}
-	for _, p := range b.table.Providers(gpu) {
-		if r, ok := b.table.OnDemand(gpu, p); ok {
+	t := b.table.Load()
+	for _, p := range t.Providers(gpu) {
+		if r, ok := t.OnDemand(gpu, p); ok {
 			out[p] = FormatPrice(r.USDPerGPUHour * gpuHours)
 		}
 	}

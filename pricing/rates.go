@@ -45,6 +45,16 @@ const (
 	ratesName          = "rates.csv" // the file name Load reports in errors
 )
 
+// MaxRates is the most rows a rates file may have: a table is replaced
+// through the admin API and journaled, so its size is bounded. The
+// providers' full price files are imported (see package importer) into far
+// fewer rows: only GPU instances the exchange trades.
+const MaxRates = 10_000
+
+// DefaultStaleAfter is how old a rate may be before it is shown as stale
+// (120 days).
+const DefaultStaleAfter = 120 * 24 * time.Hour
+
 var priceTypes = map[string]bool{
 	PriceOnDemand: true, PriceOnDemandSuperseded: true, PriceOnDemandUncertainSKU: true,
 	PriceOnDemandGPUComponent: true, PriceOnDemandLegacy: true, PriceSpot: true,
@@ -117,6 +127,22 @@ func GPUs() []string {
 func ModelGPU(model string) (string, bool) {
 	id, ok := modelGPU[model]
 	return id, ok
+}
+
+// isProviderID reports whether s is already a provider id (lowercase
+// letters, digits and single inner dashes), which ProviderID would return
+// unchanged unless it is an alias.
+func isProviderID(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || providerAliases[s] != "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' && s[i-1] != '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ProviderID returns the lowercase id of a provider name: a few known
@@ -235,7 +261,8 @@ func LoadFile(path string) (*Table, error) {
 
 // Load reads a rates file: a CSV whose header is exactly the columns of
 // data/gpu_list_prices.csv, then one rate per line. It is strict: the first
-// bad line fails the whole file with a *LoadError naming line and column.
+// bad line fails the whole file with a *LoadError naming line and column,
+// and so does a file of more than MaxRates rows.
 // A line fails when it has the wrong number of columns, an empty provider,
 // instance_type, region or source, a gpu_model with no engine GPU id, a
 // gpus_per_instance that is not an integer in 1..1024, an unknown
@@ -302,6 +329,9 @@ func load(r io.Reader, name string, strictModels bool) (*Table, error) {
 		}
 		if reason != "" {
 			return nil, fail(line, col, rec[col], reason)
+		}
+		if len(rates) == MaxRates {
+			return nil, fail(line, -1, "", fmt.Sprintf("more than %d rates", MaxRates))
 		}
 		k := rate.key()
 		if prev, dup := seen[k]; dup {
@@ -457,16 +487,27 @@ func newTable(rates []ReferenceRate) *Table {
 			continue
 		}
 		k := [2]string{r.GPU, r.Provider}
-		if cur, ok := t.onDemand[k]; !ok || betterOnDemand(r, cur) {
+		if cur, ok := t.onDemand[k]; !ok || betterRate(r, cur, "") {
 			t.onDemand[k] = r
 		}
 	}
 	return t
 }
 
-// betterOnDemand reports whether a is preferred over b as a provider's
-// on-demand rate; see OnDemand for the rule.
-func betterOnDemand(a, b ReferenceRate) bool {
+// betterRate reports whether a is preferred over b as the rate a market in
+// marketRegion ("" for none) compares against; see Choose for the rule.
+// Each step runs only when the ones before tie: this is on the path of
+// every /v1/prices render, and the region rank is a regexp match.
+func betterRate(a, b ReferenceRate, marketRegion string) bool {
+	if c := cmp.Compare(undatedRank(a), undatedRank(b)); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(sameRegionRank(a, marketRegion), sameRegionRank(b, marketRegion)); c != 0 {
+		return c < 0
+	}
+	if c := cmp.Compare(a.AsOf, b.AsOf); c != 0 { // YYYY-MM-DD: byte order is date order
+		return c > 0 // newest first
+	}
 	return cmp.Or(
 		cmp.Compare(regionRank(a.Region), regionRank(b.Region)),
 		cmp.Compare(a.USDPerGPUHour, b.USDPerGPUHour),
@@ -475,13 +516,28 @@ func betterOnDemand(a, b ReferenceRate) bool {
 	) < 0
 }
 
+func undatedRank(r ReferenceRate) int {
+	if r.AsOf == AsOfUndated {
+		return 1
+	}
+	return 0
+}
+
+func sameRegionRank(r ReferenceRate, marketRegion string) int {
+	if marketRegion != "" && MarketRegion(r.Region) == marketRegion {
+		return 0
+	}
+	return 1
+}
+
 var (
 	usEast   = regexp.MustCompile(`^(us-east|eastus)`)      // AWS us-east-1, GCP us-east4, Azure eastus2
 	usRegion = regexp.MustCompile(`^(us-|[a-z]*us[0-9]*$)`) // GCP us-central1, Azure westus2
 )
 
-// regionRank orders regions for OnDemand: 0 US East, 1 other US, 2 the rest
-// (other continents and descriptions such as "(not stated)").
+// regionRank orders regions when no row is in the market's region: 0 US
+// East, 1 other US, 2 the rest (other continents and descriptions such as
+// "North America" or "all listed regions").
 func regionRank(region string) int {
 	region = strings.ToLower(region)
 	switch {
@@ -517,19 +573,75 @@ func (t *Table) Providers(gpu string) []string {
 	return ps
 }
 
-// OnDemand returns the one on-demand rate of a provider for a GPU, the rate
-// discounts and pegs are computed against; ok is false when the provider
-// has no such rate. provider is an id or a name ("aws", "AWS").
-//
-// Only rows of price type "on_demand" qualify: spot, capacity-block,
-// superseded, GPU-component, legacy and uncertain-SKU rows are never used
-// as on-demand. Among several, the rule is, in order: a US East region
-// (us-east-*, eastus*) before another US region (us-*, Azure *us*) before
-// anything else; then the lowest USDPerGPUHour; then region and instance
-// type in byte order, so the choice is deterministic.
+// OnDemand returns the one on-demand rate of a provider for a GPU without
+// regard to a market region: the rate the engine's reference pegs resolve
+// against and quotes price GPU-hours at. ok is false when the provider has
+// no on_demand row. provider is an id or a name ("aws", "AWS"). It is
+// Choose(gpu, provider, PriceOnDemand, "").
 func (t *Table) OnDemand(gpu, provider string) (ReferenceRate, bool) {
 	r, ok := t.onDemand[[2]string{gpu, ProviderID(provider)}]
 	return r, ok
+}
+
+// Choose returns the rate of one price type that a market of marketRegion
+// (a market region such as "us-east"; "" for none) compares a provider
+// against; ok is false when the provider has no row of that price type for
+// the GPU. Only rows of exactly that price type qualify: an on-demand
+// choice never takes a superseded, GPU-component, legacy, spot or
+// capacity-block row. Among several rows the rule is, in order:
+//
+//  1. a dated row before an undated one (an undated row never wins over a
+//     dated one, whatever its region);
+//  2. a row whose provider region maps to marketRegion (see MarketRegion)
+//     before any other;
+//  3. the newest as_of;
+//  4. a US East region before another US region before anything else;
+//  5. the lowest USDPerGPUHour;
+//  6. region, then instance type, in byte order, so the choice is total.
+func (t *Table) Choose(gpu, provider, priceType, marketRegion string) (ReferenceRate, bool) {
+	if !isProviderID(provider) {
+		provider = ProviderID(provider)
+	}
+	var best ReferenceRate
+	found := false
+	for _, r := range t.byGPU[gpu] {
+		if r.Provider != provider || r.PriceType != priceType {
+			continue
+		}
+		if !found || betterRate(r, best, marketRegion) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// Stale reports whether the rate is older than limit at now: its as_of day
+// began more than limit before now. An undated rate is always stale (its
+// age cannot be shown), and a limit of zero or less makes nothing stale.
+func (r ReferenceRate) Stale(now time.Time, limit time.Duration) bool {
+	if limit <= 0 {
+		return false
+	}
+	d, ok := asOfDay(r.AsOf)
+	if !ok {
+		return true
+	}
+	return now.Sub(d) > limit
+}
+
+// asOfDay parses a YYYY-MM-DD as_of (checked by Load) without time.Parse,
+// which costs more than the rest of a reference row's rendering.
+func asOfDay(s string) (time.Time, bool) {
+	if len(s) != len(time.DateOnly) || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	y, err1 := strconv.Atoi(s[:4])
+	m, err2 := strconv.Atoi(s[5:7])
+	d, err3 := strconv.Atoi(s[8:])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
 }
 
 // Encode returns the table as a rates file in canonical form: the header,

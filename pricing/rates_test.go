@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDefaultCoverage documents which providers have an on-demand rate for
@@ -33,38 +34,38 @@ func TestDefaultCoverage(t *testing.T) {
 		{
 			gpu: "h100-sxm", providers: []string{"aws", "azure", "coreweave", "gcp", "lambda"},
 			aws:    pick{"p5.48xlarge", "6.88"},
-			azure:  pick{"Standard_ND96isr_H100_v5 (ND H100 v5)", "12.29"},
-			gcp:    pick{"a3-highgpu-8g", "10.9791"}, // us-east4 before a3-megagpu-8g us-central1
-			others: map[string]pick{"coreweave": {"NVIDIA HGX H100", "6.155"}, "lambda": {"gpu_8x_h100_sxm5", "2.99"}},
+			azure:  pick{"Standard_ND96isr_H100_v5", "12.29"},                                                          // eastus before westeurope, japaneast
+			gcp:    pick{"a3-highgpu-8g", "11.0695"},                                                                   // us-east4 before the cheaper us-central1 (other US)
+			others: map[string]pick{"coreweave": {"NVIDIA HGX H100", "6.155"}, "lambda": {"gpu_8x_h100_sxm5", "3.99"}}, // 2.99 is superseded
 		},
 		{
-			gpu: "h200", providers: []string{"aws", "azure", "coreweave", "gcp"},
+			// GCP's H200 rows were dropped from the data (no dated source).
+			gpu: "h200", providers: []string{"aws", "azure", "coreweave"},
 			aws:    pick{"p5en.48xlarge", "7.912"},
-			azure:  pick{"Standard_ND96isr_H200_v5", "13.78"},
-			gcp:    pick{"a3-ultragpu-8g", "10.845"},
+			azure:  pick{"Standard_ND96isr_H200_v5", "10.60"},
+			gcp:    none,
 			others: map[string]pick{"coreweave": {"NVIDIA HGX H200", "6.305"}},
 		},
 		{
-			// GCP has only a GPU-component row (host not included): not on-demand.
-			gpu: "b200", providers: []string{"aws", "coreweave", "gcp", "lambda"},
+			gpu: "b200", providers: []string{"aws", "coreweave", "lambda"},
 			aws:    pick{"p6-b200.48xlarge", "14.2416"},
 			azure:  none,
 			gcp:    none,
-			others: map[string]pick{"coreweave": {"NVIDIA HGX B200", "8.60"}, "lambda": {"gpu_8x_b200_sxm6", "4.99"}},
+			others: map[string]pick{"coreweave": {"NVIDIA HGX B200", "8.60"}, "lambda": {"gpu_8x_b200_sxm6", "6.69"}},
 		},
 		{
 			gpu: "a100-80gb", providers: []string{"aws", "azure", "coreweave", "gcp", "lambda"},
 			aws:    pick{"p4de.24xlarge", "3.4309"},
 			azure:  pick{"Standard_ND96amsr_A100_v4", "4.0963"},
-			gcp:    pick{"a2-ultragpu-8g", "5.5238"}, // us-east5; the us-central1 row is an uncertain SKU
+			gcp:    pick{"a2-ultragpu-8g", "5.5649"}, // us-east5 before the cheaper us-central1
 			others: map[string]pick{"coreweave": {"NVIDIA A100", "2.70"}, "lambda": {"gpu_8x_a100_80gb_sxm4", "1.79"}},
 		},
 		{
-			gpu: "a100-40gb", providers: []string{"aws", "azure", "coreweave", "gcp", "lambda"},
+			gpu: "a100-40gb", providers: []string{"aws", "azure", "gcp", "lambda"},
 			aws:    pick{"p4d.24xlarge", "2.7447"},
-			azure:  pick{"Standard_ND96asr_v4", "3.3996"}, // eastus before the "(not stated)" seed row
-			gcp:    pick{"a2-highgpu-1g", "3.6734"},       // same price as -8g: instance order decides
-			others: map[string]pick{"coreweave": {"A100 40GB (per GPU)", "2.39"}, "lambda": {"gpu_1x_a100_sxm4", "1.29"}},
+			azure:  pick{"Standard_ND96asr_v4", "3.3996"},
+			gcp:    pick{"a2-highgpu-1g", "3.6734"}, // same price as -8g: instance order decides
+			others: map[string]pick{"lambda": {"gpu_1x_a100_sxm4", "1.29"}},
 		},
 		{
 			gpu: "l40s", providers: []string{"aws", "coreweave"},
@@ -129,12 +130,13 @@ func TestDefaultTable(t *testing.T) {
 	if tab != Default() {
 		t.Error("Default() returned different tables on two calls")
 	}
-	if got, want := tab.Len(), 69; got != want {
+	if got, want := tab.Len(), 80; got != want {
 		t.Errorf("Default().Len() = %d, want %d (rows of gpu_list_prices.csv with an engine GPU)", got, want)
 	}
 	for _, r := range tab.Rates() {
-		if r.AsOf != AsOfUndated && len(r.AsOf) != len("2006-01-02") {
-			t.Errorf("%s %s %s: as_of %q is not a date or %q", r.Provider, r.GPU, r.InstanceType, r.AsOf, AsOfUndated)
+		// Every embedded row is dated since the data was re-dated.
+		if _, err := time.Parse(time.DateOnly, r.AsOf); err != nil {
+			t.Errorf("%s %s %s: as_of %q is not a date", r.Provider, r.GPU, r.InstanceType, r.AsOf)
 		}
 		if r.Source == "" || r.Confidence == "" {
 			t.Errorf("%s %s %s: empty source or confidence", r.Provider, r.GPU, r.InstanceType)
@@ -169,15 +171,10 @@ func TestNonOnDemandRowsStayLabelled(t *testing.T) {
 			}
 		}
 	}
-	for _, pt := range []string{PriceSpot, PriceSpotMinAZ, PriceCapacityBlock, PriceOnDemandSuperseded,
-		PriceOnDemandUncertainSKU, PriceOnDemandGPUComponent, PriceSpotGPUComponent, PriceOnDemandLegacy} {
+	for _, pt := range []string{PriceSpot, PriceCapacityBlock, PriceOnDemandSuperseded} {
 		if !seen[pt] {
 			t.Errorf("no %s row in the embedded table, want the data's rows kept", pt)
 		}
-	}
-	// A provider with only a GPU-component row has no on-demand rate.
-	if r, ok := tab.OnDemand("b200", "gcp"); ok {
-		t.Errorf(`OnDemand("b200", "gcp") = %+v, want none (only on_demand_gpu_component data)`, r)
 	}
 }
 
@@ -416,8 +413,8 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
-// The shared source data has models gpux does not trade and dates with
-// comments: as an operator's file it is rejected, not silently trimmed.
+// The shared source data has models gpux does not trade (A10, B300, GB200,
+// ...): as an operator's file it is rejected, not silently trimmed.
 func TestLoadFileRejectsRawSourceData(t *testing.T) {
 	const path = "../../shared/data/gpu_list_prices.csv" // outside the repo: absent in CI
 	if _, err := os.Stat(path); err != nil {
@@ -497,4 +494,28 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rates.csv is the shared data's rows whose model gpux trades, line for
+// line: a re-dated data file is copied in again, not edited here.
+func TestEmbeddedMatchesSharedData(t *testing.T) {
+	const path = "../../shared/data/gpu_list_prices.csv" // beside the repository
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("source data not here: %v", err)
+	}
+	var want []string
+	for i, line := range strings.Split(strings.TrimSuffix(string(src), "\n"), "\n") {
+		rec, err := csv.NewReader(strings.NewReader(line)).Read()
+		if err != nil {
+			t.Fatalf("%s line %d: %v", path, i+1, err)
+		}
+		if _, ok := ModelGPU(rec[colModel]); i == 0 || ok {
+			want = append(want, line)
+		}
+	}
+	got := strings.Split(strings.TrimSuffix(string(embeddedRates), "\n"), "\n")
+	if !slices.Equal(got, want) {
+		t.Errorf("pricing/rates.csv (%d lines) is not the %d lines of %s with a traded gpu_model", len(got), len(want), path)
+	}
 }

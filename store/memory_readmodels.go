@@ -28,6 +28,12 @@ type MemoryReadModels struct {
 	candles  map[string][]Candle    // per market+interval, by Start
 	idem     map[string]idemValue
 	swept    int // len(idem) after the last sweep of expired values
+
+	objOnce sync.Once
+	obj     *memObjects // closed orders (objects.go)
+
+	seriesOnce sync.Once
+	ser        *memSeries // statements, fill samples (series.go)
 }
 
 // newest returns the newest limit elements of s.

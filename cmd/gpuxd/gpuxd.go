@@ -22,6 +22,7 @@ import (
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/web"
 )
 
 // Config is everything an operator chooses; it lives here only.
@@ -33,6 +34,7 @@ type Config struct {
 	Demo             bool
 	RateLimit        int
 	RatesFile        string
+	RatesStaleAfter  time.Duration // reference rows older than this show "stale": true; <= 0 = never
 	SnapshotEvery    int
 	SnapshotInterval time.Duration
 	FeeBps           int64
@@ -58,6 +60,7 @@ func DefaultConfig() Config {
 		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
 		GPUs: engine.DefaultGPUs, Regions: engine.DefaultRegions,
 		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
+		RatesStaleAfter: pricing.DefaultStaleAfter,
 	}
 }
 
@@ -148,6 +151,7 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	boolean(&c.Demo, "demo", "GPUX_DEMO", "seed demo accounts and listings and run simulated bidders")
 	integer(&c.RateLimit, "rate-limit", "GPUX_RATE_LIMIT", "requests per second per API key (burst 2x); 0 = off")
 	str(&c.RatesFile, "rates", "GPUX_RATES_FILE", "reference rates CSV; empty = the built-in table")
+	duration(&c.RatesStaleAfter, "rates-stale-after", "GPUX_RATES_STALE_AFTER", "reference rates older than this are shown as stale (e.g. 2880h = 120 days); 0 = never")
 	integer(&c.SnapshotEvery, "snapshot-every", "GPUX_SNAPSHOT_EVERY", "snapshot after this many commands")
 	duration(&c.SnapshotInterval, "snapshot-interval", "GPUX_SNAPSHOT_INTERVAL", "snapshot at least this often when there are new commands")
 	integer(&fee, "fee-bps", "GPUX_FEE_BPS", "platform fee in basis points")
@@ -156,6 +160,18 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	str(&c.LogLevel, "log-level", "GPUX_LOG_LEVEL", "debug, info, warn or error")
 	duration(&c.ShutdownTimeout, "shutdown-timeout", "GPUX_SHUTDOWN_TIMEOUT", "how long a graceful stop may take")
 	str(&c.PprofAddr, "pprof", "GPUX_PPROF_ADDR", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
+	// main handles --healthcheck before parsing; it is declared here so
+	// that -h lists it.
+	fs.String("healthcheck", "", "probe this URL (default http://127.0.0.1:8080/readyz when given without one), exit 0 on 200 and 1 otherwise; the container health check")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gpuxd [flags]\n       gpuxd rates import|put ... (reference prices; gpuxd rates for help)\n\ngpuxd runs the gpux exchange: the sequencer over a Redis (or in-memory)\njournal and the HTTP/websocket API with the dashboard at /.\n\nFlags (each also from the environment variable named):\n")
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(m.Stdout) // asked for: not an error
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -274,7 +290,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server = api.NewServer(api.Config{
 		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
+		Dashboard: web.FS(),
 	})
+	m.server.SetRatesStaleAfter(m.Config.RatesStaleAfter)
 
 	if m.Config.PprofAddr != "" {
 		pl, err := net.Listen("tcp", m.Config.PprofAddr)

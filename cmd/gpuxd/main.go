@@ -4,7 +4,10 @@
 // Configuration comes from flags, each with an environment variable of the
 // same meaning (see API.md): --addr/GPUX_ADDR, --redis/GPUX_REDIS_URL,
 // --admin-key/GPUX_ADMIN_KEY, --demo/GPUX_DEMO, --rate-limit/GPUX_RATE_LIMIT,
-// --rates/GPUX_RATES_FILE, --shard/GPUX_SHARD and the snapshot settings.
+// --rates/GPUX_RATES_FILE, --rates-stale-after/GPUX_RATES_STALE_AFTER,
+// --shard/GPUX_SHARD and the snapshot settings. `gpuxd rates import` builds
+// a rates file from the providers' price files and `gpuxd rates put`
+// installs one in a running server (see docs/PRICES.md).
 // SIGTERM or SIGINT stops it gracefully: no new connections, in-flight
 // requests finish, websockets close with 1001, the journal is flushed and a
 // final snapshot written, and the process exits 0.
@@ -12,6 +15,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,6 +42,10 @@ func healthcheck(url string, timeout time.Duration) int {
 }
 
 func main() {
+	// gpuxd rates import|put: offline tools for the reference table.
+	if len(os.Args) > 1 && os.Args[1] == "rates" {
+		os.Exit(runRates(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
+	}
 	// --healthcheck URL: probe a running gpuxd (the container health check;
 	// distroless images have no curl) and exit 0 on 200.
 	for i, a := range os.Args[1:] {
@@ -53,6 +62,9 @@ func main() {
 
 	m := NewMain()
 	if err := m.ParseFlags(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "gpuxd:", err)
 		os.Exit(2)
 	}

@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+)
+
+// steadyMarket drives a market whose open set stays near a fixed size
+// while engine time moves on, as in production: listings a few hours
+// ahead, reserved bids that fill, rest, expire or are cancelled, spot bids
+// that come and go, a tick every 500 commands moving time a minute. Every kind of
+// close happens, so whatever the engine failed to forget would grow.
+type steadyMarket struct {
+	e      *Engine
+	r      *rand.Rand
+	n      uint64
+	now    Time
+	buyer  ID
+	owner  ID
+	bids   []ID
+	spots  []ID
+	lists  []ID
+	cmd    Command
+	issued int
+}
+
+func newSteadyMarket(tb testing.TB) *steadyMarket {
+	tb.Helper()
+	s := &steadyMarket{e: New(Config{FeeBps: 20}), r: rand.New(rand.NewPCG(11, 12)), now: t0}
+	s.buyer, s.owner = s.id(), s.id()
+	s.e.Apply(&Command{Time: s.now, Kind: CmdCreateAccount, Target: s.buyer, Name: "b", Roles: RoleBuyer})
+	s.e.Apply(&Command{Time: s.now, Kind: CmdCreateAccount, Target: s.owner, Name: "o", Roles: RoleOwner})
+	s.e.Apply(&Command{Time: s.now, Kind: CmdDeposit, Target: s.buyer, Amount: MaxAmount})
+	return s
+}
+
+func (s *steadyMarket) id() ID { s.n++; return testID(s.n) }
+
+// take removes and returns a random id of ids.
+func (s *steadyMarket) take(ids *[]ID) ID {
+	i := s.r.IntN(len(*ids))
+	id := (*ids)[i]
+	(*ids)[i] = (*ids)[len(*ids)-1]
+	*ids = (*ids)[:len(*ids)-1]
+	return id
+}
+
+func (s *steadyMarket) step() {
+	s.issued++
+	r := s.r
+	c := &s.cmd
+	if s.issued%500 == 0 {
+		s.now += Minute // engine time runs fast, so windows end and bids expire within the test
+		*c = Command{Time: s.now, Kind: CmdTick}
+		s.e.Apply(c)
+		return
+	}
+	h := s.now.HourStart()
+	switch x := r.IntN(20); {
+	case x < 4 && len(s.lists) < 2000:
+		start := h + Time(1+r.IntN(3))*Hour
+		*c = Command{Time: s.now, Kind: CmdPlaceListing, Actor: s.owner, Target: s.id(), Market: mkt, Quantity: 1 + r.Int64N(8),
+			Start: start, End: start + Time(1+r.IntN(4))*Hour, Price: Price(15000 + r.Int64N(10000)), SpotFloor: Price(10000 + r.Int64N(10000))}
+		s.lists = append(s.lists, c.Target)
+	case x < 11 && len(s.bids) < 5000:
+		start := h + Time(1+r.IntN(3))*Hour
+		*c = Command{Time: s.now, Kind: CmdPlaceBid, BidType: Reserved, Actor: s.buyer, Target: s.id(), Market: mkt, Quantity: 1 + r.Int64N(4),
+			MinQuantity: 1, Start: start, End: start + Time(1+r.IntN(2))*Hour, Price: Price(10000 + r.Int64N(15000))}
+		s.bids = append(s.bids, c.Target)
+	case x < 14 && len(s.spots) < 500:
+		*c = Command{Time: s.now, Kind: CmdPlaceBid, BidType: Spot, Actor: s.buyer, Target: s.id(), Market: mkt, Quantity: 1 + r.Int64N(3), Price: Price(5000 + r.Int64N(20000))}
+		s.spots = append(s.spots, c.Target)
+	case x < 17 && len(s.bids) > 0:
+		*c = Command{Time: s.now, Kind: CmdCancelBid, Actor: s.buyer, Target: s.take(&s.bids)}
+	case x < 19 && len(s.spots) > 0:
+		*c = Command{Time: s.now, Kind: CmdCancelBid, Actor: s.buyer, Target: s.take(&s.spots)}
+	case len(s.lists) > 0:
+		*c = Command{Time: s.now, Kind: CmdCancelListing, Actor: s.owner, Target: s.take(&s.lists)}
+	default:
+		*c = Command{Time: s.now, Kind: CmdTick}
+	}
+	s.e.Apply(c)
+}
+
+func heapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestMemoryStaysFlat applies N commands of a steady market, then N more,
+// and checks the heap (after a GC) grew by less than 10 %: the engine
+// keeps the live market, not its history. N is 300,000 (100,000 under
+// -short), so the test stays inside CI's budget under -race;
+// GPUX_SOAK_COMMANDS=10000000 measures from 1 M to 10 M (docs/BENCHMARKS.md).
+func TestMemoryStaysFlat(t *testing.T) {
+	first, total := 300_000, 600_000
+	if testing.Short() || raceEnabled {
+		first, total = 100_000, 200_000
+	}
+	if v := os.Getenv("GPUX_SOAK_COMMANDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2_000_000 {
+			t.Fatalf("GPUX_SOAK_COMMANDS=%q: want an integer of at least 2000000", v)
+		}
+		first, total = 1_000_000, n
+	}
+	s := newSteadyMarket(t)
+	for s.issued < first {
+		s.step()
+	}
+	h1, open1 := heapAfterGC(), len(s.e.bids)+len(s.e.listings)
+	// The growth table of docs/BENCHMARKS.md, when the soak runs: heap
+	// and snapshot size at 1 M, 2 M, 5 M... commands.
+	for _, at := range []int{1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000} {
+		if os.Getenv("GPUX_SOAK_COMMANDS") == "" || at > total {
+			break
+		}
+		for s.issued < at {
+			s.step()
+		}
+		t.Logf("growth: %d commands: heap %.1f MiB, snapshot %.2f MiB, %d orders open, engine time +%d h",
+			at, float64(heapAfterGC())/(1<<20), float64(len(s.e.Snapshot()))/(1<<20), len(s.e.bids)+len(s.e.listings), (s.now-t0)/Hour)
+	}
+	for s.issued < total {
+		s.step()
+	}
+	h2, open2 := heapAfterGC(), len(s.e.bids)+len(s.e.listings)
+	snap := len(s.e.Snapshot())
+	t.Logf("after %d commands: heap %.1f MiB, %d open; after %d: heap %.1f MiB, %d open, snapshot %.1f MiB, engine time +%v h",
+		first, float64(h1)/(1<<20), open1, total, float64(h2)/(1<<20), open2, float64(snap)/(1<<20), (s.now-t0)/Hour)
+	if float64(h2) > 1.1*float64(h1) {
+		t.Fatalf("heap grew from %d to %d bytes (%.1f %%) between %d and %d commands with a steady open set",
+			h1, h2, 100*(float64(h2)/float64(h1)-1), first, total)
+	}
+}
+
+// TestIdempotencyKeysExpire: keys older than 24 h of engine time leave the
+// engine (and its snapshot) at the next tick; until then a retry answers
+// with the first object.
+func TestIdempotencyKeysExpire(t *testing.T) {
+	h := newHarness(t, Config{})
+	buyer := h.account("b", RoleBuyer, "100")
+	const key = "idem-key-0123456789"
+	c := Command{Kind: CmdDeposit, Target: buyer, Amount: 1, IdemKey: key, IdemHash: [32]byte{1}}
+	h.must(c)
+	if !bytes.Contains(h.e.Snapshot(), []byte(key)) {
+		t.Fatal("the snapshot does not hold the fresh key")
+	}
+	h.advance(IdempotencyWindow - Second)
+	if _, _, ok := h.e.IdempotentTarget(ID{}, key); !ok {
+		t.Fatal("the key was forgotten before 24 h")
+	}
+	h.advance(Second)
+	if _, _, ok := h.e.IdempotentTarget(ID{}, key); ok || len(h.e.idem) != 0 || len(h.e.idemQueue) != 0 {
+		t.Fatalf("after 24 h: key still known (%d in map, %d queued)", len(h.e.idem), len(h.e.idemQueue))
+	}
+	if bytes.Contains(h.e.Snapshot(), []byte(key)) {
+		t.Fatal("the snapshot still holds the expired key")
+	}
+	// The key is free again: the same deposit applies a second time.
+	h.must(c)
+	if got := h.balance(buyer).Balance; got != m(t, "100")+2 {
+		t.Fatalf("balance %s, want 100.0002", got)
+	}
+}
