@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -45,6 +46,7 @@ type follower struct {
 	// with cfg's markets and fee) before it applies anything queued.
 	base   []byte
 	newEng engine.Config
+	upTo   uint64 // the leader's recovered seq: where the follower's recovery stops
 
 	// Owned by the follower goroutine.
 	eng       *engine.Engine
@@ -52,18 +54,19 @@ type follower struct {
 	lastSnap  time.Time
 }
 
-func newFollower(base []byte, j store.Journal, cfg Config, saved func(uint64)) *follower {
+func newFollower(base []byte, upTo uint64, j store.Journal, cfg Config, saved func(uint64)) *follower {
 	return &follower{
-		j: j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
+		upTo: upTo,
+		j:    j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), lastSnap: time.Now(),
 		base: base, newEng: engine.Config{Markets: cfg.Markets, FeeBps: cfg.FeeBps},
 	}
 }
 
 // recover builds the follower's engine the way Recover built the
-// leader's: the snapshot, then the journal after it. Every stored batch is
-// history the leader applies too (on success, or from the journal after a
-// failed append), so reading past what the leader has applied is safe.
+// leader's: the snapshot, then the journal after it, up to the leader's
+// recovered seq and no further: a batch after it may not have been seen by
+// the sequencer's observers yet, and no snapshot may cover such a batch.
 func (f *follower) recover() error {
 	eng := engine.New(f.newEng)
 	if f.base != nil {
@@ -75,11 +78,47 @@ func (f *follower) recover() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := replay(ctx, f.j, eng, nil); err != nil {
+	if _, err := replayTo(ctx, f.j, eng, f.upTo); err != nil {
 		return fmt.Errorf("follower: %w", err)
 	}
 	f.eng = eng
 	return nil
+}
+
+// errReplayDone ends a bounded replay.
+var errReplayDone = errors.New("replay reached its end")
+
+// replayTo applies the journaled commands after eng's seq up to and
+// including upTo, and fails unless it reaches upTo.
+func replayTo(ctx context.Context, j store.Journal, eng *engine.Engine, upTo uint64) (int, error) {
+	n := 0
+	err := j.Replay(ctx, eng.Seq(), func(b store.Batch) error {
+		for data := b.Data; len(data) > 0; {
+			c, rest, err := engine.DecodeCommand(data)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", b.First, err)
+			}
+			data = rest
+			switch {
+			case c.Seq <= eng.Seq():
+				continue
+			case c.Seq > upTo:
+				return errReplayDone
+			case c.Seq != eng.Seq()+1:
+				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
+			}
+			eng.Apply(&c)
+			n++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errReplayDone) {
+		return n, fmt.Errorf("replay journal to %d: %w", upTo, err)
+	}
+	if eng.Seq() != upTo {
+		return n, fmt.Errorf("replay journal to %d: it ends at %d", upTo, eng.Seq())
+	}
+	return n, nil
 }
 
 // push queues a copy of one applied batch's encoded commands. It never
@@ -178,7 +217,7 @@ func (f *follower) apply(data []byte) error {
 			// The leader applied batches from the journal (repair): read
 			// them from there too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := replay(ctx, f.j, f.eng, nil)
+			n, err := replayTo(ctx, f.j, f.eng, c.Seq-1)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("follower: catch up from %d: %w", f.eng.Seq(), err)
