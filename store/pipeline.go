@@ -252,8 +252,14 @@ func (s *session) read(r *bufio.Reader) {
 		case err == nil:
 			pa.done <- nil
 		case errors.As(err, &rerr):
-			// The server answered: the connection is fine.
+			// The server answered: the connection is fine, unless the
+			// script cache was flushed; a new connection loads it again.
 			pa.done <- classifyAppendReply(pa.first, rerr)
+			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
+				s.fail(fmt.Errorf("%w: journal pipeline: %s", ErrUnavailable, rerr))
+				s.drain()
+				return
+			}
 		default:
 			s.fail(wrapRedis("journal pipeline read", err))
 			pa.done <- fmt.Errorf("journal append %d: %w", pa.first, s.err)

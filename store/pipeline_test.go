@@ -123,3 +123,28 @@ func TestPipelineOutage(t *testing.T) {
 		t.Fatalf("Replay = %d batches, %v; want all 40", len(got), err)
 	}
 }
+
+// TestPipelineScriptFlushed: after SCRIPT FLUSH the next append fails, and
+// the one after it loads the script again on a new connection.
+// It flushes a private server's scripts, never the shared one's.
+func TestPipelineScriptFlushed(t *testing.T) {
+	srv := redistest.StartServer(t)
+	j, err := store.OpenRedis(t.Context(), srv.URL(), "flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if errs := startAll(j, 5*time.Second, batch(1, 1)); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := j.Client().ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	errs := startAll(j, 5*time.Second, batch(2, 1))
+	if errs[0] == nil {
+		t.Fatal("append after SCRIPT FLUSH succeeded on the old connection, want NOSCRIPT")
+	}
+	if errs := startAll(j, 5*time.Second, batch(2, 1)); errs[0] != nil {
+		t.Fatalf("append on a new connection = %v, want stored", errs[0])
+	}
+}
