@@ -35,7 +35,15 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	var script strings.Builder
 	script.WriteString("set -u\nADMIN_KEY=" + adminKey + "\nM=h100-sxm.us-west\nexport GPUX_URL=" + s.URL + "\n")
+	// "--start +12h" is read at each command's run, so two commands on
+	// either side of an hour change would name different windows, and the
+	// second of the pair sharing --idempotency-key job-42 would be refused
+	// as a different request. One absolute hour for the whole run keeps
+	// the walkthrough's windows its own; relative times have their own
+	// tests.
+	start := time.Now().UTC().Truncate(time.Hour).Add(12 * time.Hour).Format(time.RFC3339)
 	for i, st := range steps {
+		st.cmd = strings.ReplaceAll(st.cmd, "--start +12h", "--start "+start)
 		if strings.Contains(st.cmd, "gpux watch") {
 			st.cmd = strings.Replace(st.cmd, "gpux watch", "timeout 2 gpux watch", 1) + " || true"
 		}
