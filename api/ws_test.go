@@ -26,9 +26,15 @@ type feedReader struct {
 	seqs map[string]uint64
 }
 
+// feedWait bounds every wait for a feed message. It only turns a hang into
+// a failure: it is far above any real delay, even under a loaded -race run
+// (one took over 5 s on a 2-core machine running five test suites), and no
+// test asserts on how fast a message comes.
+const feedWait = 60 * time.Second
+
 func subscribe(tb testing.TB, c *client.Client, channels ...string) *feedReader {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	ctx, cancel := context.WithTimeout(bg, feedWait)
 	defer cancel()
 	f, err := c.Subscribe(ctx, channels)
 	if err != nil {
@@ -42,7 +48,7 @@ func subscribe(tb testing.TB, c *client.Client, channels ...string) *feedReader 
 // of everything read on the way.
 func (r *feedReader) next(match func(client.Message) bool) client.Message {
 	r.tb.Helper()
-	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	ctx, cancel := context.WithTimeout(bg, feedWait)
 	defer cancel()
 	for {
 		m, err := r.f.Next(ctx)
@@ -336,7 +342,7 @@ func TestFeedSlowClient(t *testing.T) {
 	}
 	fast.next(is(client.MsgUpdate, "book:"+mk))
 	// The slow client's connection ends with "try again later".
-	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = slow.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		if _, _, err := slow.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
@@ -373,7 +379,7 @@ func TestFeedShutdown(t *testing.T) {
 		t.Errorf("snapshot: got type %q ts %q, want RFC 3339 with milliseconds", snap.Type, snap.TS)
 	}
 	e.stop()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		_, _, err := c.ReadMessage()
 		if err == nil {
