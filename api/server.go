@@ -85,6 +85,7 @@ type Server struct {
 	app     *fiber.App
 	metrics *metrics
 	limiter *limiter
+	keys    keyCache // SHA-256 of account keys seen
 	hub     *hub
 	idem    *adminIdem
 
