@@ -16,7 +16,6 @@ import (
 	"github.com/gpux/gpux/history"
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
-	"github.com/gpux/gpux/store"
 )
 
 // Paging of list endpoints.
@@ -449,14 +448,7 @@ func optString(s string) *string {
 	return &s
 }
 
-type candleJSON struct {
-	Start  string `json:"start"`
-	Open   string `json:"open"`
-	High   string `json:"high"`
-	Low    string `json:"low"`
-	Close  string `json:"close"`
-	Volume int64  `json:"volume"`
-}
+type candleJSON = history.Candle
 
 type historyJSON struct {
 	Market   string       `json:"market"`
@@ -467,8 +459,7 @@ type historyJSON struct {
 
 // getHistory answers a market's candles of reserved trades (kind=trades,
 // the default; volume in GPU-hours) or of spot clearing prices (kind=spot;
-// volume 0): those persisted in the read models, overlaid with the price
-// board's in-memory candles (the newer state of a bucket wins).
+// volume 0), as the read side merges them (history.Prices.Candles).
 func (s *Server) getHistory(c *fiber.Ctx) error {
 	market := c.Params("market")
 	var ok bool
@@ -507,36 +498,9 @@ func (s *Server) getHistory(c *fiber.Ctx) error {
 	if !from.Before(to) {
 		return problem(engine.CodeInvalidWindow, "to", "to must be after from")
 	}
-	byStart := map[int64]candleJSON{}
-	if s.cfg.ReadModels != nil {
-		cs, err := s.cfg.ReadModels.Candles(c.UserContext(), market, candleKey(kind, iv), from, to)
-		if err != nil {
-			s.log.Warn("stored history unavailable", "market", market, "err", err)
-		}
-		for _, cd := range cs {
-			byStart[cd.Start.UnixMilli()] = renderCandle(cd)
-		}
-	}
-	if b := s.board(); b != nil {
-		for _, cd := range b.Candles(market, kind, iv, from, to) {
-			byStart[cd.Start.UnixMilli()] = apiCandle(cd)
-		}
-	}
-	starts := make([]int64, 0, len(byStart))
-	for k := range byStart {
-		starts = append(starts, k)
-	}
-	slices.Sort(starts)
-	out := historyJSON{Market: market, Interval: iv.String(), Kind: kind, Candles: make([]candleJSON, len(starts))}
-	for i, k := range starts {
-		out.Candles[i] = byStart[k]
-	}
+	cs := s.prices.Candles(c.UserContext(), market, kind, iv, from, to)
+	out := historyJSON{Market: market, Interval: iv.String(), Kind: kind, Candles: cs}
 	return sendJSON(c, http.StatusOK, out)
-}
-
-func renderCandle(c store.Candle) candleJSON {
-	vol, _ := strconv.ParseInt(strings.Split(c.Volume, ".")[0], 10, 64)
-	return candleJSON{Start: c.Start.UTC().Format(time.RFC3339), Open: c.Open, High: c.High, Low: c.Low, Close: c.Close, Volume: vol}
 }
 
 // ---- bids and listings ----

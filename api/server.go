@@ -95,9 +95,8 @@ type Server struct {
 	shutdownOnce sync.Once
 	conns        connSet
 	feedConns    addrCounter
-	prices       priceBoard
-	candles      *candleWriter  // nil without read models
-	history      *history.Store // closed orders (ReadModels' objects, else memory)
+	prices       *history.Prices // price board, candles, trade log, spot history
+	history      *history.Store  // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
 	ledger       *ledgerWriter // writes statements' lines off the sequencer's goroutine
 }
@@ -137,9 +136,7 @@ func NewServer(cfg Config) *Server {
 	series, _ := cfg.ReadModels.(store.SeriesStore)
 	s.statements = history.NewStatements(series, cfg.Logger)
 	s.ledger = newLedgerWriter(s.statements)
-	if cfg.ReadModels != nil {
-		s.candles = newCandleWriter(cfg.ReadModels)
-	}
+	s.prices = history.NewPrices(func(fn func(e *engine.Engine)) { s.read(fn) }, cfg.Rates, cfg.ReadModels, cfg.Logger)
 	s.hub = newHub(s)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
@@ -253,23 +250,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = s.app.ShutdownWithContext(ctx)
 		close(stop)
 		s.cancel()
-		if s.candles != nil {
-			s.candles.close() // the hub, its only producer, has stopped
-		}
+		s.prices.Close() // later batches still move the board; they are no longer persisted
 		s.ledger.close() // lines of later batches are written in OnEvents itself
 	})
 	return err
 }
 
-// OnEvents is the sequencer's events hook: it copies the events and hands
-// them to the feed hub without blocking.
+// OnEvents is the sequencer's events hook, run on its goroutine after a
+// batch is journaled and before the batch's callers hear back. It is the
+// one fan-out of the engine's events, in this order:
+//
+//  1. the read side (package history), which answers for the market's
+//     past: closed orders are stored first (the engine has forgotten
+//     them, and the sequencer saves a snapshot only after this returns),
+//     statement lines are queued (the statement endpoint waits for them),
+//     and the price board is fed, so /v1/prices and the history never
+//     trail a response; trades, spot prices and candles are queued for
+//     Redis without waiting;
+//  2. the feed hub, last, which only delivers: it copies the events into
+//     its queue and never blocks the sequencer.
 func (s *Server) OnEvents(events []engine.Event) {
-	// The price board is fed here, before the commands' responses are
-	// released, so /v1/prices never trails a response; feeds go through
-	// the hub's queue and never block the sequencer.
-	s.history.Observe(events) // first: the engine has forgotten what closed
-	s.ledger.offer(events)    // the statement endpoint waits for its lines
-	s.observePrices(events)
+	s.history.Observe(events)
+	s.ledger.offer(events)
+	s.prices.Observe(events)
 	s.hub.publish(events)
 }
 

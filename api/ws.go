@@ -385,12 +385,6 @@ func (h *hub) run() {
 				}
 			}
 			h.flush(dirty)
-			if b := h.s.board(); b != nil {
-				ups := b.TakeCandles()
-				if h.s.candles != nil {
-					h.s.candles.offer(ups)
-				}
-			}
 		case r := <-h.reqs:
 			h.handle(r)
 		}
@@ -489,9 +483,6 @@ func (h *hub) leave(name string, cl *wsClient) {
 }
 
 func (h *hub) apply(evs []engine.Event, d *dirtySet) {
-	if h.s.candles != nil {
-		h.s.candles.offerEvents(evs)
-	}
 	for i := range evs {
 		ev := &evs[i]
 		d.ts = max(d.ts, ev.Time)
