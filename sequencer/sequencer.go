@@ -527,7 +527,17 @@ func (s *Sequencer) send(f *inflight, at engine.Time) {
 	}
 	deadline := f.sent.Add(s.cfg.AppendTimeout)
 	if p, ok := s.cfg.Journal.(store.Pipeliner); ok {
-		p.AppendAsync(f.b, deadline, f.done)
+		done := f.done
+		p.AppendAsync(f.b, deadline, func(err error) {
+			if err != nil {
+				// Stop writes now, not when the loop reaches this batch:
+				// it may be busy with earlier batches (their observers
+				// write to the same Redis), and meanwhile new writes
+				// would queue and /readyz would say ready.
+				s.writable.Store(false)
+			}
+			done <- err
+		})
 		return
 	}
 	actx, cancel := context.WithDeadline(context.Background(), deadline)

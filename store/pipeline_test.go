@@ -15,8 +15,9 @@ func startAll(j store.Pipeliner, timeout time.Duration, bs ...store.Batch) []err
 	dones := make([]chan error, len(bs))
 	deadline := time.Now().Add(timeout)
 	for i, b := range bs {
-		dones[i] = make(chan error, 1)
-		j.AppendAsync(b, deadline, dones[i])
+		done := make(chan error, 1)
+		dones[i] = done
+		j.AppendAsync(b, deadline, func(err error) { done <- err })
 	}
 	errs := make([]error, len(bs))
 	for i, d := range dones {
