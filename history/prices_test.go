@@ -102,3 +102,35 @@ func TestPricesCandlesMergeStoredAndBoard(t *testing.T) {
 		t.Errorf("empty window: %s, want []", b)
 	}
 }
+
+// stuck is a read model store whose writes wait until release is closed.
+type stuck struct {
+	*store.MemoryReadModels
+	release chan struct{}
+}
+
+func (s *stuck) PutCandles(ctx context.Context, market, interval string, cs []store.Candle) error {
+	<-s.release
+	return s.MemoryReadModels.PutCandles(context.Background(), market, interval, cs)
+}
+
+func TestPricesObserveNeverWaitsForTheStore(t *testing.T) {
+	e := engine.New(engine.Config{Markets: []engine.Market{{ID: testMarket, GPU: "l4", Region: "us-east"}}})
+	rm := &stuck{MemoryReadModels: store.NewMemoryReadModels(store.ReadModelOptions{}), release: make(chan struct{})}
+	p := NewPrices(func(fn func(*engine.Engine)) { fn(e) }, nil, rm, nil)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	// Far more batches than the queue holds, while the store is stuck:
+	// Observe returns (batches are dropped), or the test hangs.
+	n := 4 * writerQueue
+	for i := 1; i <= n; i++ {
+		p.Observe(batch(uint64(i), t0.Add(time.Duration(i)*time.Second), engine.Price(10000+i)))
+	}
+	close(rm.release)
+	p.Close()
+	// Candles are taken from the board when written, so the last state of
+	// the bucket is stored even though its batch may have been dropped.
+	cs, err := rm.Candles(context.Background(), testMarket, "trades:1h", time.Time{}, time.Time{})
+	if wantClose := pricing.FormatPrice(int64(10000 + n)); err != nil || len(cs) != 1 || cs[0].Close != wantClose {
+		t.Fatalf("stored 1h candle: %v %+v, want one closing at %s", err, cs, wantClose)
+	}
+}
