@@ -69,6 +69,8 @@ type Listing struct {
 	bookKey    listingKey
 	keyFloor   Price // the floor its supply entries are keyed by
 	cutReason  string
+	held       int64 // units kept by bids under notice (outside inUse)
+	pend       int64 // placed units waiting for held units to leave
 }
 
 // Bid is a buyer's reserved or spot bid.
@@ -111,6 +113,10 @@ type spotBid struct {
 	displaced  int64
 	broke      bool
 	reason     string
+	noticed    int64 // units kept under notice
+	noticeEv   int64 // units put under notice by this recompute
+	withdrawn  int64 // units whose notice this recompute withdrew
+	pend       int64 // placed units not yet started (waiting for a notice)
 }
 
 // LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).
@@ -159,6 +165,7 @@ type placement struct {
 	bid     *Bid
 	listing *Listing
 	units   int64
+	pend    int64 // of units, not started: held by a bid under notice
 	i0      int64 // market price integral when last settled
 	rem     int64 // sub-tick remainder carried to the next settlement
 	feeRem  int64 // fee remainder, in 1/10000 of a tick
@@ -686,6 +693,10 @@ func (e *Engine) IdempotentTarget(account ID, key string) (ID, [32]byte, bool) {
 func (e *Engine) tick() {
 	for _, m := range e.marketOrder {
 		e.settleMarket(m)
+		// Notices whose deadline has come end; what waited for them starts.
+		if len(m.spot.notices) > 0 && e.expireNotices(m) {
+			e.recomputeSpot(m, ReasonOutbid)
+		}
 	}
 	for len(e.expiries) > 0 && e.expiries[0].at <= e.now {
 		x := e.expiries.pop()

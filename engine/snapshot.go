@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP3"
+const snapshotMagic = "GPUXSNAP4" // 4: preemption notices
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -21,6 +21,7 @@ func (e *Engine) Snapshot() []byte {
 		w.s(m.ID)
 		w.s(m.GPU)
 		w.s(m.Region)
+		w.i(m.PreemptionNoticeSeconds)
 	}
 	w.i(e.cfg.FeeBps)
 	w.u(uint64(e.cfg.RecentTrades))
@@ -133,6 +134,7 @@ func (e *Engine) Snapshot() []byte {
 		for _, p := range sp.placements {
 			w.id(p.listing.ID)
 			w.i(p.units)
+			w.i(p.pend)
 			w.i(p.i0)
 			w.i(p.rem)
 			w.i(p.feeRem)
@@ -177,6 +179,20 @@ func (e *Engine) Snapshot() []byte {
 		w.u(uint64(len(m.peggedL)))
 		for _, l := range m.peggedL {
 			w.id(l.ID)
+		}
+		w.u(uint64(len(sb.notices)))
+		for _, n := range sb.notices {
+			w.id(n.bid.ID)
+			w.id(n.listing.ID)
+			w.i(n.units)
+			w.i(int64(n.at))
+			w.i(n.integ)
+			w.i(n.i0)
+			w.i(n.rem)
+			w.i(n.feeRem)
+			w.i(int64(n.charged))
+			w.i(int64(n.earned))
+			w.i(int64(n.fees))
 		}
 	}
 
@@ -240,7 +256,7 @@ func Restore(data []byte) (*Engine, error) {
 	var cfg Config
 	nm := r.n(1 << 16)
 	for i := 0; i < nm; i++ {
-		cfg.Markets = append(cfg.Markets, Market{ID: r.s(), GPU: r.s(), Region: r.s()})
+		cfg.Markets = append(cfg.Markets, Market{ID: r.s(), GPU: r.s(), Region: r.s(), PreemptionNoticeSeconds: r.i()})
 	}
 	cfg.FeeBps = r.i()
 	cfg.RecentTrades = int(r.u())
@@ -322,11 +338,13 @@ func Restore(data []byte) (*Engine, error) {
 			if l == nil {
 				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
 			}
-			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
+			p := &placement{bid: b, listing: l, units: r.i(), pend: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
 				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
 			sp.placements = append(sp.placements, p)
 			sp.placed += p.units
 			l.placed += p.units
+			sp.pend += p.pend
+			l.pend += p.pend
 		}
 		e.bids[b.ID] = b
 		e.bidOrder.add(b.Seq, b)
@@ -402,6 +420,18 @@ func Restore(data []byte) (*Engine, error) {
 			if l := e.listings[r.id()]; l != nil {
 				m.peggedL = append(m.peggedL, l)
 			}
+		}
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			b, l := e.bids[r.id()], e.listings[r.id()]
+			if b == nil || b.spotBid == nil || l == nil {
+				return nil, fmt.Errorf("restore market %s: notice of unknown bid or listing", m.ID)
+			}
+			nt := &notice{placement: placement{bid: b, listing: l, units: r.i()}, at: Time(r.i()), integ: r.i()}
+			nt.i0, nt.rem, nt.feeRem = r.i(), r.i(), r.i()
+			nt.charged, nt.earned, nt.fees = Money(r.i()), Money(r.i()), Money(r.i())
+			sb.notices = append(sb.notices, nt)
+			b.noticed += nt.units
+			l.held += nt.units
 		}
 	}
 
