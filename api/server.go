@@ -73,6 +73,9 @@ type Config struct {
 	// RateLimit is on and no limit when it is off (as for load tests from
 	// one machine); negative = no limit.
 	FeedConnsPerAddr int
+	// FillEstimateRefresh is how often fill estimates are refitted from
+	// the read models, off the sequencer (default 30 s).
+	FillEstimateRefresh time.Duration
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
@@ -98,6 +101,7 @@ type Server struct {
 	candles      *candleWriter  // nil without read models
 	history      *history.Store // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
+	fills        *history.FillEstimates
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -134,6 +138,11 @@ func NewServer(cfg Config) *Server {
 	s.history = history.New(objs, cfg.Logger)
 	series, _ := cfg.ReadModels.(store.SeriesStore)
 	s.statements = history.NewStatements(series, cfg.Logger)
+	s.fills = history.NewFillEstimates(series, func(fn func(*engine.Engine)) {
+		if cfg.Sequencer != nil {
+			cfg.Sequencer.Read(fn)
+		}
+	}, 0, cfg.Logger)
 	if cfg.ReadModels != nil {
 		s.candles = newCandleWriter(cfg.ReadModels)
 	}
@@ -151,6 +160,10 @@ func NewServer(cfg Config) *Server {
 	})
 	s.routes()
 	go s.hub.run()
+	if cfg.FillEstimateRefresh <= 0 {
+		cfg.FillEstimateRefresh = 30 * time.Second
+	}
+	go s.fills.Run(s.baseCtx, cfg.FillEstimateRefresh)
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
 	}
@@ -265,6 +278,7 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// the hub's queue and never block the sequencer.
 	s.history.Observe(events) // first: the engine has forgotten what closed
 	s.statements.Observe(events)
+	s.fills.Observe(events) // queues for its worker: never blocks, never reads the engine
 	s.observePrices(events)
 	s.hub.publish(events)
 }
