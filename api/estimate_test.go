@@ -105,4 +105,9 @@ func TestFillEstimateEndToEnd(t *testing.T) {
 	if qq, err := e.anon.Quote(bg, market, 1, hour(48), hour(50)); err != nil || qq.FillEstimate != nil {
 		t.Errorf("quote at the ask: %v %+v, want fill_estimate null", err, qq.FillEstimate)
 	}
+	for _, bad := range []string{"abc", "0", "-1", "1.00001"} {
+		q.Set("limit_price", bad)
+		st, hdr, body := e.raw("GET", "/v1/markets/"+market+"/quote?"+q.Encode(), "", nil)
+		wantProblem(t, st, hdr, body, 422, "invalid_price", "limit_price")
+	}
 }
