@@ -5,13 +5,23 @@
 // events out to websocket subscribers.
 //
 // It holds no exchange logic and no state of its own beyond caches that can
-// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings):
-// every answer comes from the engine through the sequencer (Submit, Read).
+// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings)
+// and the reference-rate table in force (Config.Rates until an admin
+// replaces it, rates.go): every other answer comes from the engine through
+// the sequencer (Submit, Read).
 // It must not touch the engine except on the goroutine and under the lock
 // the sequencer provides, never block the sequencer goroutine (the events
 // hook only copies and enqueues), and never hand a *fiber.Ctx or a string
 // or slice borrowed from it to another goroutine.
 //
+// Every client-controlled input is bounded before it costs anything: the
+// body after decoding (body.go), headers, JSON (no duplicate keys), names,
+// and on the feed each connection's message size, channels, ops and
+// snapshots and each address's connections (wsconn.go); docs/SECURITY.md
+// lists every limit and its answer. An API key is shown once, in the
+// answer that created it, and stored nowhere in plain text.
+//
 // Every failure is an RFC 9457 application/problem+json body with a stable
-// code; the code → status table is in problem.go.
+// code; the code → status table, and the websocket error codes, are in
+// problem.go.
 package api

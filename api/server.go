@@ -88,6 +88,7 @@ type Server struct {
 	app     *fiber.App
 	metrics *metrics
 	limiter *limiter
+	keys    keyCache // SHA-256 of account keys seen
 	hub     *hub
 	idem    *adminIdem
 
@@ -101,6 +102,7 @@ type Server struct {
 	candles      *candleWriter  // nil without read models
 	history      *history.Store // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
+	ledger       *ledgerWriter // writes statements' lines off the sequencer's goroutine
 	fills        *history.FillEstimates
 }
 
@@ -138,6 +140,7 @@ func NewServer(cfg Config) *Server {
 	s.history = history.New(objs, cfg.Logger)
 	series, _ := cfg.ReadModels.(store.SeriesStore)
 	s.statements = history.NewStatements(series, cfg.Logger)
+	s.ledger = newLedgerWriter(s.statements)
 	s.fills = history.NewFillEstimates(series, func(fn func(*engine.Engine)) {
 		if cfg.Sequencer != nil {
 			cfg.Sequencer.Read(fn)
@@ -266,6 +269,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.candles != nil {
 			s.candles.close() // the hub, its only producer, has stopped
 		}
+		s.ledger.close() // lines of later batches are written in OnEvents itself
 	})
 	return err
 }
@@ -277,8 +281,8 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
 	s.history.Observe(events) // first: the engine has forgotten what closed
-	s.statements.Observe(events)
-	s.fills.Observe(events) // queues for its worker: never blocks, never reads the engine
+	s.ledger.offer(events)    // the statement endpoint waits for its lines
+	s.fills.Observe(events)   // queues for its worker: never blocks, never reads the engine
 	s.observePrices(events)
 	s.hub.publish(events)
 }

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gpux/gpux/client"
@@ -80,4 +81,74 @@ func nextStream(tb testing.TB, s *client.Stream) client.Message {
 		tb.Fatalf("Next: %v", err)
 	}
 	return m
+}
+
+// TestStreamRedials: when the server drops the connection, a stream made
+// WithRedial dials again, resubscribes every channel (auth first for
+// user), says so, and carries on from the new snapshots.
+func TestStreamRedials(t *testing.T) {
+	srv, conns := wsServer(t)
+	s, err := client.New(srv.URL, client.WithAPIKey("k")).Stream(t.Context(), []string{"user", "book:m"}, client.WithRedial(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn := accept(t, conns)
+	expectOp(t, conn, `{"op":"auth","key":"k"}`)
+	expectOp(t, conn, `{"op":"subscribe","channels":["user","book:m"]}`)
+	send(t, conn, `{"channel":"book:m","type":"snapshot","seq":3,"data":{},"ts":"2026-12-01T08:00:00Z"}`)
+	if m := nextStream(t, s); m.Type != client.MsgSnapshot {
+		t.Fatalf("got %+v, want the snapshot", m)
+	}
+	conn.Close() // the server goes away
+
+	// Next notices, dials again and resubscribes.
+	got := make(chan client.Message, 1)
+	go func() {
+		m, _ := s.Next(t.Context())
+		got <- m
+	}()
+	conn = accept(t, conns)
+	expectOp(t, conn, `{"op":"auth","key":"k"}`)
+	expectOp(t, conn, `{"op":"subscribe","channels":["book:m","user"]}`)
+	if m := <-got; m.Type != client.MsgReconnect || m.Detail == "" {
+		t.Fatalf("got %+v, want a reconnect message saying why", m)
+	}
+	send(t, conn, `{"channel":"book:m","type":"update","seq":9,"data":{},"ts":"2026-12-01T08:00:01Z"}`) // before the snapshot: dropped
+	send(t, conn, `{"channel":"book:m","type":"snapshot","seq":9,"data":{},"ts":"2026-12-01T08:00:01Z"}`)
+	send(t, conn, `{"channel":"book:m","type":"update","seq":10,"data":{},"ts":"2026-12-01T08:00:02Z"}`)
+	for _, want := range []uint64{9, 10} {
+		if m := nextStream(t, s); m.Seq != want || m.Channel != "book:m" {
+			t.Fatalf("after the redial: got %+v, want book:m seq %d", m, want)
+		}
+	}
+	if s.Gaps() != 0 {
+		t.Errorf("Gaps: got %d, want 0 (a redial is not a gap)", s.Gaps())
+	}
+}
+
+// TestStreamGivesUp: with the server gone for good, Next returns an error
+// after the allowed attempts; without WithRedial it returns at once.
+func TestStreamGivesUp(t *testing.T) {
+	for _, redial := range []int{0, 2} {
+		srv, conns := wsServer(t)
+		var opts []client.StreamOption
+		if redial > 0 {
+			opts = append(opts, client.WithRedial(redial))
+		}
+		s, err := client.New(srv.URL).Stream(t.Context(), []string{"prices"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := accept(t, conns)
+		expectOp(t, conn, `{"op":"subscribe","channels":["prices"]}`)
+		srv.Listener.Close() // no new connections
+		conn.Close()
+		if m, err := s.Next(t.Context()); err == nil {
+			t.Errorf("redial %d: got %+v, want an error", redial, m)
+		} else if redial > 0 && !strings.Contains(err.Error(), "2 attempts") {
+			t.Errorf("redial %d: got %v, want it to say the attempts failed", redial, err)
+		}
+		s.Close()
+	}
 }

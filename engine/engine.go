@@ -69,6 +69,8 @@ type Listing struct {
 	bookKey    listingKey
 	keyFloor   Price // the floor its supply entries are keyed by
 	cutReason  string
+	held       int64 // units kept by bids under notice (outside inUse)
+	pend       int64 // placed units waiting for held units to leave
 }
 
 // Bid is a buyer's reserved or spot bid.
@@ -78,22 +80,31 @@ type Bid struct {
 	Buyer         ID
 	Market        string
 	Type          BidType
+	Status        BidStatus // next to Type: one word for both
 	Quantity      int64
 	MinQuantity   int64
 	Start, End    Time
 	ExpiresAt     Time
 	Limit         Price
-	LimitPeg      Peg
+	limitPeg      *Peg // nil: a fixed limit (most bids; a pointer keeps the bid small)
 	ClientOrderID string
-	Status        BidStatus
 	Reason        string
 	CreatedAt     Time
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
-	Spent         Money // spot charges so far
 
-	m          *market
+	m       *market
+	restKey bidKey
+	heapIdx int // position in the expiry heap; -1 when not in it
+
+	// *spotBid holds what only a spot bid needs (nil for a reserved bid,
+	// which is most of a resting book: this keeps a resting bid small).
+	*spotBid
+}
+
+type spotBid struct {
+	Spent      Money // spot charges so far
 	won        int64 // spot units won by the clearing (= allocated)
 	placed     int64
 	placements []*placement
@@ -102,12 +113,50 @@ type Bid struct {
 	displaced  int64
 	broke      bool
 	reason     string
-	restKey    bidKey
-	heapIdx    int // position in the expiry heap; -1 when not in it
+	noticed    int64 // units kept under notice
+	noticeEv   int64 // units put under notice by this recompute
+	withdrawn  int64 // units whose notice this recompute withdrew
+	pend       int64 // placed units not yet started (waiting for a notice)
 }
 
-// Allocated is the number of GPUs a spot bid holds now.
-func (b *Bid) Allocated() int64 { return b.won }
+// LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).
+func (b *Bid) LimitPeg() Peg {
+	if b.limitPeg == nil {
+		return Peg{}
+	}
+	return *b.limitPeg
+}
+
+// pegKind is LimitPeg().Kind without the copy.
+func (b *Bid) pegKind() PegKind {
+	if b.limitPeg == nil {
+		return PegNone
+	}
+	return b.limitPeg.Kind
+}
+
+func pegRef(p Peg) *Peg {
+	if p.Kind == PegNone {
+		return nil
+	}
+	return &p
+}
+
+// Allocated is the number of GPUs a spot bid holds now (0 for reserved).
+func (b *Bid) Allocated() int64 {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.won
+}
+
+// spent is what a spot bid has paid so far (0 for reserved).
+func (b *Bid) spent() Money {
+	if b.spotBid == nil {
+		return 0
+	}
+	return b.Spent
+}
 
 // Hours is the length of a reserved bid's window in hours.
 func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }
@@ -116,6 +165,7 @@ type placement struct {
 	bid     *Bid
 	listing *Listing
 	units   int64
+	pend    int64 // of units, not started: held by a bid under notice
 	i0      int64 // market price integral when last settled
 	rem     int64 // sub-tick remainder carried to the next settlement
 	feeRem  int64 // fee remainder, in 1/10000 of a tick
@@ -643,6 +693,10 @@ func (e *Engine) IdempotentTarget(account ID, key string) (ID, [32]byte, bool) {
 func (e *Engine) tick() {
 	for _, m := range e.marketOrder {
 		e.settleMarket(m)
+		// Notices whose deadline has come end; what waited for them starts.
+		if len(m.spot.notices) > 0 && e.expireNotices(m) {
+			e.recomputeSpot(m, ReasonOutbid)
+		}
 	}
 	for len(e.expiries) > 0 && e.expiries[0].at <= e.now {
 		x := e.expiries.pop()

@@ -31,9 +31,15 @@ const (
 	// state for the read side, which answers for it from then on.
 	EvBidClosed
 	EvListingClosed
+	// EvSpotPreempting: the clearing took Quantity GPUs from a running
+	// bid; it keeps them until PreemptAt, paying Price (the clearing
+	// price capped at its limit). EvSpotPreempted follows at the deadline
+	// unless EvSpotPreemptionWithdrawn comes first.
+	EvSpotPreempting
+	EvSpotPreemptionWithdrawn
 )
 
-var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started", "ledger", "bid_closed", "listing_closed"}
+var eventNames = [...]string{"", "rejected", "account_created", "balance_changed", "listing_placed", "listing_cancelled", "listing_ended", "listing_repriced", "bid_placed", "bid_cancelled", "bid_expired", "bid_repriced", "filled", "spot_allocated", "spot_preempted", "spot_moved", "spot_released", "spot_price_changed", "idempotent_replay", "reference_rates_set", "hour_started", "ledger", "bid_closed", "listing_closed", "spot_preempting", "spot_preemption_withdrawn"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -75,6 +81,9 @@ type Event struct {
 	// Balance and Held after a balance change.
 	Balance Money
 	Held    Money
+
+	// PreemptAt is when GPUs under notice leave (spot_preempting).
+	PreemptAt Time
 
 	Reason string
 	Err    *Error

@@ -182,3 +182,13 @@ func p(tb testing.TB, s string) Price { tb.Helper(); return Price(usd(tb, s)) }
 func m(tb testing.TB, s string) Money { tb.Helper(); return Money(usd(tb, s)) }
 
 const mkt = "h100-sxm.us-east"
+
+// noticeConfig is the default catalogue with every market's preemption
+// notice set to secs (negative: none).
+func noticeConfig(secs int64) Config {
+	ms := Catalogue(DefaultGPUs, DefaultRegions)
+	for i := range ms {
+		ms[i].PreemptionNoticeSeconds = secs
+	}
+	return Config{Markets: ms}
+}

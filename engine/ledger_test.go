@@ -55,7 +55,7 @@ func (lb *ledgerBook) check(tb testing.TB, e *Engine, posted bool) {
 // every accrual.
 func TestPropertyLedgerSumsToBalance(t *testing.T) {
 	n := 6000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 1500
 	}
 	for _, seed := range propertySeeds {

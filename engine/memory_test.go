@@ -101,7 +101,7 @@ func heapAfterGC() uint64 {
 // GPUX_SOAK_COMMANDS=10000000 measures from 1 M to 10 M (docs/BENCHMARKS.md).
 func TestMemoryStaysFlat(t *testing.T) {
 	first, total := 300_000, 600_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		first, total = 100_000, 200_000
 	}
 	if v := os.Getenv("GPUX_SOAK_COMMANDS"); v != "" {

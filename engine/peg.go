@@ -122,10 +122,10 @@ func (e *Engine) reprice(kind PegKind) {
 			}
 		}
 		for _, b := range slices.Clone(m.pegged) {
-			if b.LimitPeg.Kind != kind || !b.Status.Open() {
+			if b.pegKind() != kind || !b.Status.Open() {
 				continue
 			}
-			p, err := e.pegPrice(m, b.LimitPeg, "limit_price")
+			p, err := e.pegPrice(m, *b.limitPeg, "limit_price")
 			if err != nil || p == b.Limit {
 				continue
 			}

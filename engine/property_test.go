@@ -339,7 +339,7 @@ var propertySeeds = []uint64{1, 2, 3, 42}
 
 func TestPropertyRandomStreams(t *testing.T) {
 	n := 10_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 2_000
 	}
 	for _, seed := range propertySeeds {

@@ -69,9 +69,9 @@ type BidView struct {
 func (b *Bid) view() BidView {
 	v := BidView{
 		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.Market, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
-		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg,
-		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.won,
-		Hold: b.Hold, Spent: b.Spent, CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
+		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg(),
+		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.Allocated(),
+		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
 	}
 	for i, f := range b.Fills {
 		v.Fills[i] = *f

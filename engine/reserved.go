@@ -249,7 +249,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 	}
 	b := &Bid{
 		ID: c.Target, Seq: e.seq, Buyer: a.ID, Market: m.ID, Type: c.BidType, Quantity: c.Quantity,
-		Limit: limit, LimitPeg: c.PricePeg, ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m, heapIdx: -1,
+		Limit: limit, limitPeg: pegRef(c.PricePeg), ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m, heapIdx: -1,
 	}
 	if c.BidType == Reserved {
 		if err := e.validateWindow(c.Start, c.End, true); err != nil {
@@ -298,6 +298,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 	if need > a.Available() {
 		return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("a spot bid needs one hour at its limit (%s) available; %s is", need, a.Available()))
 	}
+	b.spotBid = &spotBid{}
 	e.acceptBid(a, b, c)
 	b.Status = BidWaiting
 	e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
@@ -315,7 +316,7 @@ func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
 	if b.ClientOrderID != "" {
 		a.coids[b.ClientOrderID] = b
 	}
-	if b.LimitPeg.Kind != PegNone {
+	if b.pegKind() != PegNone {
 		b.m.pegged = append(b.m.pegged, b)
 	}
 	e.rememberIdem(c, b.ID)
@@ -355,7 +356,7 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 	if b.ClientOrderID != "" && a.coids[b.ClientOrderID] == b {
 		delete(a.coids, b.ClientOrderID)
 	}
-	if b.LimitPeg.Kind != PegNone {
+	if b.pegKind() != PegNone {
 		b.m.pegged = removeBid(b.m.pegged, b)
 	}
 }

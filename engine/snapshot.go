@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP3"
+const snapshotMagic = "GPUXSNAP4" // 4: preemption notices
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -21,6 +21,7 @@ func (e *Engine) Snapshot() []byte {
 		w.s(m.ID)
 		w.s(m.GPU)
 		w.s(m.Region)
+		w.i(m.PreemptionNoticeSeconds)
 	}
 	w.i(e.cfg.FeeBps)
 	w.u(uint64(e.cfg.RecentTrades))
@@ -111,24 +112,29 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(b.End))
 		w.i(int64(b.ExpiresAt))
 		w.i(int64(b.Limit))
-		w.peg(b.LimitPeg)
+		w.peg(b.LimitPeg())
 		w.s(b.ClientOrderID)
 		w.u(uint64(b.Status))
 		w.s(b.Reason)
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
-		w.i(int64(b.Spent))
-		w.i(b.won)
-		w.bool(b.broke)
+		sp := b.spotBid
+		if sp == nil {
+			sp = &spotBid{} // a reserved bid writes zeros
+		}
+		w.i(int64(sp.Spent))
+		w.i(sp.won)
+		w.bool(sp.broke)
 		w.u(uint64(len(b.Fills)))
 		for _, f := range b.Fills {
 			w.id(f.ID)
 		}
-		w.u(uint64(len(b.placements)))
-		for _, p := range b.placements {
+		w.u(uint64(len(sp.placements)))
+		for _, p := range sp.placements {
 			w.id(p.listing.ID)
 			w.i(p.units)
+			w.i(p.pend)
 			w.i(p.i0)
 			w.i(p.rem)
 			w.i(p.feeRem)
@@ -173,6 +179,20 @@ func (e *Engine) Snapshot() []byte {
 		w.u(uint64(len(m.peggedL)))
 		for _, l := range m.peggedL {
 			w.id(l.ID)
+		}
+		w.u(uint64(len(sb.notices)))
+		for _, n := range sb.notices {
+			w.id(n.bid.ID)
+			w.id(n.listing.ID)
+			w.i(n.units)
+			w.i(int64(n.at))
+			w.i(n.integ)
+			w.i(n.i0)
+			w.i(n.rem)
+			w.i(n.feeRem)
+			w.i(int64(n.charged))
+			w.i(int64(n.earned))
+			w.i(int64(n.fees))
 		}
 	}
 
@@ -236,7 +256,7 @@ func Restore(data []byte) (*Engine, error) {
 	var cfg Config
 	nm := r.n(1 << 16)
 	for i := 0; i < nm; i++ {
-		cfg.Markets = append(cfg.Markets, Market{ID: r.s(), GPU: r.s(), Region: r.s()})
+		cfg.Markets = append(cfg.Markets, Market{ID: r.s(), GPU: r.s(), Region: r.s(), PreemptionNoticeSeconds: r.i()})
 	}
 	cfg.FeeBps = r.i()
 	cfg.RecentTrades = int(r.u())
@@ -293,10 +313,12 @@ func Restore(data []byte) (*Engine, error) {
 	for i := 0; i < nb && r.err == nil; i++ {
 		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
 			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
-			LimitPeg: r.peg(), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
-			Filled: r.i(), Hold: Money(r.i()), Spent: Money(r.i())}
-		b.won = r.i()
-		b.broke = r.bool()
+			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
+			Filled: r.i(), Hold: Money(r.i())}
+		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
+		if b.Type == Spot {
+			b.spotBid = sp
+		}
 		m, a := e.markets[b.Market], e.accounts[b.Buyer]
 		if m == nil || a == nil {
 			return nil, fmt.Errorf("restore bid %s: bad market or buyer", b.ID)
@@ -316,11 +338,13 @@ func Restore(data []byte) (*Engine, error) {
 			if l == nil {
 				return nil, fmt.Errorf("restore bid %s: placement on unknown listing", b.ID)
 			}
-			p := &placement{bid: b, listing: l, units: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
+			p := &placement{bid: b, listing: l, units: r.i(), pend: r.i(), i0: r.i(), rem: r.i(), feeRem: r.i(),
 				charged: Money(r.i()), earned: Money(r.i()), fees: Money(r.i())}
-			b.placements = append(b.placements, p)
-			b.placed += p.units
+			sp.placements = append(sp.placements, p)
+			sp.placed += p.units
 			l.placed += p.units
+			sp.pend += p.pend
+			l.pend += p.pend
 		}
 		e.bids[b.ID] = b
 		e.bidOrder.add(b.Seq, b)
@@ -396,6 +420,18 @@ func Restore(data []byte) (*Engine, error) {
 			if l := e.listings[r.id()]; l != nil {
 				m.peggedL = append(m.peggedL, l)
 			}
+		}
+		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
+			b, l := e.bids[r.id()], e.listings[r.id()]
+			if b == nil || b.spotBid == nil || l == nil {
+				return nil, fmt.Errorf("restore market %s: notice of unknown bid or listing", m.ID)
+			}
+			nt := &notice{placement: placement{bid: b, listing: l, units: r.i()}, at: Time(r.i()), integ: r.i()}
+			nt.i0, nt.rem, nt.feeRem = r.i(), r.i(), r.i()
+			nt.charged, nt.earned, nt.fees = Money(r.i()), Money(r.i()), Money(r.i())
+			sb.notices = append(sb.notices, nt)
+			b.noticed += nt.units
+			l.held += nt.units
 		}
 	}
 

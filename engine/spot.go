@@ -32,6 +32,8 @@ type spotBook struct {
 
 	changedBids     []*Bid
 	changedListings []*Listing
+
+	notices []*notice // in the order given
 }
 
 type supplyKey struct {
@@ -54,6 +56,9 @@ func (s *spotBook) init() {
 // gap of weeks without a tick reaches it, and then each buyer pays what it
 // has available and is released.
 func (s *spotBook) advance(now Time) {
+	if now > s.lastT {
+		s.accrueNotices(now - s.lastT)
+	}
 	if s.hasPrice && now > s.lastT {
 		hi, lo := bits.Mul64(uint64(s.price), uint64(now-s.lastT))
 		if hi != 0 || lo > uint64(maxIntegral-s.integ) {
@@ -76,10 +81,16 @@ func (e *Engine) settle(p *placement) {
 	sb := &p.listing.m.spot
 	d := sb.integ - p.i0
 	p.i0 = sb.integ
-	if d <= 0 || p.units == 0 {
+	e.settleD(p, d)
+}
+
+// settleD charges a placement's running units (units − pend) for d
+// tick·ms of price.
+func (e *Engine) settleD(p *placement, d int64) {
+	if d <= 0 || p.units-p.pend == 0 {
 		return
 	}
-	hi, lo := bits.Mul64(uint64(p.units), uint64(d))
+	hi, lo := bits.Mul64(uint64(p.units-p.pend), uint64(d))
 	var carry uint64
 	lo, carry = bits.Add64(lo, uint64(p.rem), 0)
 	hi += carry
@@ -154,21 +165,36 @@ func (e *Engine) postMarket(m *market) {
 		}
 		return true
 	})
+	for _, n := range sb.notices {
+		e.settleNotice(n)
+		e.postPlacement(&n.placement)
+	}
 }
 
+// release frees n units of a placement, its waiting (never started) units
+// first.
 func (e *Engine) release(p *placement, n int64) {
 	e.settle(p)
 	e.postPlacement(p)
+	if x := min(n, p.pend); x > 0 {
+		p.pend -= x
+		p.bid.pend -= x
+		p.listing.pend -= x
+	}
 	p.units -= n
 	p.bid.placed -= n
 	p.listing.placed -= n
 	if p.units == 0 {
-		p.bid.placements = slices.DeleteFunc(p.bid.placements, func(x *placement) bool { return x == p })
-		p.listing.placements = slices.DeleteFunc(p.listing.placements, func(x *placement) bool { return x == p })
+		e.dropPlacement(p)
 	}
 }
 
-func (e *Engine) place(b *Bid, l *Listing, n int64) {
+func (e *Engine) dropPlacement(p *placement) {
+	p.bid.placements = slices.DeleteFunc(p.bid.placements, func(x *placement) bool { return x == p })
+	p.listing.placements = slices.DeleteFunc(p.listing.placements, func(x *placement) bool { return x == p })
+}
+
+func (e *Engine) place(b *Bid, l *Listing, n int64) *placement {
 	for _, p := range b.placements {
 		if p.listing == l {
 			e.settle(p)
@@ -176,7 +202,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) {
 			p.units += n
 			b.placed += n
 			l.placed += n
-			return
+			return p
 		}
 	}
 	p := &placement{bid: b, listing: l, units: n, i0: l.m.spot.integ}
@@ -184,6 +210,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) {
 	l.placements = append(l.placements, p)
 	b.placed += n
 	l.placed += n
+	return p
 }
 
 func (e *Engine) addSpotBid(b *Bid) {
@@ -201,9 +228,13 @@ func (e *Engine) closeSpot(b *Bid, st BidStatus, reason string) {
 		sb.changedListings = append(sb.changedListings, p.listing)
 		e.release(p, p.units)
 	}
+	held := b.noticed
+	for _, n := range sb.noticesOf(b) {
+		e.endNotice(n, n.units)
+	}
 	sb.demand.Delete(b.restKey)
 	if reason == ReasonInsufficientFunds {
-		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: b.won, Reason: reason})
+		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: b.won + held, Reason: reason})
 	}
 	b.won = 0
 	b.Status = st
@@ -216,6 +247,10 @@ func (e *Engine) closeSpot(b *Bid, st BidStatus, reason string) {
 // Units it loses come out of its free part first.
 func (e *Engine) setSpotUnits(l *Listing, units int64, reason string) {
 	sb := &l.m.spot
+	if l.held > 0 && units < l.placed+l.held {
+		// The GPUs are going: units under notice leave at once.
+		e.endListingNotices(l, reason)
+	}
 	l.spotUnits = units
 	e.setSegments(l, min(l.inUse, units))
 	l.cutReason = reason
@@ -364,7 +399,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 				if b.reason == "" {
 					b.reason = l.cutReason
 				}
-				e.release(p, take)
+				e.shed(p, take, l.cutReason == "")
 				over -= take
 			}
 		}
@@ -384,9 +419,10 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 		if over <= 0 {
 			continue
 		}
+		// Units that never started go first, then the dearest listings'.
 		ps := slices.Clone(b.placements)
 		slices.SortFunc(ps, func(x, y *placement) int {
-			return cmp.Or(cmp.Compare(y.listing.keyFloor, x.listing.keyFloor), cmp.Compare(y.listing.Seq, x.listing.Seq))
+			return cmp.Or(cmp.Compare(min(y.pend, 1), min(x.pend, 1)), cmp.Compare(y.listing.keyFloor, x.listing.keyFloor), cmp.Compare(y.listing.Seq, x.listing.Seq))
 		})
 		for _, p := range ps {
 			if over == 0 {
@@ -394,8 +430,62 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			}
 			take := min(over, p.units)
 			addL(p.listing)
-			e.release(p, take)
+			e.shed(p, take, true)
 			over -= take
+		}
+	}
+	// Withdrawal: a bid under notice that the clearing gives units again
+	// takes back its own GPUs first; whoever waited for them on that
+	// listing gives the place up and is placed below like any other.
+	for _, b := range tb {
+		if b.noticed == 0 || b.newWon <= b.placed {
+			continue
+		}
+		need := b.newWon - b.placed
+		for _, n := range sb.noticesOf(b) {
+			r := min(need, n.units)
+			if r == 0 {
+				break
+			}
+			need -= r
+			l := n.listing
+			addL(l)
+			// Back on its own GPUs as far as the clearing still uses l
+			// (bumping bids that only waited for them); the rest is
+			// placed below like any need, which the buyer feels as a move.
+			own := int64(0)
+			for _, q := range l.placements {
+				if q.bid == b {
+					own = q.pend
+				}
+			}
+			back := min(r, max(0, l.newInUse-l.placed+l.pend-own))
+			e.endNotice(n, r)
+			b.withdrawn += r
+			b.displaced += r - back
+			if back == 0 {
+				continue
+			}
+			e.place(b, l, back)
+			over := l.placed - l.newInUse
+			ps := slices.Clone(l.placements)
+			for pass := 0; pass < 2 && over > 0; pass++ {
+				for j := len(ps) - 1; j >= 0 && over > 0; j-- {
+					q := ps[j]
+					if q.bid == b || q.units == 0 || (pass == 0 && q.pend == 0) {
+						continue
+					}
+					take := min(over, q.units)
+					if pass == 0 {
+						take = min(take, q.pend)
+					} else {
+						q.bid.displaced += take
+					}
+					addB(q.bid)
+					e.release(q, take)
+					over -= take
+				}
+			}
 		}
 	}
 	// C: bids that need units take the cheapest listings with room.
@@ -423,40 +513,62 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			}
 			l := rooms[ri]
 			n := min(b.newWon-b.placed, l.newInUse-l.placed)
-			e.place(b, l, n)
+			p := e.place(b, l, n)
+			// Units still held under notice on l make the new ones wait.
+			if w := min(n, max(0, l.placed+l.held-l.spotUnits)-l.pend); w > 0 {
+				p.pend += w
+				b.pend += w
+				l.pend += w
+			}
 			if l.newInUse == l.placed {
 				ri++
 			}
 		}
 	}
 	if ri < len(rooms) && rooms[ri].newInUse > rooms[ri].placed {
+		for _, b := range tb {
+			println("bid", b.Seq, b.won, b.newWon, b.placed, b.noticed, b.pend, b.Status.String())
+		}
+		for _, l := range tl {
+			println("lst", l.Seq, l.inUse, l.newInUse, l.placed, l.held, l.pend, l.spotUnits)
+		}
 		panic("engine: spot supply in use without a bid")
 	}
 
+	for _, l := range tl {
+		e.reconcile(l)
+	}
+	for _, l := range sb.changedListings {
+		e.reconcile(l)
+	}
 	for _, b := range tb {
 		old := b.won
+		if b.withdrawn > 0 {
+			e.emit(Event{Kind: EvSpotPreemptionWithdrawn, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: b.withdrawn, Allocated: b.newWon})
+		}
+		if b.noticeEv > 0 {
+			e.emit(Event{Kind: EvSpotPreempting, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: b.noticeEv, Allocated: b.newWon,
+				PreemptAt: e.now + m.Notice(), Price: min(price, b.Limit), HasPrice: has, Reason: ReasonOutbid})
+		}
 		switch {
-		case b.newWon > old:
-			e.emit(Event{Kind: EvSpotAllocated, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: b.newWon - old, Allocated: b.newWon})
-		case b.newWon < old:
+		case b.newWon-b.withdrawn > old:
+			e.emit(Event{Kind: EvSpotAllocated, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: b.newWon - b.withdrawn - old, Allocated: b.newWon})
+		case b.newWon+b.noticeEv < old:
 			r := b.reason
 			if r == "" {
 				r = reason
 			}
-			e.emit(Event{Kind: EvSpotPreempted, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: old - b.newWon, Allocated: b.newWon, Reason: r})
+			e.emit(Event{Kind: EvSpotPreempted, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: old - b.newWon - b.noticeEv, Allocated: b.newWon, Reason: r})
 		}
+		b.noticeEv, b.withdrawn = 0, 0
 		if b.displaced > 0 && b.newWon > 0 {
 			e.emit(Event{Kind: EvSpotMoved, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Quantity: min(b.displaced, b.newWon), Allocated: b.newWon})
 		}
 		b.won = b.newWon
 		b.displaced = 0
 		b.reason = ""
-		if b.Status == BidRunning || b.Status == BidWaiting {
-			if b.won > 0 {
-				b.Status = BidRunning
-			} else {
-				b.Status = BidWaiting
-			}
+		if b.Status == BidRunning || b.Status == BidWaiting || b.Status == BidPreempting {
+			b.Status = b.spotStatus()
 		}
 	}
 	for _, l := range tl {
@@ -475,6 +587,24 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 	}
 	sb.changedBids = sb.changedBids[:0]
 	sb.changedListings = sb.changedListings[:0]
+}
+
+// shed takes take units off a placement: units that never started go at
+// once; running ones go under notice when withNotice and the market gives
+// one, else at once.
+func (e *Engine) shed(p *placement, take int64, withNotice bool) {
+	if x := min(take, p.pend); x > 0 {
+		e.release(p, x)
+		take -= x
+	}
+	if take == 0 {
+		return
+	}
+	if withNotice && p.listing.m.Notice() > 0 {
+		e.giveNotice(p, take)
+	} else {
+		e.release(p, take)
+	}
 }
 
 // walkBetween visits the entries from the lower of two boundary keys to
@@ -533,6 +663,17 @@ func (e *Engine) settleMarket(m *market) {
 		return true
 	})
 	sb.integ = 0
+	// Bids under notice pay too, and a budget spent under notice ends the
+	// notice at once (the bid is released like any other).
+	for _, n := range sb.notices {
+		e.settleNotice(n)
+		n.i0, n.integ = 0, 0
+		b := n.bid
+		perSecond := (Money(b.noticed)*Money(min(sb.price, b.Limit)) + 3599) / 3600
+		if (b.broke || e.accounts[b.Buyer].Available() < perSecond) && !slices.Contains(broke, b) {
+			broke = append(broke, b)
+		}
+	}
 	for _, b := range broke {
 		e.closeSpot(b, BidCancelled, ReasonInsufficientFunds)
 	}

@@ -3,7 +3,9 @@ package engine
 import "testing"
 
 func TestSpotUniformSecondPrice(t *testing.T) {
-	h := newHarness(t, Config{})
+	// Notice off: this is the immediate preemption; notice_test.go has
+	// the same market with a notice.
+	h := newHarness(t, noticeConfig(-1))
 	owner := h.account("own", RoleOwner, "")
 	x := h.account("x", RoleBuyer, "1000")
 	y := h.account("y", RoleBuyer, "1000")

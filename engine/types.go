@@ -213,15 +213,16 @@ const (
 	BidCancelled
 	BidExpired
 	BidRejected
+	BidPreempting // spot: outbid, keeping its GPUs until preempt_at
 )
 
 func (s BidStatus) String() string {
-	return [...]string{"", "resting", "filled", "partially_filled", "running", "waiting", "cancelled", "expired", "rejected"}[s]
+	return [...]string{"", "resting", "filled", "partially_filled", "running", "waiting", "cancelled", "expired", "rejected", "preempting"}[s]
 }
 
 // Open reports whether the bid can still trade.
 func (s BidStatus) Open() bool {
-	return s == BidResting || s == BidPartiallyFilled || s == BidRunning || s == BidWaiting
+	return s == BidResting || s == BidPartiallyFilled || s == BidRunning || s == BidWaiting || s == BidPreempting
 }
 
 // ListingStatus is a listing's life-cycle state.
@@ -243,6 +244,29 @@ type Market struct {
 	ID     string // "<gpu>.<region>"
 	GPU    string
 	Region string
+	// PreemptionNoticeSeconds is how long an outbid spot allocation keeps
+	// its GPUs before they pass to the bid that outbid it. 0 means the
+	// default (DefaultPreemptionNotice); a negative value means none: an
+	// outbid allocation is preempted at once.
+	PreemptionNoticeSeconds int64
+}
+
+// DefaultPreemptionNotice is a market's notice when its configuration
+// leaves it 0: two minutes, as AWS gives.
+const DefaultPreemptionNotice = 120
+
+// MaxPreemptionNotice bounds the configurable notice (one hour).
+const MaxPreemptionNotice = 3600
+
+// Notice is the market's preemption notice in engine time.
+func (m Market) Notice() Time {
+	switch {
+	case m.PreemptionNoticeSeconds == 0:
+		return DefaultPreemptionNotice * Second
+	case m.PreemptionNoticeSeconds < 0:
+		return 0
+	}
+	return Time(min(m.PreemptionNoticeSeconds, MaxPreemptionNotice)) * Second
 }
 
 // DefaultGPUs and DefaultRegions make the default catalogue.

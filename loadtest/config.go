@@ -129,7 +129,10 @@ type Config struct {
 	Markets   []string
 	JSONPath  string
 	Baseline  bool
-	RedisURL  string
+	// FeedBaseline replays the feed's updates through a bare broadcast
+	// server to as many subscribers after the run, for a feed ratio.
+	FeedBaseline bool
+	RedisURL     string
 	// FeeBps is the platform fee the target charges (gpuxd --fee-bps);
 	// the money check expects it.
 	FeeBps int64
@@ -187,6 +190,7 @@ func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer
 	fs.StringVar(&markets, "markets", markets, "comma-separated markets to trade")
 	fs.StringVar(&c.JSONPath, "json", c.JSONPath, "also write the report as JSON to this file")
 	fs.BoolVar(&c.Baseline, "baseline", c.Baseline, "first run the same bid load against an in-process bare Fiber app and report the target as a ratio of it")
+	fs.BoolVar(&c.FeedBaseline, "feed-baseline", c.FeedBaseline, "after the run, replay the updates the subscribers got (same channels, sizes, timing) through an in-process bare websocket broadcast server to as many subscribers, and report the feed as a ratio of it")
 	fs.StringVar(&c.RedisURL, "redis", c.RedisURL, "redis://host:port/db (the target's journal Redis) to measure raw pipelined XADD on for 3s, next to the target's journal figures from /metrics")
 	fs.Int64Var(&c.FeeBps, "fee-bps", c.FeeBps, "platform fee of the target in basis points (gpuxd --fee-bps), for the money check")
 	fs.StringVar(&c.Deposit, "deposit", c.Deposit, "USD deposited to each buyer")

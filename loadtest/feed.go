@@ -44,6 +44,16 @@ type feedStats struct {
 	trades      map[string]bool
 	watcherOK   atomic.Bool  // it stayed connected and saw no gap
 	watcherLast atomic.Int64 // unix ns of its last snapshot or update
+	// It also records every update it counts (when, channel, size) for
+	// the feed baseline to replay; countStart is when counting began.
+	countStart atomic.Int64 // unix ns
+	recorded   []sentUpdate // under mu
+}
+
+// startCounting starts counting messages and latency (and recording).
+func (st *feedStats) startCounting() {
+	st.countStart.Store(time.Now().UnixNano())
+	st.counting.Store(true)
 }
 
 // feeds is the running set of subscribers.
@@ -75,7 +85,12 @@ func feedChannels(kinds []string, markets []market) []string {
 // them client.Feed subscribers; otherwise they are lean readers (see
 // rawFeed).
 func startFeeds(ctx context.Context, base *client.Client, target string, typed bool, n int, kinds []string, markets []market) *feeds {
-	st := &feedStats{reader: "envelope", subscribers: n, trades: map[string]bool{}, channels: feedChannels(kinds, markets)}
+	return startFeedsOn(ctx, base, target, typed, n, feedChannels(kinds, markets))
+}
+
+// startFeedsOn is startFeeds with the channels named.
+func startFeedsOn(ctx context.Context, base *client.Client, target string, typed bool, n int, channels []string) *feeds {
+	st := &feedStats{reader: "envelope", subscribers: n, trades: map[string]bool{}, channels: channels}
 	if typed {
 		st.reader = "client.Feed"
 	}
@@ -84,7 +99,6 @@ func startFeeds(ctx context.Context, base *client.Client, target string, typed b
 	if n == 0 {
 		return fs
 	}
-	channels := st.channels
 	sem := make(chan struct{}, 64)
 	var ready sync.WaitGroup
 	var errOnce sync.Once
@@ -149,6 +163,7 @@ type feedMsg struct {
 	Seq     uint64
 	TS      time.Time
 	Data    []byte
+	Size    int // bytes of the whole message (typed readers: estimated)
 }
 
 // feedConn is one subscriber's connection.
@@ -166,7 +181,8 @@ func (t typedFeed) next() (feedMsg, error) {
 	if err != nil {
 		return feedMsg{}, err
 	}
-	return feedMsg{Channel: m.Channel, Type: m.Type, Seq: m.Seq, TS: m.TS, Data: m.Data}, nil
+	// The envelope around data is about 100 bytes.
+	return feedMsg{Channel: m.Channel, Type: m.Type, Seq: m.Seq, TS: m.TS, Data: m.Data, Size: len(m.Data) + len(m.Channel) + 90}, nil
 }
 
 func (t typedFeed) Close() error { return t.f.Close() }
@@ -219,7 +235,9 @@ func (r *rawFeed) next() (feedMsg, error) {
 	if _, err := r.buf.ReadFrom(rd); err != nil {
 		return feedMsg{}, err
 	}
-	return parseEnvelope(r.buf.Bytes())
+	m, err := parseEnvelope(r.buf.Bytes())
+	m.Size = r.buf.Len()
+	return m, err
 }
 
 func (r *rawFeed) Close() error { return r.conn.Close() }
@@ -342,6 +360,13 @@ func (st *feedStats) read(ctx context.Context, f feedConn, watcher bool, channel
 				if !m.TS.IsZero() {
 					st.lat.Record(now.Sub(m.TS))
 				}
+				if watcher {
+					st.mu.Lock()
+					if len(st.recorded) < maxRecorded {
+						st.recorded = append(st.recorded, sentUpdate{at: time.Duration(now.UnixNano() - st.countStart.Load()), channel: m.Channel, size: m.Size})
+					}
+					st.mu.Unlock()
+				}
 			}
 			if watcher && strings.HasPrefix(m.Channel, "trades:") {
 				var t client.Trade
@@ -380,6 +405,8 @@ type FeedReport struct {
 	// ServerDropped is the target's gpux_ws_dropped_clients_total over the
 	// run, when its /metrics has it.
 	ServerDropped *float64 `json:"server_dropped,omitempty"`
+	// Baseline is the same updates broadcast by a bare server (-feed-baseline).
+	Baseline *FeedBaseline `json:"baseline,omitempty"`
 }
 
 func (st *feedStats) report(elapsed time.Duration) FeedReport {

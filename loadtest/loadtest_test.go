@@ -142,7 +142,9 @@ func TestSmoke(t *testing.T) {
 		name string
 		mod  func(*Config)
 	}{
-		{"open", func(c *Config) { c.Mode, c.Rate, c.Duration, c.Subscribers = ModeOpen, 40, 4*time.Second, 5 }},
+		{"open", func(c *Config) {
+			c.Mode, c.Rate, c.Duration, c.Subscribers, c.FeedBaseline = ModeOpen, 40, 4*time.Second, 5, true
+		}},
 		{"closed typed feed", func(c *Config) {
 			c.Mode, c.Concurrency, c.Duration, c.Subscribers, c.TypedFeed = ModeClosed, 4, 3*time.Second, 5, true
 		}},
@@ -174,6 +176,19 @@ func TestSmoke(t *testing.T) {
 			}
 			if rep.Feed.Connected != 5 {
 				t.Errorf("feed: got %d subscribers connected, want 5", rep.Feed.Connected)
+			}
+			if cfg.FeedBaseline {
+				b := rep.Feed.Baseline
+				switch {
+				case b == nil:
+					t.Error("feed baseline: none in the report")
+				case b.Connected != 5 || b.Replayed == 0:
+					t.Errorf("feed baseline: got %+v, want 5 subscribers and the run's updates replayed", b)
+				case b.Messages != int64(b.Replayed)*5 || b.Gaps != 0 || b.Dropped != 0:
+					t.Errorf("feed baseline: %d messages (gaps %d, dropped %d), want every one of %d updates at each of 5 subscribers", b.Messages, b.Gaps, b.Dropped, b.Replayed)
+				case b.P99Ratio <= 0:
+					t.Errorf("feed baseline: p99 ratio %v, want > 0", b.P99Ratio)
+				}
 			}
 			if !strings.Contains(text.String(), "verify: OK") {
 				t.Errorf("text report: got no \"verify: OK\" line:\n%s", text.String())

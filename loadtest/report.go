@@ -189,6 +189,11 @@ func (r *Report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "; server counted %.0f dropped", *f.ServerDropped)
 		}
 		fmt.Fprintln(w)
+		if b := f.Baseline; b != nil {
+			fmt.Fprintf(w, "  baseline (bare broadcast, same library, the same %d updates replayed to %d subscribers): %s messages (%s/s), p50 %s ms, p99 %s ms, max %s ms, gaps %d, dropped %d\n",
+				b.Replayed, b.Connected, commas(b.Messages), f1(b.MessagesPerSec), fms(b.Latency.P50), fms(b.Latency.P99), fms(b.Latency.Max), b.Gaps, b.Dropped)
+			fmt.Fprintf(w, "  target ÷ baseline: %.3f messages/s, %.2f p99 latency\n", b.MessagesRatio, b.P99Ratio)
+		}
 	}
 
 	if b := r.Baseline; b != nil {

@@ -86,7 +86,7 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 
 	warmUp(ctx, admin, warmConns(cfg))
 	logf("loadtest: %s load for %s\n", cfg.Mode, cfg.Duration)
-	fs.stats.counting.Store(true)
+	fs.stats.startCounting()
 	pctx, pcancel := context.WithCancel(ctx)
 	go progress(pctx, logf, g.rec, fs.stats, time.Now())
 	cpu0 := processCPU()
@@ -132,6 +132,22 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	rep.Feed = fs.stats.report(res.Elapsed)
 	if d := delta(before, scrapeMetrics(vctx, admin), "gpux_ws_dropped_clients_total"); d != nil && cfg.Subscribers > 0 {
 		rep.Feed.ServerDropped = d
+	}
+	if cfg.FeedBaseline && cfg.Subscribers > 0 {
+		fs.stats.mu.Lock()
+		recorded := fs.stats.recorded
+		fs.stats.mu.Unlock()
+		b, err := runFeedBaseline(vctx, cfg, fs.stats.channels, recorded, logf)
+		if err != nil {
+			return rep, err
+		}
+		if b.MessagesPerSec > 0 {
+			b.MessagesRatio = rep.Feed.MessagesPerSec / b.MessagesPerSec
+		}
+		if b.Latency.P99 > 0 {
+			b.P99Ratio = rep.Feed.Latency.P99 / b.Latency.P99
+		}
+		rep.Feed.Baseline = &b
 	}
 
 	if cfg.JSONPath != "" {

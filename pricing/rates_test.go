@@ -413,8 +413,8 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
-// The shared source data has models gpux does not trade and dates with
-// comments: as an operator's file it is rejected, not silently trimmed.
+// The shared source data has models gpux does not trade (A10, B300, GB200,
+// ...): as an operator's file it is rejected, not silently trimmed.
 func TestLoadFileRejectsRawSourceData(t *testing.T) {
 	const path = "../../shared/data/gpu_list_prices.csv" // outside the repo: absent in CI
 	if _, err := os.Stat(path); err != nil {
@@ -494,4 +494,28 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// rates.csv is the shared data's rows whose model gpux trades, line for
+// line: a re-dated data file is copied in again, not edited here.
+func TestEmbeddedMatchesSharedData(t *testing.T) {
+	const path = "../../shared/data/gpu_list_prices.csv" // beside the repository
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Skipf("source data not here: %v", err)
+	}
+	var want []string
+	for i, line := range strings.Split(strings.TrimSuffix(string(src), "\n"), "\n") {
+		rec, err := csv.NewReader(strings.NewReader(line)).Read()
+		if err != nil {
+			t.Fatalf("%s line %d: %v", path, i+1, err)
+		}
+		if _, ok := ModelGPU(rec[colModel]); i == 0 || ok {
+			want = append(want, line)
+		}
+	}
+	got := strings.Split(strings.TrimSuffix(string(embeddedRates), "\n"), "\n")
+	if !slices.Equal(got, want) {
+		t.Errorf("pricing/rates.csv (%d lines) is not the %d lines of %s with a traded gpu_model", len(got), len(want), path)
+	}
 }

@@ -1,12 +1,14 @@
 // Package sequencer runs one shard of the exchange: a single goroutine owns
 // the engine, stamps each command with a sequence number, a time that never
-// goes back and new ids, group-commits batches to the journal, applies them
-// and only then releases responses and events. It also sends the ticks that
+// goes back and new ids, group-commits batches to the journal with several
+// appends in flight, applies each batch once it is stored, in order, and
+// only then releases responses and events. It also sends the ticks that
 // move engine time, snapshots the engine and recovers it at start.
 //
 // The engine never runs ahead of the journal: a batch that could not be
-// stored is not applied, and writes stop until the journal's tail has been
-// re-verified against the engine.
+// stored is not applied, nothing sent after it is acknowledged, and writes
+// stop until the journal's tail has been re-verified against the engine and
+// the journal takes writes again.
 package sequencer
 
 import (
@@ -50,7 +52,11 @@ type Config struct {
 	Now func() time.Time
 	// AppendTimeout bounds one journal append (default 2 s).
 	AppendTimeout time.Duration
-	Logger        *slog.Logger
+	// MaxInFlight caps the journal appends sent and not yet answered
+	// (default 8). With a journal that is a store.Pipeliner they overlap;
+	// otherwise each append completes before the next batch is formed.
+	MaxInFlight int
+	Logger      *slog.Logger
 	// OnEvents receives each batch's events, on the sequencer goroutine,
 	// after the batch is journaled and applied, just before its responses
 	// are released.
@@ -78,7 +84,13 @@ type Status struct {
 	RecoveredCommands int
 	RecoverySeconds   float64
 	LastSnapshotSeq   uint64
-	SnapshotPause     time.Duration // engine stall of the last snapshot
+	// SnapshotPause is the longest time snapshotting stopped the sequencer
+	// goroutine (the writes) since the previous snapshot was saved, and
+	// MaxSnapshotPause since start. With a durable journal a follower
+	// engine takes the snapshots and the pause is the hand-off of each
+	// batch to it; otherwise it is the time to encode the whole state.
+	SnapshotPause    time.Duration
+	MaxSnapshotPause time.Duration
 }
 
 type request struct {
@@ -112,9 +124,17 @@ type Sequencer struct {
 	lastTime  engine.Time
 	sinceSnap int
 	lastSnap  time.Time
-	buf       []byte
-	snapBusy  atomic.Bool
-	repairing atomic.Bool
+	flight    []*inflight // sent, unanswered, oldest first
+	free      []*inflight
+	// flightHigh is the most appends ever in flight at once (tests).
+	flightHigh atomic.Int64
+	// fol takes the snapshots when the journal is durable (nil otherwise).
+	fol *follower
+	// pauseSince is the longest snapshot pause since the last snapshot
+	// was saved, in nanoseconds.
+	pauseSince atomic.Int64
+	snapBusy   atomic.Bool
+	repairing  atomic.Bool
 
 	statMu sync.Mutex
 	stat   Status
@@ -139,6 +159,9 @@ func New(cfg Config) (*Sequencer, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 8
 	}
 	if cfg.AppendTimeout <= 0 {
 		cfg.AppendTimeout = 2 * time.Second
@@ -191,6 +214,16 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 	if last != eng.Seq() {
 		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
 	}
+	if s.cfg.Journal.Durable() {
+		// The follower recovers its own engine from the same snapshot and
+		// journal, on its own goroutine: the sequencer does not wait.
+		var base []byte
+		if ok {
+			base = snap.Data
+		}
+		s.fol = newFollower(base, eng.Seq(), s.cfg.Journal, s.cfg, s.snapshotSaved)
+		go s.fol.run()
+	}
 	s.mu.Lock()
 	s.eng = eng
 	s.mu.Unlock()
@@ -238,9 +271,11 @@ func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents f
 			if c.Seq != eng.Seq()+1 {
 				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
 			}
-			evs, _ := eng.Apply(&c)
 			if onEvents != nil {
+				evs, _ := eng.Apply(&c)
 				onEvents(evs)
+			} else {
+				eng.ApplyReplay(&c) // recovery: the events went out when the command first ran
 			}
 			n++
 		}
@@ -307,6 +342,13 @@ func (s *Sequencer) Submit(ctx context.Context, c engine.Command, view func(e *e
 }
 
 // Run is the sequencer loop. It returns when Close is called or ctx ends.
+//
+// Appends are pipelined: the loop stamps and sends batch after batch, up to
+// MaxInFlight unanswered, and applies and answers each batch once the
+// journal has stored it, strictly in sequence order. A failed append stops
+// writes: it and every batch sent after it answer ErrUnavailable (their
+// outcome is unknown), and repair waits for the journal to answer each of
+// them before it reconciles the engine with the journal's tail.
 func (s *Sequencer) Run(ctx context.Context) error {
 	defer close(s.done)
 	var tick <-chan time.Time
@@ -320,37 +362,80 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		defer hour.Stop()
 		hourC = hour.C
 	}
-	batch := make([]*request, 0, s.cfg.MaxBatch)
 	for {
-		batch = batch[:0]
+		// A full window takes nothing new; ticks wait (a ticker drops the
+		// ones missed, the hour timer keeps its value).
+		in, tickC, hourCC := s.in, tick, hourC
+		if len(s.flight) >= s.cfg.MaxInFlight {
+			in, tickC, hourCC = nil, nil, nil
+		}
+		var oldest <-chan error
+		if len(s.flight) > 0 {
+			oldest = s.flight[0].done
+		}
+		var f *inflight
 		var at engine.Time // a tick's exact time; 0 = the clock
 		select {
 		case <-ctx.Done():
-			s.drain(batch)
+			s.drain(ctx)
 			return ctx.Err()
 		case <-s.stop:
-			s.drain(batch)
+			s.drain(ctx)
 			return nil
-		case r := <-s.in:
-			batch = append(batch, r)
-		case <-tick:
-			batch = append(batch, &request{cmd: engine.Command{Kind: engine.CmdTick}})
-		case now := <-hourC:
+		case err := <-oldest:
+			s.complete(ctx, err)
+			continue
+		case r := <-in:
+			f = s.newInflight()
+			f.reqs = append(f.reqs, r)
+		case <-tickC:
+			f = s.newInflight()
+			f.reqs = append(f.reqs, &request{cmd: engine.Command{Kind: engine.CmdTick}})
+		case now := <-hourCC:
 			at = engine.Time(now.UnixMilli()).HourStart()
 			hour.Reset(s.untilNextHour())
-			batch = append(batch, &request{cmd: engine.Command{Kind: engine.CmdTick}})
+			f = s.newInflight()
+			f.reqs = append(f.reqs, &request{cmd: engine.Command{Kind: engine.CmdTick}})
 		}
 	fill:
-		for len(batch) < s.cfg.MaxBatch {
+		for len(f.reqs) < s.cfg.MaxBatch {
 			select {
 			case r := <-s.in:
-				batch = append(batch, r)
+				f.reqs = append(f.reqs, r)
 			default:
 				break fill
 			}
 		}
-		s.process(ctx, batch, at)
+		s.send(f, at)
 	}
+}
+
+// inflight is one batch between its send and its answer.
+type inflight struct {
+	reqs []*request
+	buf  []byte
+	b    store.Batch
+	sent time.Time
+	done chan error
+}
+
+// newInflight returns an empty batch, reusing one whose append succeeded.
+// Batches whose append failed are not reused: the journal may still be
+// reading their bytes.
+func (s *Sequencer) newInflight() *inflight {
+	if n := len(s.free); n > 0 {
+		f := s.free[n-1]
+		s.free = s.free[:n-1]
+		return f
+	}
+	return &inflight{reqs: make([]*request, 0, s.cfg.MaxBatch), done: make(chan error, 1)}
+}
+
+func (s *Sequencer) recycle(f *inflight) {
+	clear(f.reqs)
+	f.reqs, f.buf = f.reqs[:0], f.buf[:0]
+	f.b = store.Batch{}
+	s.free = append(s.free, f)
 }
 
 func (s *Sequencer) untilNextHour() time.Duration {
@@ -359,24 +444,31 @@ func (s *Sequencer) untilNextHour() time.Duration {
 	return next.Sub(now)
 }
 
-// drain answers every queued request after the loop stopped taking new
-// ones: queued commands still run, so nothing accepted is dropped.
-func (s *Sequencer) drain(batch []*request) {
+// drain runs every queued request after the loop stopped taking new ones,
+// and waits for every batch in flight: nothing accepted is dropped.
+func (s *Sequencer) drain(ctx context.Context) {
 	for {
-		batch = batch[:0]
-	fill:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case r := <-s.in:
-				batch = append(batch, r)
-			default:
-				break fill
+		if len(s.flight) < s.cfg.MaxInFlight {
+			f := s.newInflight()
+		fill:
+			for len(f.reqs) < s.cfg.MaxBatch {
+				select {
+				case r := <-s.in:
+					f.reqs = append(f.reqs, r)
+				default:
+					break fill
+				}
 			}
+			if len(f.reqs) > 0 {
+				s.send(f, 0)
+				continue
+			}
+			s.recycle(f)
 		}
-		if len(batch) == 0 {
+		if len(s.flight) == 0 {
 			return
 		}
-		s.process(context.Background(), batch, 0)
+		s.complete(ctx, <-s.flight[0].done)
 	}
 }
 
@@ -388,10 +480,13 @@ func fail(batch []*request, err error) {
 	}
 }
 
-// process stamps, journals and applies one batch.
-func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Time) {
+// send stamps one batch with the sequence numbers after the newest batch
+// sent (or the engine's, with nothing in flight) and a time that never goes
+// back, and starts its append.
+func (s *Sequencer) send(f *inflight, at engine.Time) {
 	if !s.writable.Load() {
-		fail(batch, ErrUnavailable)
+		fail(f.reqs, ErrUnavailable)
+		s.recycle(f)
 		return
 	}
 	now := engine.Time(s.cfg.Now().UnixMilli())
@@ -401,11 +496,15 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	if now < s.lastTime {
 		now = s.lastTime
 	}
-	s.mu.RLock()
-	first := s.eng.Seq() + 1
-	s.mu.RUnlock()
-	s.buf = s.buf[:0]
-	for i, r := range batch {
+	var first uint64
+	if n := len(s.flight); n > 0 {
+		first = s.flight[n-1].b.Last + 1
+	} else {
+		s.mu.RLock()
+		first = s.eng.Seq() + 1
+		s.mu.RUnlock()
+	}
+	for i, r := range f.reqs {
 		c := &r.cmd
 		c.Seq = first + uint64(i)
 		c.Time = now
@@ -415,27 +514,91 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 				c.Target = engine.ID(uuid.Must(uuid.NewV7()))
 			}
 		}
-		s.buf = engine.AppendCommand(s.buf, c)
+		f.buf = engine.AppendCommand(f.buf, c)
 	}
-	b := store.Batch{First: first, Last: first + uint64(len(batch)) - 1, Data: s.buf}
-
-	t0 := time.Now()
-	actx, cancel := context.WithTimeout(context.Background(), s.cfg.AppendTimeout)
-	err := s.cfg.Journal.Append(actx, b)
+	// Later batches are stamped before this one is stored: they must not
+	// go back in time even if this one fails.
+	s.lastTime = now
+	f.b = store.Batch{First: first, Last: first + uint64(len(f.reqs)) - 1, Data: f.buf}
+	f.sent = time.Now()
+	s.flight = append(s.flight, f)
+	if n := int64(len(s.flight)); n > s.flightHigh.Load() {
+		s.flightHigh.Store(n)
+	}
+	deadline := f.sent.Add(s.cfg.AppendTimeout)
+	if p, ok := s.cfg.Journal.(store.Pipeliner); ok {
+		done := f.done
+		p.AppendAsync(f.b, deadline, func(err error) {
+			if err != nil {
+				// Stop writes now, not when the loop reaches this batch:
+				// it may be busy with earlier batches (their observers
+				// write to the same Redis), and meanwhile new writes
+				// would queue and /readyz would say ready.
+				s.writable.Store(false)
+			}
+			done <- err
+		})
+		return
+	}
+	actx, cancel := context.WithDeadline(context.Background(), deadline)
+	f.done <- s.cfg.Journal.Append(actx, f.b)
 	cancel()
-	lat := time.Since(t0)
+}
+
+// complete takes the answer to the oldest batch in flight: applies and
+// answers it, or stops writes.
+func (s *Sequencer) complete(ctx context.Context, err error) {
+	f := s.flight[0]
+	s.flight[0] = nil
+	s.flight = s.flight[1:]
+	if len(s.flight) == 0 {
+		s.flight = s.flight[:0:0]
+	}
 	if err != nil {
 		s.writable.Store(false)
-		s.log.Error("journal append failed; writes stopped", "first", b.First, "last", b.Last, "err", err)
-		fail(batch, fmt.Errorf("%w: %v", ErrUnavailable, err))
-		go s.repair(ctx, b.First)
+		s.log.Error("journal append failed; writes stopped", "first", f.b.First, "last", f.b.Last, "in_flight_after", len(s.flight), "err", err)
+		fail(f.reqs, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		// Every later batch was sent after this one and cannot be
+		// acknowledged; it may still be stored, which repair sorts out
+		// once the journal has answered it.
+		unanswered := make([]<-chan error, 0, len(s.flight))
+		for _, g := range s.flight {
+			fail(g.reqs, fmt.Errorf("%w: an earlier append failed", ErrUnavailable))
+			unanswered = append(unanswered, g.done)
+		}
+		s.flight = s.flight[:0:0]
+		go s.repair(ctx, unanswered)
 		return
 	}
 	if s.cfg.OnBatch != nil {
-		s.cfg.OnBatch(len(batch), lat)
+		s.cfg.OnBatch(len(f.reqs), time.Since(f.sent))
 	}
-	s.lastTime = now
+	s.apply(f.reqs, f.b.Data)
+	s.recycle(f)
+}
 
+// notePause records a snapshot's stop of the sequencer goroutine.
+func (s *Sequencer) notePause(d time.Duration) {
+	if int64(d) > s.pauseSince.Load() {
+		s.pauseSince.Store(int64(d))
+	}
+	s.statMu.Lock()
+	s.stat.MaxSnapshotPause = max(s.stat.MaxSnapshotPause, d)
+	s.statMu.Unlock()
+}
+
+// snapshotSaved updates the status once a snapshot is stored.
+func (s *Sequencer) snapshotSaved(seq uint64) {
+	p := time.Duration(s.pauseSince.Swap(0))
+	s.statMu.Lock()
+	s.stat.LastSnapshotSeq = seq
+	s.stat.SnapshotPause = p
+	s.statMu.Unlock()
+}
+
+// apply applies one journaled batch (its commands, encoded in data) and
+// answers its requests.
+func (s *Sequencer) apply(batch []*request, data []byte) {
 	// One copy of the batch's events: each outcome holds its own
 	// sub-slice, and the whole is what OnEvents sees.
 	results := make([]result, len(batch))
@@ -459,11 +622,12 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	s.sinceSnap += len(batch)
 	var snap *store.Snapshot
 	var pause time.Duration
-	if (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
+	if s.fol == nil && (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
 		ts := time.Now()
 		data := s.eng.Snapshot()
 		snap = &store.Snapshot{Seq: s.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: s.cfg.Now()}
 		pause = time.Since(ts)
+		s.notePause(pause)
 		s.sinceSnap = 0
 		s.lastSnap = time.Now()
 	}
@@ -479,6 +643,15 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	if s.cfg.OnEvents != nil && len(all) > 0 {
 		s.cfg.OnEvents(all)
 	}
+	if s.fol != nil {
+		// The follower snapshots; the sequencer only hands it the batch,
+		// after the observers have returned: a snapshot at n must never be
+		// stored before they have handled every batch up to n (the read
+		// side stores the closed orders the engine has just forgotten).
+		ts := time.Now()
+		s.fol.push(data)
+		s.notePause(time.Since(ts))
+	}
 	for i, r := range batch {
 		if r.done != nil {
 			r.done <- results[i]
@@ -486,13 +659,13 @@ func (s *Sequencer) process(ctx context.Context, batch []*request, at engine.Tim
 	}
 	if snap != nil {
 		s.snapBusy.Store(true)
-		go s.saveSnapshot(*snap, pause)
+		go s.saveSnapshot(*snap)
 	}
 }
 
 // saveSnapshot writes a snapshot off the sequencer goroutine; the store
 // trims the journal it covers only after the snapshot is stored.
-func (s *Sequencer) saveSnapshot(snap store.Snapshot, pause time.Duration) {
+func (s *Sequencer) saveSnapshot(snap store.Snapshot) {
 	defer s.snapBusy.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -500,27 +673,33 @@ func (s *Sequencer) saveSnapshot(snap store.Snapshot, pause time.Duration) {
 		s.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
 		return
 	}
-	s.statMu.Lock()
-	s.stat.LastSnapshotSeq = snap.Seq
-	s.stat.SnapshotPause = pause
-	s.statMu.Unlock()
-	s.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data), "engine_pause", pause)
+	s.snapshotSaved(snap.Seq)
+	s.log.Info("snapshot saved", "seq", snap.Seq, "bytes", len(snap.Data))
 }
 
 // repair waits for the journal to answer again, then checks its tail: a
 // batch whose append failed may still have been stored, in which case the
 // engine applies it from the journal so it never lags or leads it.
-func (s *Sequencer) repair(ctx context.Context, first uint64) {
+func (s *Sequencer) repair(ctx context.Context, unanswered []<-chan error) {
 	if !s.repairing.CompareAndSwap(false, true) {
 		return
 	}
-	defer s.repairing.Store(false)
+	// Cleared before writes resume, so a failure right after resuming
+	// starts a new repair instead of finding this one still marked.
+	done := func() { s.repairing.Store(false) }
+	// Batches sent after the failed one may still land; the tail is only
+	// worth reading once the journal has answered each (by its deadline).
+	for _, done := range unanswered {
+		<-done
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
+			done()
 			return
 		case <-s.stop:
+			done()
 			return
 		case <-time.After(backoff):
 		}
@@ -566,6 +745,7 @@ func (s *Sequencer) repair(ctx context.Context, first uint64) {
 			continue
 		}
 		s.log.Info("journal reachable again; writes resumed", "seq", seq)
+		done()
 		s.writable.Store(true)
 		return
 	}
@@ -583,6 +763,11 @@ func (s *Sequencer) Close(ctx context.Context) error {
 	case <-s.done:
 	case <-ctx.Done():
 		return fmt.Errorf("close sequencer: %w", ctx.Err())
+	}
+	if s.fol != nil {
+		if err := s.fol.close(ctx); err != nil {
+			return fmt.Errorf("close sequencer: %w", err)
+		}
 	}
 	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() {
 		return nil

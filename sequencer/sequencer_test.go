@@ -261,7 +261,8 @@ func TestRedisOutage(t *testing.T) {
 }
 
 // TestCrash runs the sequencer in a child process under concurrent load,
-// kills it with SIGKILL at random moments, and checks from Redis alone that
+// with several journal appends in flight (the test checks the child got to
+// more than one), kills it with SIGKILL at random moments, and checks from Redis alone that
 // every acknowledged command survived, none was applied twice, and the
 // recovered state equals a replay of exactly the journal.
 func TestCrash(t *testing.T) {
@@ -286,6 +287,7 @@ func TestCrash(t *testing.T) {
 			// Collect acknowledgements continuously so the child never
 			// blocks on a full pipe.
 			acked := map[string]bool{}
+			inflight := 0 // most appends the child had in flight at once
 			var mu sync.Mutex
 			got := make(chan struct{}, 1)
 			collected := make(chan struct{})
@@ -293,6 +295,11 @@ func TestCrash(t *testing.T) {
 				defer close(collected)
 				sc := bufio.NewScanner(out)
 				for sc.Scan() {
+					if n, ok := strings.CutPrefix(sc.Text(), "inflight "); ok {
+						mu.Lock()
+						inflight, _ = strconv.Atoi(n)
+						mu.Unlock()
+					}
 					if id, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
 						mu.Lock()
 						acked[id] = true
@@ -317,6 +324,9 @@ func TestCrash(t *testing.T) {
 			cmd.Wait()
 			if len(acked) == 0 {
 				t.Fatal("the child acknowledged nothing")
+			}
+			if inflight < 2 {
+				t.Fatalf("the child never had more than %d append in flight: the kill did not test pipelining", inflight)
 			}
 
 			j := openJournal(t, url, shard)
@@ -345,7 +355,7 @@ func TestCrash(t *testing.T) {
 			if full != "" && full != hashOf(s) {
 				t.Fatal("recovered state differs from a replay of exactly the journal")
 			}
-			t.Logf("acknowledged %d, journaled %d listings", len(acked), n)
+			t.Logf("acknowledged %d, journaled %d listings; up to %d appends were in flight", len(acked), n, inflight)
 		})
 	}
 }
@@ -410,7 +420,7 @@ func crashChild() {
 					continue
 				}
 				mu.Lock()
-				fmt.Fprintf(w, "ack %s\n", out.Events[0].Listing)
+				fmt.Fprintf(w, "ack %s\ninflight %d\n", out.Events[0].Listing, s.flightHigh.Load())
 				w.Flush()
 				mu.Unlock()
 			}

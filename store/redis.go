@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,9 @@ type RedisJournal struct {
 	journalKey  string
 	snapshotKey string
 	probeKey    string
+
+	pipeOnce sync.Once
+	pipeline *pipeline // AppendAsync's connection; nil without a *redis.Client
 }
 
 // ClientOptions parses a redis:// or rediss:// URL into client options with
@@ -152,8 +156,12 @@ func (j *RedisJournal) Kind() string { return "redis" }
 // Redis itself is depends on its appendonly/fsync configuration.)
 func (j *RedisJournal) Durable() bool { return true }
 
-// Close closes the clients if OpenRedis created them.
+// Close closes the append pipeline's connection (pending appends fail
+// with ErrUnavailable) and the clients if OpenRedis created them.
 func (j *RedisJournal) Close() error {
+	if p := j.pipe(); p != nil {
+		p.close()
+	}
 	if !j.own {
 		return nil
 	}
@@ -449,12 +457,20 @@ func isUnavailable(err error) bool {
 	if !errors.As(err, &rerr) {
 		return true
 	}
-	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
-		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
-		redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "BUSY") ||
-		// The AOF (or RDB) cannot be written, e.g. a full disk: writes are
-		// refused until Redis manages to write again.
-		redis.HasErrorPrefix(err, "MISCONF")
+	for _, p := range notNowReplies {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// notNowReplies are the prefixes of the error replies by which Redis says
+// "not now" rather than "no": loading, read-only replica, cluster down or
+// moving, out of memory (maxmemory with noeviction), the AOF or RDB cannot
+// be written (MISCONF: a full disk), a busy script, too many clients.
+// Checked by prefix so the append pipeline's own replies classify alike.
+var notNowReplies = []string{
+	"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "OOM ",
+	"NOREPLICAS", "BUSY", "MISCONF", "max number of clients",
 }

@@ -209,7 +209,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	execPath := chromium(t)
-	url := startGpuxd(t, "--demo")
+	// Every dated row of the built-in table is more than an hour old, so
+	// with this limit every reference rate is stale whatever today's date.
+	url := startGpuxd(t, "--demo", "--rates-stale-after", "1h")
 	ctx, problems := browser(t, execPath)
 	s := &shots{tb: t, ctx: ctx}
 
@@ -254,6 +256,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := step(s, "aws", 5*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('tr[data-market=%q] [data-col="aws"]').textContent`, testMarket))); !strings.HasPrefix(got, "6.88") {
 		s.fail("aws", "AWS column: got %q, want the on-demand rate 6.88", got)
 	}
+	// The stale AWS rate carries a visible marker whose tooltip says what
+	// it means, and the legend under the table explains it too.
+	awsStale := fmt.Sprintf(`document.querySelector('tr[data-market=%q] [data-col="aws"] .stale')`, testMarket)
+	if got := step(s, "stale marker", 5*time.Second, chromedp.Evaluate[string](`(() => { const m = `+awsStale+`;
+		return m ? m.textContent + " | " + m.title + " | " + m.parentElement.title : "none"; })()`)); !strings.HasPrefix(got, "stale | stale: this rate is older") || !strings.HasSuffix(got, ", stale)") {
+		s.fail("stale marker", "AWS cell's stale marker (text | tooltip | cell tooltip): got %q, want a visible \"stale\" explained by its tooltip", got)
+	}
+	if got := step(s, "stale legend", 5*time.Second, chromedp.Evaluate[string](`(() => { const l = document.querySelector('#view-prices .legend');
+		return l && l.getClientRects().length ? l.textContent.replace(/\s+/g, " ") : ""; })()`)); !strings.Contains(got, "stale marks a rate published longer ago than this server's staleness limit") {
+		s.fail("stale legend", "legend under the prices table: got %q, want it to explain the stale marker", got)
+	}
 	step(s, "feed live", 20*time.Second, chromedp.Poll[bool](`window.__gpux.stats.snapshots > 0`))
 
 	trade(2, "3.20", 3, 9) // fills at the listing's 3.10
@@ -264,6 +277,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if n := step(s, "rest count", 5*time.Second, chromedp.Evaluate[int](`window.__gpux.stats.rest["/v1/prices"]`)); n != 1 {
 		s.fail("rest count", "GET /v1/prices: got %d fetches, want 1 (the change must come over the websocket)", n)
+	}
+	// A missed message (a seq that skips) makes the page resubscribe and
+	// take a fresh snapshot instead of showing a state it cannot trust.
+	snaps := step(s, "snapshots", 5*time.Second, chromedp.Evaluate[int](`window.__gpux.stats.snapshots`))
+	step(s, "gap", 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.__gpux.feed.receive(JSON.stringify(
+		{channel: "prices", type: "update", seq: window.__gpux.feed.last.get("prices") + 5, data: {markets: []}, ts: new Date().toISOString()}))`))
+	step(s, "resubscribed", 20*time.Second, chromedp.Poll[bool](fmt.Sprintf(`window.__gpux.stats.gaps === 1 && window.__gpux.stats.snapshots > %d`, snaps)))
+	if got := step(s, "last after gap", 5*time.Second, chromedp.Evaluate[string](lastCell+`.textContent`)); got != "3.10" {
+		s.fail("last after gap", "last trade after the resubscription: got %q, want 3.10", got)
 	}
 	if os.Getenv("GPUX_SCREENSHOT") != "" {
 		step(s, "demo prices", 30*time.Second, chromedp.Poll[bool](`[...document.querySelectorAll('td[data-col="spot"]')].filter(td => td.textContent !== "–").length >= 3`))
@@ -279,6 +301,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	second := trade(1, "3.50", 10, 12)
 	step(s, "live trade row", 30*time.Second, chromedp.Poll[bool](fmt.Sprintf(`[...document.querySelectorAll('#trades tbody tr')].length >= 2`)))
 	step(s, "spot chart", 30*time.Second, chromedp.Poll[bool](`window.__gpux.charts.spot && window.__gpux.charts.spot.data[0].length >= 1`))
+	if got := step(s, "cloud card", 5*time.Second, chromedp.Evaluate[string](`(() => { const m = document.querySelector('#card-cloud .stale');
+		return m ? m.textContent + " | " + m.title : "none"; })()`)); !strings.HasPrefix(got, "stale | stale: this rate is older") {
+		s.fail("cloud card", "on-demand card's stale marker: got %q, want \"stale\" with its tooltip", got)
+	}
 	if got := step(s, "spot card", 5*time.Second, chromedp.Evaluate[string](`document.querySelector('#card-spot').textContent`)); got != "2.20" {
 		s.fail("spot card", "spot price card: got %q, want 2.20 (the floor clears the lone spot bid)", got)
 	}

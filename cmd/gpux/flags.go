@@ -91,8 +91,7 @@ func (f *cmdFlags) parse(args []string, min, max int) ([]string, error) {
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				f.Usage()
-				return nil, errHelp
+				return nil, errHelp // flag has printed the usage
 			}
 			return nil, usageError{fmt.Sprintf("%s: %v", f.name, err)}
 		}

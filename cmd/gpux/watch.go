@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,15 +17,16 @@ import (
 func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 	f := a.flags(g, "watch", "CHANNEL...", "Follow feed channels live until interrupted: prices, book:MARKET,\n"+
 		"trades:MARKET, user (needs --api-key). A channel that skips a sequence\n"+
-		"number is resubscribed for a fresh snapshot (noted on stderr). With --json\n"+
-		"every message is printed as one JSON line.")
+		"number is resubscribed for a fresh snapshot, and a lost connection is\n"+
+		"dialled again (5 attempts), both noted on stderr. With --json every\n"+
+		"message is printed as one JSON line.")
 	count := f.Int("count", 0, "stop after this many snapshots and updates (0 = never)")
 	chans, err := f.parse(args, 1, -1)
 	if err != nil {
 		return err
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, g.timeout)
-	s, err := g.client().Stream(dialCtx, chans)
+	s, err := g.client().Stream(dialCtx, chans, client.WithRedial(5))
 	cancel()
 	if err != nil {
 		return err
@@ -43,16 +45,18 @@ func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 		switch m.Type {
 		case client.MsgGap:
 			fmt.Fprintf(a.stderr, "gpux: %s: %s\n", m.Channel, m.Detail)
+		case client.MsgReconnect:
+			fmt.Fprintf(a.stderr, "gpux: connection lost (%s); connected again, fresh snapshots follow\n", m.Detail)
 		case client.MsgError:
 			if g.json {
-				enc.Encode(m)
+				printJSON(a.stdout, enc, m)
 			}
 			return cliError{fmt.Sprintf("feed error %s: %s", m.Code, m.Detail)}
 		case client.MsgSnapshot, client.MsgUpdate:
 			seen++
 		}
 		if g.json {
-			if err := enc.Encode(m); err != nil {
+			if err := printJSON(a.stdout, enc, m); err != nil {
 				return err
 			}
 			continue
@@ -64,6 +68,23 @@ func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	return nil
+}
+
+// printJSON writes m as one JSON line: the server's own bytes when it
+// sent it (compacted to one line, nothing dropped or renamed; a snapshot
+// at seq 0 keeps "seq":0), else the client's encoding of the message it
+// made itself (a gap or a reconnect).
+func printJSON(w io.Writer, enc *json.Encoder, m client.Message) error {
+	if m.Raw == nil {
+		return enc.Encode(m)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, m.Raw); err != nil {
+		return fmt.Errorf("feed message: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // describe renders one feed message as a line for a person; "" to skip

@@ -18,7 +18,8 @@ import (
 )
 
 const ratesUsage = `usage:
-  gpuxd rates import [--aws FILE]... [--azure FILE]... [--gcp FILE]... [--keep RATES.csv] [-o RATES.csv]
+  gpuxd rates import [--aws FILE]... [--azure FILE]... [--azure-fetched YYYY-MM-DD] [--gcp FILE]...
+                     [--keep RATES.csv] [-o RATES.csv]
   gpuxd rates put --addr URL --admin-key KEY RATES.csv`
 
 // runRates runs `gpuxd rates SUBCOMMAND`, returning the exit code: 0, 1
@@ -71,10 +72,11 @@ func ratesImport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gpuxd rates import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var aws, azure, gcp files
-	var out, keep string
+	var out, keep, azureFetched string
 	fs.Var(&aws, "aws", "AWS Price List bulk offer file of AmazonEC2 (JSON; repeat for per-region files)")
 	fs.Var(&azure, "azure", "Azure Retail Prices API page (JSON; repeat for every page)")
 	fs.Var(&gcp, "gcp", "Cloud Billing Catalog page of Compute Engine SKUs (JSON; repeat for every page)")
+	fs.StringVar(&azureFetched, "azure-fetched", "", "YYYY-MM-DD the Azure pages were fetched: their as_of (default: each price's effectiveStartDate)")
 	fs.StringVar(&keep, "keep", "", "rates file whose rows of providers and price types not imported are kept")
 	fs.StringVar(&out, "o", "", "output rates file (default stdout)")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +111,9 @@ func ratesImport(args []string, stdout, stderr io.Writer) error {
 		}),
 		each(azure, func(name string, r io.Reader) error {
 			rs, err := importer.Azure(name, r)
+			if err == nil && azureFetched != "" {
+				rs, err = importer.AzureFetched(rs, azureFetched)
+			}
 			rows = append(rows, rs...)
 			return err
 		}),

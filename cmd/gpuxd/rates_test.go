@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpux/gpux/engine"
 	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 const fixtures = "../../pricing/importer/testdata/"
@@ -57,6 +59,20 @@ func TestRatesImport(t *testing.T) {
 	if r, ok := tab.Choose("h100-sxm", "azure", pricing.PriceSpot, "us-east"); !ok || r.USDPerGPUHour != 49160 || r.AsOf != "2026-10-01" {
 		t.Errorf("azure H100 spot %+v, want 4.9160 of 2026-10-01", r)
 	}
+	// --azure-fetched dates the Azure rows by the fetch.
+	code, stdout, stderr := runRatesCmd(t, "import", "--azure", fixtures+"azure_page1.json", "--azure-fetched", "2026-11-28")
+	if code != 0 {
+		t.Fatalf("--azure-fetched: exit %d: %s", code, stderr)
+	}
+	fetched, err := pricing.Load(strings.NewReader(stdout))
+	if err != nil {
+		t.Fatalf("--azure-fetched: %v", err)
+	}
+	for _, r := range fetched.Rates() {
+		if r.AsOf != "2026-11-28" {
+			t.Errorf("--azure-fetched: %s %s as_of %s, want 2026-11-28", r.InstanceType, r.Region, r.AsOf)
+		}
+	}
 
 	// To stdout, with --keep: the rows of the built-in table whose provider
 	// and price type the import has none of come along (AWS capacity
@@ -65,7 +81,7 @@ func TestRatesImport(t *testing.T) {
 	if err := os.WriteFile(keep, pricing.Default().Encode(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runRatesCmd(t, "import", "--aws", fixtures+"aws_ec2_offer.json", "--keep", keep)
+	code, stdout, stderr = runRatesCmd(t, "import", "--aws", fixtures+"aws_ec2_offer.json", "--keep", keep)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -218,4 +234,55 @@ func TestRatesPut(t *testing.T) {
 		return
 	}
 	t.Error("no h100-sxm.eu-west row")
+}
+
+// TestRatesPutThenRestart pins what docs/PRICES.md says: a table put at run
+// time is journaled as the engine's rates, and a restart loads --rates (here
+// the built-in table) again and journals its rates.
+func TestRatesPutThenRestart(t *testing.T) {
+	url, shard := redistest.URL(t), redistest.Shard(t)
+	file := filepath.Join(t.TempDir(), "rates.csv")
+	csv := "provider,gpu_model,instance_type,gpus_per_instance,region,price_type,usd_per_instance_hour,usd_per_gpu_hour,as_of,source,confidence,note\n" +
+		"AWS,H100 SXM 80GB,p5.48xlarge,8,us-east-1,on_demand,40.00,5.00,2026-11-20,test,high,\n"
+	if err := os.WriteFile(file, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *Main {
+		t.Helper()
+		m := newTestMain(t)
+		m.Config.RedisURL, m.Config.Shard = url, shard
+		if err := m.Run(context.Background()); err != nil {
+			m.Close()
+			t.Fatal(err)
+		}
+		return m
+	}
+	awsRate := func(m *Main) engine.Price {
+		t.Helper()
+		var p engine.Price
+		m.seq.Read(func(e *engine.Engine) {
+			for _, r := range e.ReferenceRates() {
+				if r.GPU == "h100-sxm" && r.Provider == "aws" {
+					p = r.Price
+				}
+			}
+		})
+		return p
+	}
+	m := start()
+	builtIn := awsRate(m)
+	if code, _, stderr := runRatesCmd(t, "put", "--addr", "http://"+m.Addr(), "--admin-key", "admin", file); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, stderr)
+	}
+	if got := awsRate(m); got != 50000 || builtIn == 50000 {
+		t.Errorf("engine aws h100 rate %v after put (built-in %v), want 5.00", got, builtIn)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = start()
+	defer m.Close()
+	if got := awsRate(m); got != builtIn {
+		t.Errorf("engine aws h100 rate after restart %v, want the built-in table's %v again", got, builtIn)
+	}
 }

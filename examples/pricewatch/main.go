@@ -51,8 +51,9 @@ func run(ctx context.Context, c *client.Client, market string, trades int) error
 			fmt.Printf("  forward %s/%s best ask %v\n", p.Tenor, p.Duration, deref(p.BestAsk))
 		}
 	}
-	// Stream resubscribes on a sequence gap, so what follows is in order.
-	s, err := c.Stream(ctx, []string{"trades:" + market})
+	// Stream resubscribes on a sequence gap, so what follows is in order,
+	// and dials again (up to 5 times in a row) if the connection drops.
+	s, err := c.Stream(ctx, []string{"trades:" + market}, client.WithRedial(5))
 	if err != nil {
 		return fmt.Errorf("feed: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -106,4 +107,26 @@ func azureRow(name string, it azureItem) (Row, bool, error) {
 		row.PriceType, row.Confidence, row.Note = pricing.PriceSpot, "medium", "Linux Spot (volatile); "+it.ProductName+" "+it.SkuName
 	}
 	return row, true, nil
+}
+
+// AzureFetched dates Azure rows by the day their pages were fetched: the
+// Retail Prices API says since when a price is in effect
+// (effectiveStartDate, the readers' as_of), not that it still is, so a
+// price unchanged for years would show as stale. Each row's as_of becomes
+// day (YYYY-MM-DD) and its note keeps the effective date. A day before a
+// row's effective date is an error.
+func AzureFetched(rows []Row, day string) ([]Row, error) {
+	if _, err := time.Parse(time.DateOnly, day); err != nil {
+		return nil, fmt.Errorf("fetch date %q: want YYYY-MM-DD", day)
+	}
+	out := make([]Row, len(rows))
+	for i, r := range rows {
+		if day < r.AsOf {
+			return nil, fmt.Errorf("fetch date %s is before %s %s's effectiveStartDate %s", day, r.InstanceType, r.Region, r.AsOf)
+		}
+		r.Note += "; in effect since " + r.AsOf + ", fetched " + day
+		r.AsOf = day
+		out[i] = r
+	}
+	return out, nil
 }

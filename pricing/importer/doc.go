@@ -16,6 +16,7 @@
 //
 // A file that is malformed, truncated or missing what it must have (AWS's
 // publicationDate) fails the whole import with an error naming the file
-// and the byte offset; Write then writes nothing. The package reads files
-// and writes one; it keeps no state and reads no clock.
+// and the byte offset, and nothing is written. The package reads what it is
+// given and writes only through WriteFile (a temporary file renamed over
+// the target); it has no global state and reads no clock.
 package importer

@@ -109,6 +109,33 @@ func TestAzure(t *testing.T) {
 	}
 }
 
+func TestAzureFetched(t *testing.T) {
+	rows, err := Azure("azure_page2.json", open(t, "azure_page2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dated, err := AzureFetched(rows, "2026-11-28")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range dated {
+		if r.AsOf != "2026-11-28" || !strings.Contains(r.Note, "in effect since "+rows[i].AsOf+", fetched 2026-11-28") {
+			t.Errorf("row %d: as_of %s note %q", i, r.AsOf, r.Note)
+		}
+	}
+	if rows[0].AsOf == "2026-11-28" {
+		t.Error("AzureFetched changed its input")
+	}
+	for day, want := range map[string]string{
+		"2026-05-31": "before Standard_ND96isr_H200_v5 eastus2's effectiveStartDate 2026-06-01",
+		"28.11.2026": "want YYYY-MM-DD",
+	} {
+		if _, err := AzureFetched(rows, day); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("AzureFetched(%s) error %v, want %q", day, err, want)
+		}
+	}
+}
+
 func TestGCPComposition(t *testing.T) {
 	var c GCPCatalog
 	for _, name := range []string{"gcp_skus_page1.json", "gcp_skus_page2.json"} {
