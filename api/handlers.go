@@ -334,6 +334,10 @@ type quoteJSON struct {
 	// ReferenceCost is what the quote's GPU-hours would cost at each
 	// provider's on-demand rate.
 	ReferenceCost map[string]string `json:"reference_cost"`
+	// FillEstimate is for a bid at limit_price (default: the best ask)
+	// that rests (estimate.go); null with too few samples.
+	FillEstimate        *fillEstimateJSON `json:"fill_estimate"`
+	FillEstimateSamples int               `json:"fill_estimate_samples"`
 }
 
 // getQuote prices a reserved bid of quantity GPUs over [start, end) placed
@@ -404,6 +408,12 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		}
 		return err
 	}
+	var limit engine.Price
+	if v := c.Query("limit_price"); v != "" {
+		if limit, p = parsePositivePrice(v, "limit_price"); p != nil {
+			return p
+		}
+	}
 	out := quoteJSON{
 		Market: market, Quantity: quantity, MinQuantity: minQ, Start: rfc3339(start), End: rfc3339(end),
 		Fills: make([]quoteFillJSON, len(q.Fills)), FilledQuantity: q.Filled, TotalCost: q.Cost.String(),
@@ -426,6 +436,7 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		out.DiscountVsReference = b.Discounts(gpu, int64(avg), out.AveragePrice != nil)
 		out.ReferenceCost = b.ReferenceCosts(gpu, q.Filled*hours)
 	}
+	out.FillEstimate, out.FillEstimateSamples = s.estimateFor(market, engine.Reserved, limit)
 	return sendJSON(c, http.StatusOK, out)
 }
 
@@ -525,6 +536,9 @@ type orderAPI[V, Out any] struct {
 	final  func(ev *engine.Event, id engine.ID) (V, bool)
 	key    func(V) (id, owner engine.ID, seq uint64, status string)
 	render func(V) Out
+	// decorate, when set, adds what the server knows beyond the order
+	// (a resting bid's fill estimate) to a single order's answer.
+	decorate func(s *Server, v V, out *Out)
 }
 
 var bidAPI = orderAPI[engine.BidView, bidOut]{
@@ -549,7 +563,8 @@ var bidAPI = orderAPI[engine.BidView, bidOut]{
 	key: func(v engine.BidView) (engine.ID, engine.ID, uint64, string) {
 		return v.ID, v.Buyer, v.Seq, v.Status.String()
 	},
-	render: renderBid,
+	render:   renderBid,
+	decorate: decorateBid,
 }
 
 var listingAPI = orderAPI[engine.ListingView, listingOut]{
@@ -663,7 +678,11 @@ func createOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error 
 	if !ok {
 		return problem(CodeInternal, "", "the "+o.noun+" was not created")
 	}
-	return sendJSON(c, http.StatusCreated, o.render(view))
+	res := o.render(view)
+	if o.decorate != nil {
+		o.decorate(s, view, &res)
+	}
+	return sendJSON(c, http.StatusCreated, res)
 }
 
 func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
@@ -683,7 +702,11 @@ func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 		// Someone else's order answers exactly as a missing one.
 		return problem(engine.CodeNotFound, "id", "no such "+o.noun)
 	}
-	return sendJSON(c, http.StatusOK, o.render(v))
+	res := o.render(v)
+	if o.decorate != nil {
+		o.decorate(s, v, &res)
+	}
+	return sendJSON(c, http.StatusOK, res)
 }
 
 // listOrders pages an account's orders newest first: the open ones from

@@ -143,6 +143,9 @@ type bidOut struct {
 	Spent          string     `json:"spent"`
 	Fills          []fillJSON `json:"fills"`
 	CreatedAt      string     `json:"created_at"`
+	// A resting bid's fill estimate (estimate.go); absent otherwise.
+	FillEstimate        json.RawMessage `json:"fill_estimate,omitempty"`
+	FillEstimateSamples *int            `json:"fill_estimate_samples,omitempty"`
 }
 
 func renderBid(b engine.BidView) bidOut {

@@ -73,6 +73,9 @@ type Config struct {
 	// RateLimit is on and no limit when it is off (as for load tests from
 	// one machine); negative = no limit.
 	FeedConnsPerAddr int
+	// FillEstimateRefresh is how often fill estimates are refitted from
+	// the read models, off the sequencer (default 30 s).
+	FillEstimateRefresh time.Duration
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
@@ -99,6 +102,7 @@ type Server struct {
 	history      *history.Store  // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
 	ledger       *ledgerWriter // writes statements' lines off the sequencer's goroutine
+	fills        *history.FillEstimates
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -137,6 +141,11 @@ func NewServer(cfg Config) *Server {
 	s.statements = history.NewStatements(series, cfg.Logger)
 	s.ledger = newLedgerWriter(s.statements)
 	s.prices = history.NewPrices(func(fn func(e *engine.Engine)) { s.read(fn) }, cfg.Rates, cfg.ReadModels, cfg.Logger)
+	s.fills = history.NewFillEstimates(series, func(fn func(*engine.Engine)) {
+		if cfg.Sequencer != nil {
+			cfg.Sequencer.Read(fn)
+		}
+	}, 0, cfg.Logger)
 	s.hub = newHub(s)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
@@ -151,6 +160,10 @@ func NewServer(cfg Config) *Server {
 	})
 	s.routes()
 	go s.hub.run()
+	if cfg.FillEstimateRefresh <= 0 {
+		cfg.FillEstimateRefresh = 30 * time.Second
+	}
+	go s.fills.Run(s.baseCtx, cfg.FillEstimateRefresh)
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
 	}
@@ -272,6 +285,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) OnEvents(events []engine.Event) {
 	s.history.Observe(events)
 	s.ledger.offer(events)
+	s.fills.Observe(events) // queues for its worker: never blocks, never reads the engine
 	s.prices.Observe(events)
 	s.hub.publish(events)
 }
