@@ -480,6 +480,15 @@ type UserEvent struct {
 	Available *string    `json:"available,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
 	PreemptAt *time.Time `json:"preempt_at,omitempty"`
+
+	// A "ledger" event is one statement line (see StatementLine): what
+	// moved the balance, by how much, the balance after and the id it
+	// refers to.
+	Kind         string     `json:"kind,omitempty"`
+	Amount       string     `json:"amount,omitempty"`
+	BalanceAfter string     `json:"balance_after,omitempty"`
+	Ref          *string    `json:"ref,omitempty"`
+	At           *time.Time `json:"at,omitempty"`
 }
 
 // Feed message types.
