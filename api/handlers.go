@@ -89,7 +89,7 @@ func parseList(c *fiber.Ctx, statuses []string) (listParams, *Problem) {
 }
 
 var (
-	bidStatuses     = []string{"resting", "filled", "partially_filled", "running", "waiting", "cancelled", "expired", "rejected"}
+	bidStatuses     = []string{"resting", "filled", "partially_filled", "running", "waiting", "preempting", "cancelled", "expired", "rejected"}
 	listingStatuses = []string{"active", "cancelled", "ended"}
 )
 
@@ -248,7 +248,7 @@ func (s *Server) listMarkets(c *fiber.Ctx) error {
 	s.read(func(e *engine.Engine) { ms = e.Markets() })
 	out := make([]marketJSON, len(ms))
 	for i, m := range ms {
-		out[i] = marketJSON{ID: m.ID, GPU: m.GPU, Region: m.Region}
+		out[i] = renderMarket(m)
 	}
 	return sendJSON(c, http.StatusOK, out)
 }

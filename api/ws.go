@@ -73,6 +73,7 @@ type userEventJSON struct {
 	Quantity  int64      `json:"quantity,omitempty"`
 	Allocated *int64     `json:"allocated,omitempty"`
 	Price     *string    `json:"price,omitempty"`
+	PreemptAt *string    `json:"preempt_at,omitempty"`
 	Balance   *string    `json:"balance,omitempty"`
 	Held      *string    `json:"held,omitempty"`
 	Available *string    `json:"available,omitempty"`
@@ -91,9 +92,13 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	case engine.EvFilled:
 		t := renderTrade(ev.Fill)
 		u.Fill = &t
-	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased:
+	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased, engine.EvSpotPreemptionWithdrawn:
 		a := ev.Allocated
 		u.Allocated = &a
+	case engine.EvSpotPreempting:
+		a := ev.Allocated
+		u.Allocated = &a
+		u.PreemptAt = optTime(ev.PreemptAt)
 	case engine.EvBalanceChanged:
 		b, h, av := ev.Balance.String(), ev.Held.String(), (ev.Balance - ev.Held).String()
 		u.Balance, u.Held, u.Available = &b, &h, &av
