@@ -93,6 +93,11 @@ type Bid struct {
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
+	// Duration > 0: a flexible reserved bid for one block of Duration
+	// hours inside [FlexStart, FlexEnd). Until its first fill Start/End
+	// are those bounds; the first fill pins them to the block.
+	Duration           int64
+	FlexStart, FlexEnd Time
 
 	m       *market
 	restKey bidKey
@@ -159,7 +164,25 @@ func (b *Bid) spent() Money {
 }
 
 // Hours is the length of a reserved bid's window in hours.
-func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }
+func (b *Bid) Hours() int64 {
+	if b.Duration > 0 {
+		return b.Duration
+	}
+	return int64((b.End - b.Start) / Hour)
+}
+
+// flexible reports whether a reserved bid still chooses its block.
+func (b *Bid) flexible() bool { return b.Duration > 0 && b.End-b.Start > Time(b.Duration)*Hour }
+
+// expiryOf is when a resting reserved bid stops: when its (last possible)
+// start is no longer in the future, or at expires_at if earlier.
+func expiryOf(b *Bid) Time {
+	exp := b.End - Time(b.Hours())*Hour
+	if b.ExpiresAt != 0 && b.ExpiresAt < exp {
+		exp = b.ExpiresAt
+	}
+	return exp
+}
 
 type placement struct {
 	bid     *Bid

@@ -73,6 +73,11 @@ func (g *gen) step() Command {
 		if r.IntN(4) == 0 {
 			c.ExpiresAt = h.now + Time(r.IntN(3600))*Second
 		}
+		if r.IntN(3) == 0 {
+			// Flexible: a block of D hours somewhere in a wider window.
+			c.End = start + Time(2+r.IntN(12))*Hour
+			c.DurationHours = 1 + r.Int64N(int64((c.End-start)/Hour))
+		}
 		return g.run(c)
 	case x < 58:
 		return g.run(Command{Kind: CmdPlaceBid, BidType: Spot, Actor: g.buyers[r.IntN(len(g.buyers))], Target: h.newID(), Market: mk,
@@ -327,14 +332,24 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	}
 	// No resting bid could have matched.
 	mm.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
-		var avail int64
-		for _, l := range listings {
-			if l.m == mm && l.Status == ListingActive && l.Reserve <= b.Limit && l.Start <= b.Start && l.End >= b.End {
-				avail += l.Quantity - l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End))
+		// Every block a flexible bid could still take; a fixed bid's window.
+		span := Time(b.Hours()) * Hour
+		for s := b.Start; s+span <= b.End; s += Hour {
+			if b.flexible() && s <= e.now {
+				continue
+			}
+			var avail int64
+			for _, l := range listings {
+				if l.m == mm && l.Status == ListingActive && l.Reserve <= b.Limit && l.Start <= s && l.End >= s+span {
+					avail += l.Quantity - l.sold.Max(l.hourIndex(s), l.hourIndex(s+span))
+				}
+			}
+			if avail >= b.MinQuantity && avail > 0 {
+				tb.Fatalf("resting bid %s (min %d, limit %s, block %d+%dh) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, s, b.Hours(), avail)
 			}
 		}
-		if avail >= b.MinQuantity && avail > 0 {
-			tb.Fatalf("resting bid %s (min %d, limit %s) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, avail)
+		if b.Duration > 0 && (b.Start < b.FlexStart || b.End > b.FlexEnd) {
+			tb.Fatalf("flexible bid %s: block [%d, %d) outside its bounds [%d, %d)", b.ID, b.Start, b.End, b.FlexStart, b.FlexEnd)
 		}
 		return true
 	})

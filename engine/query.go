@@ -72,6 +72,11 @@ type BidView struct {
 	PreemptAt  Time
 	Pending    int64
 	StartsAt   Time
+
+	// Flexible reserved bid: DurationHours > 0 hours somewhere in
+	// [FlexStart, FlexEnd); Start and End are the block once it filled.
+	DurationHours      int64
+	FlexStart, FlexEnd Time
 }
 
 func (b *Bid) view() BidView {
@@ -84,6 +89,7 @@ func (b *Bid) view() BidView {
 	for i, f := range b.Fills {
 		v.Fills[i] = *f
 	}
+	v.DurationHours, v.FlexStart, v.FlexEnd = b.Duration, b.FlexStart, b.FlexEnd
 	if b.spotBid != nil {
 		v.Preempting, v.PreemptAt = b.noticed, b.preemptAt()
 		v.Pending, v.StartsAt = b.pend, b.startsAt()
