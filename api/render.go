@@ -152,7 +152,8 @@ type bidOut struct {
 	Reason         string     `json:"reason,omitempty"`
 	FilledQuantity int64      `json:"filled_quantity"`
 	Allocated      int64      `json:"allocated"`
-	Preempting     int64      `json:"preempting,omitempty"` // GPUs kept under notice
+	DurationHours  int64      `json:"duration_hours,omitempty"` // flexible reserved: start/end bound the block
+	Preempting     int64      `json:"preempting,omitempty"`     // GPUs kept under notice
 	PreemptAt      *string    `json:"preempt_at,omitempty"`
 	Pending        int64      `json:"pending,omitempty"` // GPUs won, waiting for a notice to end
 	StartsAt       *string    `json:"starts_at,omitempty"`
@@ -173,6 +174,9 @@ func renderBid(b engine.BidView) bidOut {
 	out.Pending, out.StartsAt = b.Pending, optTime(b.StartsAt)
 	if b.Type == engine.Reserved {
 		out.Start, out.End = optTime(b.Start), optTime(b.End)
+		if b.DurationHours > 0 { // the bounds; the fills say which block
+			out.DurationHours, out.Start, out.End = b.DurationHours, optTime(b.FlexStart), optTime(b.FlexEnd)
+		}
 		out.MinQuantity = b.MinQuantity
 		out.ExpiresAt = optTime(b.ExpiresAt)
 	}

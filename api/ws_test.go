@@ -181,6 +181,8 @@ func TestFeedUser(t *testing.T) {
 		BidID     string `json:"bid_id"`
 		Allocated *int   `json:"allocated"`
 		Reason    string `json:"reason"`
+		PreemptAt string `json:"preempt_at"`
+		Price     string `json:"price"`
 		Fill      *client.Trade
 	}
 	var ev userEvent
@@ -190,10 +192,12 @@ func TestFeedUser(t *testing.T) {
 		}
 		ev = userEvent{}
 		_ = m.Decode(&ev)
-		return ev.Event == "spot_preempted"
+		return ev.Event == "spot_preempting"
 	})
-	if ev.BidID != bidA.ID || ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" {
-		t.Errorf("preemption: got %+v", ev)
+	// Outbid: a keeps its GPUs for the market's notice (120 s), paying the
+	// clearing price (2.00, its own limit); spot_preempted follows then.
+	if ev.BidID != bidA.ID || ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" || ev.PreemptAt == "" || ev.Price != "2.00" {
+		t.Errorf("preemption notice: got %+v", ev)
 	}
 
 	bid, err := a.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 1, Start: hour(3), End: hour(5), LimitPrice: client.FixedPrice("1.00")})
