@@ -234,8 +234,8 @@ func BenchmarkReplay(b *testing.B) {
 // BenchmarkFlexibleQuote quotes 8 GPUs for 12 hours inside windows of one
 // day, one week and one month, over a book of 200 listings with random
 // windows and prices; "fixed" is the same quote for one fixed 12-hour
-// window, the baseline the flexible search is reported against (it is a
-// scan of the window's starts, so the ratio grows with the window).
+// window, the baseline the flexible search is reported against (it
+// evaluates the block at each breakpoint of the book inside the window).
 func BenchmarkFlexibleQuote(b *testing.B) {
 	e, _, owner, n := benchEngine(b)
 	r := rand.New(rand.NewPCG(3, 4))

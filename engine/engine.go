@@ -364,14 +364,15 @@ type Engine struct {
 	quiet bool
 
 	// per-command scratch
-	events   []Event
-	dirty    []*Account
-	dirtySet map[*Account]bool
-	epoch    uint64
-	cands    []candidate
-	recheck  []*Bid
-	spotL    []*Listing
-	spotB    []*Bid
+	events     []Event
+	dirty      []*Account
+	dirtySet   map[*Account]bool
+	epoch      uint64
+	cands      []candidate
+	recheck    []*Bid
+	spotL      []*Listing
+	spotB      []*Bid
+	flexStarts []Time
 }
 
 type candidate struct {
