@@ -71,7 +71,10 @@ func (s *Server) authenticate(key string) caller {
 		w.valid, w.admin = true, true
 		return w
 	}
-	h := sha256.Sum256([]byte(key))
+	h, cached := s.keys.get(key)
+	if !cached {
+		h = sha256.Sum256([]byte(key))
+	}
 	var (
 		acct   engine.AccountView
 		stored [32]byte
@@ -80,8 +83,40 @@ func (s *Server) authenticate(key string) caller {
 	s.read(func(e *engine.Engine) { acct, stored, ok = e.AccountByKeyHash(h) })
 	if ok && subtle.ConstantTimeCompare(stored[:], h[:]) == 1 {
 		w.valid, w.account = true, acct
+		if !cached {
+			s.keys.put(key, h)
+		}
 	}
 	return w
+}
+
+// keyCacheMax bounds the key hashes kept; a full cache starts over.
+const keyCacheMax = 4096
+
+// keyCache remembers the SHA-256 of keys that named an account, so a
+// client's every request does not hash its key again. It holds hashes
+// only: the account is still looked up in the engine on each request, so
+// nothing in it can go stale, and only keys that matched an account get
+// in, so unknown keys cannot fill it.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[string][32]byte
+}
+
+func (k *keyCache) get(key string) ([32]byte, bool) {
+	k.mu.RLock()
+	h, ok := k.m[key]
+	k.mu.RUnlock()
+	return h, ok
+}
+
+func (k *keyCache) put(key string, h [32]byte) {
+	k.mu.Lock()
+	if k.m == nil || len(k.m) >= keyCacheMax {
+		k.m = make(map[string][32]byte, 64)
+	}
+	k.m[key] = h
+	k.mu.Unlock()
 }
 
 // identify is the /v1 middleware that resolves the caller and applies the

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,6 +30,35 @@ type metrics struct {
 	wsSnapshotsRendered prometheus.Counter
 	wsSnapshotsReused   prometheus.Counter
 	wsRejected          *prometheus.CounterVec
+
+	// Curried per-request series: a route, method and status take a
+	// prometheus label lookup (hashing, a lock) once, not per request.
+	// Routes and methods are the app's own (fiber answers others before
+	// routing) and statuses are the server's, so this stays small.
+	reqSeries sync.Map // reqLabels -> reqObservers
+}
+
+type reqLabels struct {
+	route, method string
+	status        int
+}
+
+type reqObservers struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (m *metrics) request(route, method string, status int) reqObservers {
+	k := reqLabels{route, method, status}
+	if o, ok := m.reqSeries.Load(k); ok {
+		return o.(reqObservers)
+	}
+	o := reqObservers{
+		count:   m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+		latency: m.latency.WithLabelValues(route, method),
+	}
+	m.reqSeries.Store(k, o)
+	return o
 }
 
 func newMetrics() *metrics {
@@ -98,8 +128,8 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if r := c.Route(); r != nil && r.Path != "/" {
 		route = r.Path
 	}
-	method := c.Method()
-	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().StatusCode())).Inc()
-	s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	o := s.metrics.request(route, c.Method(), c.Response().StatusCode())
+	o.count.Inc()
+	o.latency.Observe(time.Since(start).Seconds())
 	return nil
 }

@@ -311,7 +311,7 @@ func TestAdminReferenceRatesRejects(t *testing.T) {
 		}
 		defer conn.Close()
 		fmt.Fprintf(conn, "PUT /v1/admin/reference-rates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n", adminKey, api.BodyLimit+1)
-		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(feedWait))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -91,8 +91,8 @@ func TestSecretsAtRest(t *testing.T) {
 	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 
 	// Wait for the snapshot, then look everywhere.
-	for i := 0; e.seq.Status().LastSnapshotSeq < e.seq.Status().LastSeq; i++ {
-		if i == 500 {
+	for deadline := time.Now().Add(feedWait); e.seq.Status().LastSnapshotSeq < e.seq.Status().LastSeq; {
+		if time.Now().After(deadline) {
 			t.Fatalf("no snapshot at the last seq: %+v", e.seq.Status())
 		}
 		time.Sleep(10 * time.Millisecond)

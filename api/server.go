@@ -85,6 +85,7 @@ type Server struct {
 	app     *fiber.App
 	metrics *metrics
 	limiter *limiter
+	keys    keyCache // SHA-256 of account keys seen
 	hub     *hub
 	idem    *adminIdem
 
@@ -98,6 +99,7 @@ type Server struct {
 	candles      *candleWriter  // nil without read models
 	history      *history.Store // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
+	ledger       *ledgerWriter // writes statements' lines off the sequencer's goroutine
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -134,6 +136,7 @@ func NewServer(cfg Config) *Server {
 	s.history = history.New(objs, cfg.Logger)
 	series, _ := cfg.ReadModels.(store.SeriesStore)
 	s.statements = history.NewStatements(series, cfg.Logger)
+	s.ledger = newLedgerWriter(s.statements)
 	if cfg.ReadModels != nil {
 		s.candles = newCandleWriter(cfg.ReadModels)
 	}
@@ -253,6 +256,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.candles != nil {
 			s.candles.close() // the hub, its only producer, has stopped
 		}
+		s.ledger.close() // lines of later batches are written in OnEvents itself
 	})
 	return err
 }
@@ -264,7 +268,7 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
 	s.history.Observe(events) // first: the engine has forgotten what closed
-	s.statements.Observe(events)
+	s.ledger.offer(events)    // the statement endpoint waits for its lines
 	s.observePrices(events)
 	s.hub.publish(events)
 }

@@ -78,6 +78,14 @@ type userEventJSON struct {
 	Held      *string    `json:"held,omitempty"`
 	Available *string    `json:"available,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
+
+	// A ledger event carries one statement line, with the fields of
+	// GET /v1/account/statement's items.
+	Kind         string  `json:"kind,omitempty"`
+	Amount       string  `json:"amount,omitempty"`
+	BalanceAfter string  `json:"balance_after,omitempty"`
+	Ref          *string `json:"ref,omitempty"` // always sent with a line, "" when it has none (as in the statement)
+	At           string  `json:"at,omitempty"`
 }
 
 func renderUserEvent(ev *engine.Event) userEventJSON {
@@ -102,6 +110,12 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	case engine.EvBalanceChanged:
 		b, h, av := ev.Balance.String(), ev.Held.String(), (ev.Balance - ev.Held).String()
 		u.Balance, u.Held, u.Available = &b, &h, &av
+	case engine.EvLedger:
+		ref := ""
+		if !ev.Ref.IsZero() {
+			ref = ev.Ref.String()
+		}
+		u.Kind, u.Amount, u.BalanceAfter, u.Ref, u.At = ev.Ledger.String(), ev.Amount.String(), ev.Balance.String(), &ref, rfc3339ms(ev.Time)
 	}
 	if ev.HasPrice {
 		u.Price = optPrice(ev.Price, true)
@@ -507,8 +521,8 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 		case engine.EvSpotPriceChanged, engine.EvReferenceRatesSet:
 			d.prices = true
 		}
-		if ev.Kind == engine.EvLedger || ev.Kind == engine.EvBidClosed || ev.Kind == engine.EvListingClosed {
-			continue // read-side events (statements, history), not part of the user feed's contract
+		if ev.Kind == engine.EvBidClosed || ev.Kind == engine.EvListingClosed {
+			continue // read-side events (history), not part of the user feed's contract
 		}
 		var sent engine.ID
 		for _, a := range ev.Accounts {

@@ -34,7 +34,7 @@ func dialFeed(tb testing.TB, e *env, d *websocket.Dialer, hdr http.Header) (*web
 // readClose reads until the server closes and returns the close error.
 func readClose(tb testing.TB, c *websocket.Conn) *websocket.CloseError {
 	tb.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
@@ -96,7 +96,7 @@ type wireMsg struct {
 // readUntil reads raw messages until stop returns true, returning them.
 func readUntil(tb testing.TB, c *websocket.Conn, stop func(wireMsg) bool) []wireMsg {
 	tb.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(feedWait))
 	var got []wireMsg
 	for {
 		_, b, err := c.ReadMessage()
@@ -299,13 +299,13 @@ func TestFeedLimits(t *testing.T) {
 		for _, c := range open {
 			c.Close()
 		}
-		for i := 0; ; i++ {
+		for deadline := time.Now().Add(feedWait); ; {
 			c, _, err := (&websocket.Dialer{}).Dial(url, nil)
 			if err == nil {
 				c.Close()
 				break
 			}
-			if i == 100 {
+			if time.Now().After(deadline) {
 				t.Fatalf("no place freed after closing: %v", err)
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -340,7 +340,7 @@ func TestFeedReauth(t *testing.T) {
 	}
 	// A fresh user snapshot is still a's account.
 	send(map[string]any{"op": "subscribe", "channels": []string{"user"}})
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		var m struct {
 			Type string `json:"type"`

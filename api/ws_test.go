@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/shopspring/decimal"
 
 	"github.com/gpux/gpux/api"
 	"github.com/gpux/gpux/client"
@@ -26,9 +27,15 @@ type feedReader struct {
 	seqs map[string]uint64
 }
 
+// feedWait bounds every wait for a feed message. It only turns a hang into
+// a failure: it is far above any real delay, even under a loaded -race run
+// (one took over 5 s on a 2-core machine running five test suites), and no
+// test asserts on how fast a message comes.
+const feedWait = 60 * time.Second
+
 func subscribe(tb testing.TB, c *client.Client, channels ...string) *feedReader {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	ctx, cancel := context.WithTimeout(bg, feedWait)
 	defer cancel()
 	f, err := c.Subscribe(ctx, channels)
 	if err != nil {
@@ -42,7 +49,7 @@ func subscribe(tb testing.TB, c *client.Client, channels ...string) *feedReader 
 // of everything read on the way.
 func (r *feedReader) next(match func(client.Message) bool) client.Message {
 	r.tb.Helper()
-	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	ctx, cancel := context.WithTimeout(bg, feedWait)
 	defer cancel()
 	for {
 		m, err := r.f.Next(ctx)
@@ -225,6 +232,93 @@ func TestFeedUser(t *testing.T) {
 	})
 }
 
+// TestFeedUserLedger: every money movement of the account reaches its user
+// channel as a ledger event carrying the same line as its statement, and
+// the lines chain from the snapshot's balance.
+func TestFeedUserLedger(t *testing.T) {
+	e := newEnv(t, nil)
+	owner := e.account("owner", "", client.RoleOwner)
+	a := e.account("a", "1000", client.RoleBuyer)
+	const mk = "h200.us-west"
+	r := subscribe(t, a.Client, "user")
+	if m := r.next(is(client.MsgAuth, "")); !m.OK {
+		t.Fatalf("auth: got %+v", m)
+	}
+	var acct client.Account
+	if err := r.next(is(client.MsgSnapshot, "user")).Decode(&acct); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Deposit(bg, a.id, "25.50"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.PlaceListing(bg, client.ListingRequest{Market: mk, Quantity: 4, Start: hour(0), End: hour(12), ReservePrice: client.FixedPrice("3.00")}); err != nil {
+		t.Fatal(err)
+	}
+	bid, err := a.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 2, Start: hour(2), End: hour(4), LimitPrice: client.FixedPrice("3.50")})
+	if err != nil || len(bid.Fills) != 1 {
+		t.Fatalf("bid: %v %+v", err, bid)
+	}
+
+	type ledgerEvent struct {
+		Event        string  `json:"event"`
+		Kind         string  `json:"kind"`
+		Amount       string  `json:"amount"`
+		BalanceAfter string  `json:"balance_after"`
+		Ref          *string `json:"ref"`
+		At           string  `json:"at"`
+	}
+	var got []ledgerEvent
+	for len(got) < 2 {
+		r.next(func(m client.Message) bool {
+			var ev ledgerEvent
+			if m.Type != client.MsgUpdate || m.Channel != "user" || m.Decode(&ev) != nil || ev.Event != "ledger" {
+				return false
+			}
+			got = append(got, ev)
+			return true
+		})
+	}
+
+	page, err := a.Statement(bg, client.StatementQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The statement's lines after the snapshot, without the closing
+	// spot_accrued line of a period that ends now.
+	var want []client.StatementLine
+	for _, l := range page.Items {
+		if l.Kind != "spot_accrued" {
+			want = append(want, l)
+		}
+	}
+	if len(want) < 2 {
+		t.Fatalf("statement: got %+v, want the deposits and the fill", page.Items)
+	}
+	want = want[len(want)-2:]
+	if want[0].Kind != "deposit" || want[1].Kind != "reserved_fill" || want[1].Ref != bid.Fills[0].ID {
+		t.Fatalf("statement tail: got %+v, want a deposit and the fill %s", want, bid.Fills[0].ID)
+	}
+	prev := decimal.RequireFromString(acct.Balance)
+	for i, ev := range got {
+		w := want[i]
+		if ev.Ref == nil {
+			t.Errorf("ledger event %d without ref: %+v", i, ev)
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, ev.At)
+		if ev.Kind != w.Kind || ev.Amount != w.Amount || ev.BalanceAfter != w.BalanceAfter || *ev.Ref != w.Ref || err != nil || !at.Equal(w.At) {
+			t.Errorf("ledger event %d: got %+v (ref %q), want the statement line %+v", i, ev, *ev.Ref, w)
+		}
+		if next := prev.Add(decimal.RequireFromString(ev.Amount)); !next.Equal(decimal.RequireFromString(ev.BalanceAfter)) {
+			t.Errorf("ledger event %d: balance_after %s, want %s + %s", i, ev.BalanceAfter, prev, ev.Amount)
+		}
+		prev = decimal.RequireFromString(ev.BalanceAfter)
+	}
+	if got[0].Amount != "25.50" {
+		t.Errorf("deposit line amount: got %s, want 25.50", got[0].Amount)
+	}
+}
+
 func TestFeedErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	r := subscribe(t, e.anon)
@@ -340,7 +434,7 @@ func TestFeedSlowClient(t *testing.T) {
 	}
 	fast.next(is(client.MsgUpdate, "book:"+mk))
 	// The slow client's connection ends with "try again later".
-	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = slow.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		if _, _, err := slow.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
@@ -377,7 +471,7 @@ func TestFeedShutdown(t *testing.T) {
 		t.Errorf("snapshot: got type %q ts %q, want RFC 3339 with milliseconds", snap.Type, snap.TS)
 	}
 	e.stop()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(feedWait))
 	for {
 		_, _, err := c.ReadMessage()
 		if err == nil {

@@ -140,10 +140,14 @@ type request struct {
 	path   string // already escaped
 	query  url.Values
 	body   any // JSON-encoded when non-nil
-	idem   string
-	out    any // JSON-decoded from a 2xx answer when non-nil
-	raw    *[]byte
-	accept string // default: JSON or problem+json
+	// rawBody, when non-nil, is sent as it is with Content-Type
+	// contentType instead of body (a rates file).
+	rawBody     []byte
+	contentType string
+	idem        string
+	out         any // JSON-decoded from a 2xx answer when non-nil
+	raw         *[]byte
+	accept      string // default: JSON or problem+json
 }
 
 // pathf joins escaped path segments: pathf("/v1/bids/%s", id).
@@ -182,7 +186,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if err != nil {
 		return err
 	}
-	var body []byte
+	body := r.rawBody
 	if r.body != nil {
 		if body, err = json.Marshal(r.body); err != nil {
 			return fmt.Errorf("gpux: %s: encode request: %w", op, err)
@@ -230,7 +234,7 @@ func (c *Client) once(ctx context.Context, op, target string, body []byte, r req
 	req.Header.Set("Accept", cmp.Or(r.accept, "application/json, application/problem+json"))
 	req.Header.Set("User-Agent", "gpux-client/1")
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", cmp.Or(r.contentType, "application/json"))
 	}
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)

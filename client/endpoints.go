@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -314,4 +315,35 @@ func all[T any](ctx context.Context, q ListQuery, page func(context.Context, Lis
 			q.Cursor = *p.NextCursor
 		}
 	}
+}
+
+// MaxRatesFile is the largest rates file the server takes (its 1 MiB body
+// limit); SetReferenceRates refuses a larger one without a request.
+const MaxRatesFile = 1 << 20
+
+// ReferenceRates returns the reference-rate table in force as the
+// server's canonical rates file (CSV), unchanged; SetReferenceRates takes
+// it back. Admin key needed.
+func (c *Client) ReferenceRates(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/admin/reference-rates",
+		raw: &out, accept: "text/csv, application/problem+json"})
+	return out, err
+}
+
+// SetReferenceRates replaces the server's reference-rate table with a
+// rates file (CSV, the columns of GET; at most MaxRatesFile bytes). The
+// server checks the whole file first: a bad line answers 422 with the
+// line and column in the detail, and nothing changes. Admin key needed.
+func (c *Client) SetReferenceRates(ctx context.Context, csv []byte) (ReferenceRatesSet, error) {
+	var out ReferenceRatesSet
+	if len(csv) > MaxRatesFile {
+		return out, fmt.Errorf("gpux: PUT /v1/admin/reference-rates: the rates file has %d bytes, over the server's limit of %d", len(csv), MaxRatesFile)
+	}
+	if csv == nil {
+		csv = []byte{} // still a body: the server answers 422, not a missing Content-Type
+	}
+	err := c.do(ctx, request{method: http.MethodPut, path: "/v1/admin/reference-rates",
+		rawBody: csv, contentType: "text/csv", out: &out})
+	return out, err
 }

@@ -195,7 +195,7 @@ func (f *Feed) read() {
 			}
 			return
 		}
-		var m Message
+		m := Message{Raw: b} // ReadMessage returns a new slice each time
 		if err := json.Unmarshal(b, &m); err != nil {
 			f.err = fmt.Errorf("gpux: feed: malformed message %.200q: %w", b, err)
 			f.conn.Close()

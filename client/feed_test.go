@@ -93,17 +93,23 @@ func TestFeedRoundTrip(t *testing.T) {
 	expectOp(t, conn, `{"op":"auth","key":"sk_buyer"}`)
 	expectOp(t, conn, `{"op":"subscribe","channels":["prices","user"]}`)
 
-	send(t, conn, `{"type":"auth","ok":true}`)
-	send(t, conn, `{"channel":"prices","type":"snapshot","seq":7,"data":[{"market":"m"}],"ts":"2026-12-01T08:00:00.123Z"}`)
-	send(t, conn, `{"type":"heartbeat","ts":"2026-12-01T08:00:15Z"}`)
-	send(t, conn, `{"type":"welcome","motd":"hi"}`)
+	sent := []string{
+		`{"type":"auth","ok":true}`,
+		`{"channel":"prices","type":"snapshot","seq":7,"data":[{"market":"m"}],"ts":"2026-12-01T08:00:00.123Z"}`,
+		`{"type":"heartbeat","ts":"2026-12-01T08:00:15Z"}`,
+		`{"type":"welcome","motd":"hi"}`,
+	}
+	for _, m := range sent {
+		send(t, conn, m)
+	}
 	send(t, conn, `{"channel":"trades:m","type":"update","seq":8,"data":{"id":"f1","bid_id":"b1","listing_id":"l1","market":"m","quantity":1,"price":"2.10","start":"`+start+`","end":"`+end+`"},"ts":"2026-12-01T08:00:16Z"}`)
 
+	// Raw keeps each message as sent, the unknown "motd" included.
 	want := []client.Message{
-		{Type: "auth", OK: true},
-		{Channel: "prices", Type: "snapshot", Seq: 7, Data: json.RawMessage(`[{"market":"m"}]`), TS: ts("2026-12-01T08:00:00Z").Add(123 * time.Millisecond)},
-		{Type: "heartbeat", TS: ts("2026-12-01T08:00:15Z")},
-		{Type: "welcome"},
+		{Type: "auth", OK: true, Raw: json.RawMessage(sent[0])},
+		{Channel: "prices", Type: "snapshot", Seq: 7, Data: json.RawMessage(`[{"market":"m"}]`), TS: ts("2026-12-01T08:00:00Z").Add(123 * time.Millisecond), Raw: json.RawMessage(sent[1])},
+		{Type: "heartbeat", TS: ts("2026-12-01T08:00:15Z"), Raw: json.RawMessage(sent[2])},
+		{Type: "welcome", Raw: json.RawMessage(sent[3])},
 	}
 	for i, w := range want {
 		if got := next(t, feed); !reflect.DeepEqual(got, w) {
@@ -142,8 +148,9 @@ func TestFeedRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectOp(t, conn, `{"op":"subscribe","channels":["user","bogus"]}`)
-		send(t, conn, `{"type":"error","code":"unknown_channel","detail":"bogus"}`)
-		if got, want := next(t, feed), (client.Message{Type: "error", Code: "unknown_channel", Detail: "bogus"}); !reflect.DeepEqual(got, want) {
+		const msg = `{"type":"error","code":"unknown_channel","detail":"bogus"}`
+		send(t, conn, msg)
+		if got, want := next(t, feed), (client.Message{Type: "error", Code: "unknown_channel", Detail: "bogus", Raw: json.RawMessage(msg)}); !reflect.DeepEqual(got, want) {
 			t.Errorf("got %#v, want %#v", got, want)
 		}
 	})

@@ -106,17 +106,22 @@ func TestRetry(t *testing.T) {
 		}
 	})
 	t.Run("context ends the wait", func(t *testing.T) {
-		f := newFlaky(t, "1", 503, 503)
+		// The Retry-After (an hour) is far beyond any test's run, so the
+		// only way out of the wait is the context. cancel() happens once
+		// the client has closed the first answer's body, i.e. after it
+		// has parsed the 503 and before (or while) it waits, never while
+		// the request is in flight, whatever the machine's load.
+		f := newFlaky(t, "3600", 503, 503)
 		ctx, cancel := context.WithCancel(t.Context())
-		slow := client.RetryPolicy{MaxAttempts: 3, MaxWait: time.Minute}
+		slow := client.RetryPolicy{MaxAttempts: 3, MaxWait: 2 * time.Hour}
+		closed := make(chan struct{}, 1)
+		hc := &http.Client{Transport: closeNotifier{http.DefaultTransport, closed}}
 		done := make(chan error, 1)
 		go func() {
-			_, err := client.New(f.URL, client.WithRetry(slow)).PlaceBid(ctx, bid)
+			_, err := client.New(f.URL, client.WithRetry(slow), client.WithHTTPClient(hc)).PlaceBid(ctx, bid)
 			done <- err
 		}()
-		for keys, _ := f.seen(); len(keys) == 0; keys, _ = f.seen() {
-			time.Sleep(time.Millisecond)
-		}
+		<-closed
 		cancel()
 		if err := <-done; !client.IsStatus(err, 503) {
 			t.Errorf("err: got %v, want the 503", err)
@@ -145,4 +150,34 @@ func TestRetry(t *testing.T) {
 			t.Errorf("requests: got %d, want 1", len(keys))
 		}
 	})
+}
+
+// closeNotifier is a transport that signals on closed each time a
+// response body is closed, so a test can act right after the client has
+// finished reading an answer.
+type closeNotifier struct {
+	rt     http.RoundTripper
+	closed chan<- struct{}
+}
+
+func (c closeNotifier) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err == nil {
+		resp.Body = notifyBody{resp.Body, c.closed}
+	}
+	return resp, err
+}
+
+type notifyBody struct {
+	io.ReadCloser
+	closed chan<- struct{}
+}
+
+func (b notifyBody) Close() error {
+	err := b.ReadCloser.Close()
+	select {
+	case b.closed <- struct{}{}:
+	default:
+	}
+	return err
 }

@@ -130,12 +130,12 @@ type PriceRow struct {
 	DiscountVsReference map[string]*string `json:"discount_vs_reference"`
 	// DiscountVsSpot and DiscountVsCapacityBlock are the same against each
 	// provider's spot and capacity-block rows.
-	DiscountVsSpot          map[string]*string `json:"discount_vs_spot,omitempty"`
-	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block,omitempty"`
+	DiscountVsSpot          map[string]*string `json:"discount_vs_spot"`
+	DiscountVsCapacityBlock map[string]*string `json:"discount_vs_capacity_block"`
 	// DiscountBasis names each provider's row behind those discounts: the
 	// on-demand rate to show next to DiscountVsReference is
 	// DiscountBasis[provider].OnDemand.
-	DiscountBasis map[string]DiscountBasis `json:"discount_basis,omitempty"`
+	DiscountBasis map[string]DiscountBasis `json:"discount_basis"`
 	// ForwardCurve is the best resting bid and ask per tenor × duration
 	// bucket, only buckets with at least one order.
 	ForwardCurve []CurvePoint `json:"forward_curve,omitempty"`
@@ -173,12 +173,23 @@ type Reference struct {
 	PriceType     string `json:"price_type"`
 	AsOf          string `json:"as_of"` // a date, YYYY-MM-DD; "" when the source is undated (null in JSON)
 	Source        string `json:"source"`
-	Region        string `json:"region,omitempty"`     // the provider's own region name
-	Confidence    string `json:"confidence,omitempty"` // "high", "medium" or "low"
+	Region        string `json:"region"`     // the provider's own region name
+	Confidence    string `json:"confidence"` // "high", "medium" or "low"
 	// SameRegion: the provider's region is the market's region (always
 	// false in a quote).
-	SameRegion bool `json:"same_region,omitempty"`
-	Stale      bool `json:"stale,omitempty"` // older than the server's staleness limit, or undated
+	SameRegion bool `json:"same_region"`
+	// Stale: older than the server's staleness limit (judged at engine
+	// time), or undated. Not omitted when false, so a re-encoded row (gpux
+	// --json) says so as the server did.
+	Stale bool `json:"stale"`
+}
+
+// ReferenceRatesSet answers a replacement of the reference-rate table.
+type ReferenceRatesSet struct {
+	Rates       int    `json:"rates"`        // rows of the table now in force
+	EngineRates int    `json:"engine_rates"` // on-demand rates (GPU × provider) reference pegs now resolve against
+	Hash        string `json:"hash"`         // hex SHA-256 of the table's canonical CSV (what ReferenceRates returns)
+	Seq         uint64 `json:"seq"`          // the journaled set_reference_rates command
 }
 
 // DiscountBasis names, for one provider, the reference rows its discounts
@@ -487,6 +498,12 @@ type Message struct {
 	Code    string          `json:"code,omitempty"`
 	Detail  string          `json:"detail,omitempty"`
 	OK      bool            `json:"ok,omitempty"`
+	// Raw is the message exactly as the server sent it, for a caller that
+	// passes messages on (gpux watch --json): re-encoding a Message drops
+	// what it has no field for and the zero values it omits, such as a
+	// snapshot's "seq": 0. Nil for messages the client makes itself
+	// (MsgGap, MsgReconnect).
+	Raw json.RawMessage `json:"-"`
 }
 
 // Decode unmarshals m.Data into v, e.g. a Trade for a "trades:<market>"

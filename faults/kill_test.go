@@ -15,7 +15,7 @@ import (
 // from Redis alone: every acknowledged command must be in the journal,
 // money must be conserved to the tick, and the gpuxd started next must
 // recover exactly the state a replay of the journal gives (seq and hash).
-// Snapshots are taken every few hundred commands, so kills land before,
+// Snapshots are taken every 20–120 commands, so kills land before,
 // during and after snapshot writes and recovery uses snapshot + tail.
 func TestKill9UnderLoad(t *testing.T) {
 	cycles, burst, workers := 20, 400*time.Millisecond, 8
@@ -28,7 +28,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	t.Logf("seed %d", seed)
 	r := mrand.New(mrand.NewPCG(seed, 1))
 
-	d := startGpuxd(t, srv.URL(), shard, "--snapshot-every", "200")
+	d := startGpuxd(t, srv.URL(), shard, "--snapshot-every", "100")
 	l := setupLedger(t, d)
 	var recoveries []recovery
 	var total time.Duration
@@ -41,7 +41,7 @@ func TestKill9UnderLoad(t *testing.T) {
 		a := audit(t, srv.URL(), shard, l)
 
 		t0 := time.Now()
-		d = startGpuxd(t, srv.URL(), shard, "--snapshot-every", fmt.Sprint(50+r.IntN(250)))
+		d = startGpuxd(t, srv.URL(), shard, "--snapshot-every", fmt.Sprint(20+r.IntN(100)))
 		total += time.Since(t0)
 		sameState(t, d, a)
 		recoveries = append(recoveries, d.recovered)

@@ -33,6 +33,21 @@ const (
 // writeTimeout bounds one batch's write from the sequencer's goroutine.
 const writeTimeout = 2 * time.Second
 
+// retryTimeout bounds the write while earlier ones failed (something is
+// pending): the store is likely still down, and with pipelined journal
+// appends several batches complete before the sequencer sees the journal
+// fail, each of which would otherwise hold it for a whole writeTimeout (the
+// fault suite's frozen Redis kept /readyz at 200 for over 15 s).
+const retryTimeout = 250 * time.Millisecond
+
+// timeoutFor is the write bound given what is pending.
+func timeoutFor(pending int) time.Duration {
+	if pending > 0 {
+		return retryTimeout
+	}
+	return writeTimeout
+}
+
 // Store holds closed orders. It is safe for concurrent use.
 type Store struct {
 	objs store.ObjectStore
@@ -79,8 +94,8 @@ func (s *Store) Observe(evs []engine.Event) {
 	if len(objs) == 0 && len(s.pending) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeoutFor(len(s.pending)))
 	objs = append(s.pending, objs...)
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	if err := s.objs.PutObjects(ctx, objs); err != nil {
 		s.log.Error("closed orders not stored yet; kept in memory", "objects", len(objs), "err", err)

@@ -131,7 +131,7 @@ func (s *Statements) Observe(evs []engine.Event) {
 		add[series] = append(es, add[series]...)
 	}
 	slices.Sort(order) // a stable write order, whatever the map's
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeoutFor(len(s.pending)))
 	defer cancel()
 	clear(s.pending)
 	for _, series := range order {

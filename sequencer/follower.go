@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -16,7 +17,9 @@ import (
 // for one, whatever the state's size: determinism makes the follower's
 // state at sequence number n the leader's state at n, byte for byte.
 //
-// The sequencer hands it each applied batch's encoded commands (a copy)
+// It recovers its engine itself, from the same snapshot and journal as the
+// sequencer, on its own goroutine. The sequencer hands it each applied
+// batch's encoded commands (a copy)
 // through an unbounded queue, so a snapshot in progress delays the
 // follower, never the sequencer. Batches the leader applied from the
 // journal (after an outage) are not handed over: the follower notices the
@@ -39,17 +42,83 @@ type follower struct {
 	wake   chan struct{} // capacity 1
 	done   chan struct{}
 
+	// base is the snapshot the follower recovers from (nil: a new engine
+	// with cfg's markets and fee) before it applies anything queued.
+	base   []byte
+	newEng engine.Config
+	upTo   uint64 // the leader's recovered seq: where the follower's recovery stops
+
 	// Owned by the follower goroutine.
 	eng       *engine.Engine
 	sinceSnap int
 	lastSnap  time.Time
 }
 
-func newFollower(eng *engine.Engine, j store.Journal, cfg Config, saved func(uint64)) *follower {
+func newFollower(base []byte, upTo uint64, j store.Journal, cfg Config, saved func(uint64)) *follower {
 	return &follower{
-		j: j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), eng: eng, lastSnap: time.Now(),
+		upTo: upTo,
+		j:    j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), lastSnap: time.Now(),
+		base: base, newEng: engine.Config{Markets: cfg.Markets, FeeBps: cfg.FeeBps},
 	}
+}
+
+// recover builds the follower's engine the way Recover built the
+// leader's: the snapshot, then the journal after it, up to the leader's
+// recovered seq and no further: a batch after it may not have been seen by
+// the sequencer's observers yet, and no snapshot may cover such a batch.
+func (f *follower) recover() error {
+	eng := engine.New(f.newEng)
+	if f.base != nil {
+		var err error
+		if eng, err = engine.Restore(f.base); err != nil {
+			return fmt.Errorf("follower: restore snapshot: %w", err)
+		}
+		f.base = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := replayTo(ctx, f.j, eng, f.upTo); err != nil {
+		return fmt.Errorf("follower: %w", err)
+	}
+	f.eng = eng
+	return nil
+}
+
+// errReplayDone ends a bounded replay.
+var errReplayDone = errors.New("replay reached its end")
+
+// replayTo applies the journaled commands after eng's seq up to and
+// including upTo, and fails unless it reaches upTo.
+func replayTo(ctx context.Context, j store.Journal, eng *engine.Engine, upTo uint64) (int, error) {
+	n := 0
+	err := j.Replay(ctx, eng.Seq(), func(b store.Batch) error {
+		for data := b.Data; len(data) > 0; {
+			c, rest, err := engine.DecodeCommand(data)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", b.First, err)
+			}
+			data = rest
+			switch {
+			case c.Seq <= eng.Seq():
+				continue
+			case c.Seq > upTo:
+				return errReplayDone
+			case c.Seq != eng.Seq()+1:
+				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
+			}
+			eng.Apply(&c)
+			n++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errReplayDone) {
+		return n, fmt.Errorf("replay journal to %d: %w", upTo, err)
+	}
+	if eng.Seq() != upTo {
+		return n, fmt.Errorf("replay journal to %d: it ends at %d", upTo, eng.Seq())
+	}
+	return n, nil
 }
 
 // push queues a copy of one applied batch's encoded commands. It never
@@ -89,6 +158,11 @@ func (f *follower) close(ctx context.Context) error {
 // run applies queued batches and snapshots when one is due.
 func (f *follower) run() {
 	defer close(f.done)
+	if err := f.recover(); err != nil {
+		f.log.Error("snapshot follower did not start; no snapshots until restart", "err", err)
+		f.drainForever()
+		return
+	}
 	for {
 		f.mu.Lock()
 		q, closed := f.queue, f.closed
@@ -143,7 +217,7 @@ func (f *follower) apply(data []byte) error {
 			// The leader applied batches from the journal (repair): read
 			// them from there too.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := replay(ctx, f.j, f.eng, nil)
+			n, err := replayTo(ctx, f.j, f.eng, c.Seq-1)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("follower: catch up from %d: %w", f.eng.Seq(), err)
@@ -156,7 +230,7 @@ func (f *follower) apply(data []byte) error {
 				return fmt.Errorf("follower: command %d does not follow %d", c.Seq, f.eng.Seq())
 			}
 		}
-		f.eng.Apply(&c)
+		f.eng.ApplyReplay(&c) // nobody reads a follower's events
 		f.sinceSnap++
 	}
 	return nil

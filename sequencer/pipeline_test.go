@@ -23,10 +23,10 @@ type heldPipeline struct {
 
 type heldAppend struct {
 	b    store.Batch
-	done chan<- error
+	done func(error)
 }
 
-func (p *heldPipeline) AppendAsync(b store.Batch, _ time.Time, done chan<- error) {
+func (p *heldPipeline) AppendAsync(b store.Batch, _ time.Time, done func(error)) {
 	p.mu.Lock()
 	p.held = append(p.held, heldAppend{store.Batch{First: b.First, Last: b.Last, Data: append([]byte(nil), b.Data...)}, done})
 	p.mu.Unlock()
@@ -74,7 +74,7 @@ func TestPipelinedFailure(t *testing.T) {
 			// The account's own create must go through first.
 			go func() {
 				for _, h := range j.waitHeld(t, 1) {
-					h.done <- j.Append(context.Background(), h.b)
+					h.done(j.Append(context.Background(), h.b))
 				}
 			}()
 			acct := mustSubmit(t, s, engine.Command{Kind: engine.CmdCreateAccount, Name: "a", Roles: engine.RoleBuyer}).Events[0].Accounts[0]
@@ -109,13 +109,13 @@ func TestPipelinedFailure(t *testing.T) {
 				h := held[i]
 				switch {
 				case i == 0:
-					h.done <- j.Append(context.Background(), h.b) // a no-op when landed
+					h.done(j.Append(context.Background(), h.b)) // a no-op when landed
 				case tt.landed:
-					h.done <- store.ErrUnavailable
+					h.done(store.ErrUnavailable)
 				case i == 1:
-					h.done <- store.ErrUnavailable
+					h.done(store.ErrUnavailable)
 				default:
-					h.done <- store.ErrConflict // the real pipeline refuses what follows a failure
+					h.done(store.ErrConflict) // the real pipeline refuses what follows a failure
 				}
 			}
 			wg.Wait()

@@ -215,13 +215,13 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
 	}
 	if s.cfg.Journal.Durable() {
-		// The follower starts as a copy of the recovered engine; this
-		// encodes the state once, before the sequencer serves.
-		twin, err := engine.Restore(eng.Snapshot())
-		if err != nil {
-			return fmt.Errorf("recover: copy the engine for the snapshot follower: %w", err)
+		// The follower recovers its own engine from the same snapshot and
+		// journal, on its own goroutine: the sequencer does not wait.
+		var base []byte
+		if ok {
+			base = snap.Data
 		}
-		s.fol = newFollower(twin, s.cfg.Journal, s.cfg, s.snapshotSaved)
+		s.fol = newFollower(base, eng.Seq(), s.cfg.Journal, s.cfg, s.snapshotSaved)
 		go s.fol.run()
 	}
 	s.mu.Lock()
@@ -271,9 +271,11 @@ func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents f
 			if c.Seq != eng.Seq()+1 {
 				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
 			}
-			evs, _ := eng.Apply(&c)
 			if onEvents != nil {
+				evs, _ := eng.Apply(&c)
 				onEvents(evs)
+			} else {
+				eng.ApplyReplay(&c) // recovery: the events went out when the command first ran
 			}
 			n++
 		}
@@ -525,7 +527,17 @@ func (s *Sequencer) send(f *inflight, at engine.Time) {
 	}
 	deadline := f.sent.Add(s.cfg.AppendTimeout)
 	if p, ok := s.cfg.Journal.(store.Pipeliner); ok {
-		p.AppendAsync(f.b, deadline, f.done)
+		done := f.done
+		p.AppendAsync(f.b, deadline, func(err error) {
+			if err != nil {
+				// Stop writes now, not when the loop reaches this batch:
+				// it may be busy with earlier batches (their observers
+				// write to the same Redis), and meanwhile new writes
+				// would queue and /readyz would say ready.
+				s.writable.Store(false)
+			}
+			done <- err
+		})
 		return
 	}
 	actx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -610,12 +622,7 @@ func (s *Sequencer) apply(batch []*request, data []byte) {
 	s.sinceSnap += len(batch)
 	var snap *store.Snapshot
 	var pause time.Duration
-	if s.fol != nil {
-		// The follower snapshots; the sequencer only hands it the batch.
-		ts := time.Now()
-		s.fol.push(data)
-		s.notePause(time.Since(ts))
-	} else if (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
+	if s.fol == nil && (s.sinceSnap >= s.cfg.SnapshotEvery || (s.sinceSnap > 0 && time.Since(s.lastSnap) >= s.cfg.SnapshotInterval)) && !s.snapBusy.Load() {
 		ts := time.Now()
 		data := s.eng.Snapshot()
 		snap = &store.Snapshot{Seq: s.eng.Seq(), Hash: engine.HashOf(data), Data: data, TakenAt: s.cfg.Now()}
@@ -635,6 +642,15 @@ func (s *Sequencer) apply(batch []*request, data []byte) {
 	// both happen only after the batch is journaled.
 	if s.cfg.OnEvents != nil && len(all) > 0 {
 		s.cfg.OnEvents(all)
+	}
+	if s.fol != nil {
+		// The follower snapshots; the sequencer only hands it the batch,
+		// after the observers have returned: a snapshot at n must never be
+		// stored before they have handled every batch up to n (the read
+		// side stores the closed orders the engine has just forgotten).
+		ts := time.Now()
+		s.fol.push(data)
+		s.notePause(time.Since(ts))
 	}
 	for i, r := range batch {
 		if r.done != nil {

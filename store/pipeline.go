@@ -20,10 +20,11 @@ import (
 // uses it when the journal offers it and falls back to Append otherwise.
 type Pipeliner interface {
 	// AppendAsync starts appending b after every batch started before it
-	// and returns without waiting. done receives exactly one value: nil
-	// once b is stored, or an error with Append's meaning (ErrUnavailable:
-	// outcome unknown) by deadline at the latest (after it only when the
-	// pipeline's own dial is slower). b.Data must stay unchanged until
+	// and returns without waiting. done is called exactly once, on another
+	// goroutine or before AppendAsync returns: with nil once b is stored, or
+	// an error with Append's meaning (ErrUnavailable: outcome unknown) by
+	// deadline at the latest (after it only when the pipeline's own dial is
+	// slower). done must not block. b.Data must stay unchanged until
 	// then. A batch is stored only if it follows the newest stored batch
 	// (First = its Last + 1, or the snapshot's Seq + 1 on an empty
 	// stream); otherwise done gets an error wrapping ErrConflict. So when
@@ -31,7 +32,7 @@ type Pipeliner interface {
 	// starts again from the journal's tail: the stream never gets a gap.
 	// Unlike Append, a retry of a batch already stored is a conflict, not
 	// a no-op.
-	AppendAsync(b Batch, deadline time.Time, done chan<- error)
+	AppendAsync(b Batch, deadline time.Time, done func(error))
 }
 
 var _ Pipeliner = (*RedisJournal)(nil)
@@ -84,7 +85,7 @@ type session struct {
 type pendingAppend struct {
 	first    uint64
 	deadline time.Time
-	done     chan<- error
+	done     func(error)
 }
 
 // maxPending bounds the appends one connection has in flight.
@@ -94,14 +95,14 @@ const maxPending = 1024
 // Pipeliner. A journal built by NewRedisJournal on a client that is not a
 // *redis.Client has no pipeline: done gets Append's outcome instead, which
 // is synchronous.
-func (j *RedisJournal) AppendAsync(b Batch, deadline time.Time, done chan<- error) {
+func (j *RedisJournal) AppendAsync(b Batch, deadline time.Time, done func(error)) {
 	if err := b.validate(); err != nil {
-		done <- fmt.Errorf("journal append %d: %w", b.First, err)
+		done(fmt.Errorf("journal append %d: %w", b.First, err))
 		return
 	}
 	p := j.pipe()
 	if p == nil {
-		done <- errors.New("journal append: no pipeline for this client")
+		done(errors.New("journal append: no pipeline for this client"))
 		return
 	}
 	p.append(b, deadline, done)
@@ -117,7 +118,7 @@ func (j *RedisJournal) pipe() *pipeline {
 	return j.pipeline
 }
 
-func (p *pipeline) append(b Batch, deadline time.Time, done chan<- error) {
+func (p *pipeline) append(b Batch, deadline time.Time, done func(error)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.sess
@@ -127,7 +128,7 @@ func (p *pipeline) append(b Batch, deadline time.Time, done chan<- error) {
 	if s == nil {
 		var err error
 		if s, err = p.dial(deadline); err != nil {
-			done <- fmt.Errorf("journal append %d: %w", b.First, err)
+			done(fmt.Errorf("journal append %d: %w", b.First, err))
 			return
 		}
 		p.sess = s
@@ -141,13 +142,13 @@ func (p *pipeline) append(b Batch, deadline time.Time, done chan<- error) {
 	// one write per batch, and the reply wait overlaps the next batch.
 	if err := s.w.Flush(); err != nil {
 		s.fail(wrapRedis("journal pipeline write", err))
-		done <- fmt.Errorf("journal append %d: %w", b.First, s.err)
+		done(fmt.Errorf("journal append %d: %w", b.First, s.err))
 		return
 	}
 	select {
 	case s.pending <- pa:
 	case <-s.dead:
-		done <- fmt.Errorf("journal append %d: %w", b.First, s.err)
+		done(fmt.Errorf("journal append %d: %w", b.First, s.err))
 		return
 	}
 	if s.failed() {
@@ -250,13 +251,19 @@ func (s *session) read(r *bufio.Reader) {
 		var rerr replyError
 		switch {
 		case err == nil:
-			pa.done <- nil
+			pa.done(nil)
 		case errors.As(err, &rerr):
-			// The server answered: the connection is fine.
-			pa.done <- classifyAppendReply(pa.first, rerr)
+			// The server answered: the connection is fine, unless the
+			// script cache was flushed; a new connection loads it again.
+			pa.done(classifyAppendReply(pa.first, rerr))
+			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
+				s.fail(fmt.Errorf("%w: journal pipeline: %s", ErrUnavailable, rerr))
+				s.drain()
+				return
+			}
 		default:
 			s.fail(wrapRedis("journal pipeline read", err))
-			pa.done <- fmt.Errorf("journal append %d: %w", pa.first, s.err)
+			pa.done(fmt.Errorf("journal append %d: %w", pa.first, s.err))
 			s.drain()
 			return
 		}
@@ -268,7 +275,7 @@ func (s *session) drain() {
 	for {
 		select {
 		case pa := <-s.pending:
-			pa.done <- fmt.Errorf("journal append %d: %w", pa.first, s.err)
+			pa.done(fmt.Errorf("journal append %d: %w", pa.first, s.err))
 		default:
 			return
 		}

@@ -15,8 +15,9 @@ func startAll(j store.Pipeliner, timeout time.Duration, bs ...store.Batch) []err
 	dones := make([]chan error, len(bs))
 	deadline := time.Now().Add(timeout)
 	for i, b := range bs {
-		dones[i] = make(chan error, 1)
-		j.AppendAsync(b, deadline, dones[i])
+		done := make(chan error, 1)
+		dones[i] = done
+		j.AppendAsync(b, deadline, func(err error) { done <- err })
 	}
 	errs := make([]error, len(bs))
 	for i, d := range dones {
@@ -121,5 +122,30 @@ func TestPipelineOutage(t *testing.T) {
 	got, err := replayAll(t, j, 0)
 	if err != nil || !equalBatches(got, bs) {
 		t.Fatalf("Replay = %d batches, %v; want all 40", len(got), err)
+	}
+}
+
+// TestPipelineScriptFlushed: after SCRIPT FLUSH the next append fails, and
+// the one after it loads the script again on a new connection.
+// It flushes a private server's scripts, never the shared one's.
+func TestPipelineScriptFlushed(t *testing.T) {
+	srv := redistest.StartServer(t)
+	j, err := store.OpenRedis(t.Context(), srv.URL(), "flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if errs := startAll(j, 5*time.Second, batch(1, 1)); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := j.Client().ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	errs := startAll(j, 5*time.Second, batch(2, 1))
+	if errs[0] == nil {
+		t.Fatal("append after SCRIPT FLUSH succeeded on the old connection, want NOSCRIPT")
+	}
+	if errs := startAll(j, 5*time.Second, batch(2, 1)); errs[0] != nil {
+		t.Fatalf("append on a new connection = %v, want stored", errs[0])
 	}
 }

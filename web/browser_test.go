@@ -209,7 +209,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip("starts a browser")
 	}
 	execPath := chromium(t)
-	url := startGpuxd(t, "--demo")
+	// Every dated row of the built-in table is more than an hour old, so
+	// with this limit every reference rate is stale whatever today's date.
+	url := startGpuxd(t, "--demo", "--rates-stale-after", "1h")
 	ctx, problems := browser(t, execPath)
 	s := &shots{tb: t, ctx: ctx}
 
@@ -254,6 +256,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := step(s, "aws", 5*time.Second, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('tr[data-market=%q] [data-col="aws"]').textContent`, testMarket))); !strings.HasPrefix(got, "6.88") {
 		s.fail("aws", "AWS column: got %q, want the on-demand rate 6.88", got)
 	}
+	// The stale AWS rate carries a visible marker whose tooltip says what
+	// it means, and the legend under the table explains it too.
+	awsStale := fmt.Sprintf(`document.querySelector('tr[data-market=%q] [data-col="aws"] .stale')`, testMarket)
+	if got := step(s, "stale marker", 5*time.Second, chromedp.Evaluate[string](`(() => { const m = `+awsStale+`;
+		return m ? m.textContent + " | " + m.title + " | " + m.parentElement.title : "none"; })()`)); !strings.HasPrefix(got, "stale | stale: this rate is older") || !strings.HasSuffix(got, ", stale)") {
+		s.fail("stale marker", "AWS cell's stale marker (text | tooltip | cell tooltip): got %q, want a visible \"stale\" explained by its tooltip", got)
+	}
+	if got := step(s, "stale legend", 5*time.Second, chromedp.Evaluate[string](`(() => { const l = document.querySelector('#view-prices .legend');
+		return l && l.getClientRects().length ? l.textContent.replace(/\s+/g, " ") : ""; })()`)); !strings.Contains(got, "stale marks a rate published longer ago than this server's staleness limit") {
+		s.fail("stale legend", "legend under the prices table: got %q, want it to explain the stale marker", got)
+	}
 	step(s, "feed live", 20*time.Second, chromedp.Poll[bool](`window.__gpux.stats.snapshots > 0`))
 
 	trade(2, "3.20", 3, 9) // fills at the listing's 3.10
@@ -288,6 +301,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	second := trade(1, "3.50", 10, 12)
 	step(s, "live trade row", 30*time.Second, chromedp.Poll[bool](fmt.Sprintf(`[...document.querySelectorAll('#trades tbody tr')].length >= 2`)))
 	step(s, "spot chart", 30*time.Second, chromedp.Poll[bool](`window.__gpux.charts.spot && window.__gpux.charts.spot.data[0].length >= 1`))
+	if got := step(s, "cloud card", 5*time.Second, chromedp.Evaluate[string](`(() => { const m = document.querySelector('#card-cloud .stale');
+		return m ? m.textContent + " | " + m.title : "none"; })()`)); !strings.HasPrefix(got, "stale | stale: this rate is older") {
+		s.fail("cloud card", "on-demand card's stale marker: got %q, want \"stale\" with its tooltip", got)
+	}
 	if got := step(s, "spot card", 5*time.Second, chromedp.Evaluate[string](`document.querySelector('#card-spot').textContent`)); got != "2.20" {
 		s.fail("spot card", "spot price card: got %q, want 2.20 (the floor clears the lone spot bid)", got)
 	}

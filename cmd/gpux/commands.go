@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -15,7 +16,9 @@ import (
 
 func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 	f := a.flags(g, "prices", "", "Every market's spot price, last trade and 24 h VWAP next to the cheapest\n"+
-		"on-demand rate of AWS, Azure and Google Cloud, and the discount against it.")
+		"on-demand rate of AWS, Azure and Google Cloud, and the discount against it.\n"+
+		"A * after the rate marks it stale: older than the server's staleness limit\n"+
+		"(gpuxd --rates-stale-after), or undated.")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -25,13 +28,22 @@ func (a *app) prices(ctx context.Context, g *globals, args []string) error {
 	}
 	return a.emit(g, rows, func(w io.Writer) {
 		row(w, "MARKET", "SPOT", "LAST", "VWAP 24H", "BEST ASK", "CLOUD ON-DEMAND", "DISCOUNT", "BASIS")
+		anyStale := false
 		for _, r := range rows {
 			cloud, disc := "-", "-"
 			if best, ok := bestCloud(r); ok {
 				cloud = best.Provider + " " + best.USDPerGPUHour
+				if best.Stale {
+					cloud += staleMark
+					anyStale = true
+				}
 				disc = percent(r.DiscountVsReference[best.Provider])
 			}
 			row(w, r.Market, opt(r.SpotPrice), opt(r.LastTradePrice), opt(r.VWAP24h), opt(r.BestAsk), cloud, disc, opt(r.PriceBasis))
+		}
+		if anyStale {
+			// After the rows, so `gpux prices | head` still shows them.
+			fmt.Fprintln(w, "\n"+staleLegend)
 		}
 	})
 }
@@ -508,4 +520,57 @@ func (a *app) deposit(ctx context.Context, g *globals, args []string) error {
 	return a.emit(g, acc, func(w io.Writer) {
 		kv(w, "id", acc.ID, "name", acc.Name, "balance", acc.Balance, "held", acc.Held, "available", acc.Available)
 	})
+}
+
+func (a *app) rates(ctx context.Context, g *globals, args []string) error {
+	f := a.flags(g, "rates", "get | put FILE", "The reference-rate table /v1/prices compares against (admin key needed).\n"+
+		"get prints the table in force as a rates file (CSV); put FILE replaces it\n"+
+		"with a rates file (at most 1 MiB; gpuxd rates import writes one). The\n"+
+		"server checks the whole file first: a bad line is refused with its line\n"+
+		"and column, and nothing changes. A restart of gpuxd loads its --rates\n"+
+		"file (or the built-in table) again.")
+	pos, err := f.parse(args, 1, 2)
+	if err != nil {
+		return err
+	}
+	switch {
+	case pos[0] == "get" && len(pos) == 1:
+		b, err := g.client().ReferenceRates(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = a.stdout.Write(b)
+		return err
+	case pos[0] == "put" && len(pos) == 2:
+		data, err := readLimited(pos[1], client.MaxRatesFile)
+		if err != nil {
+			return err
+		}
+		set, err := g.client().SetReferenceRates(ctx, data)
+		if err != nil {
+			return err
+		}
+		return a.emit(g, set, func(w io.Writer) {
+			kv(w, "rates", fmt.Sprint(set.Rates), "engine rates", fmt.Sprint(set.EngineRates), "hash", set.Hash, "seq", fmt.Sprint(set.Seq))
+		})
+	}
+	return usagef("rates: \"get\" or \"put FILE\"")
+}
+
+// readLimited reads a file of at most limit bytes; a larger one is a
+// usage error, found without reading more than limit+1 bytes.
+func readLimited(path string, limit int) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > limit {
+		return nil, usagef("%s: over %d bytes, the server's limit for a rates file", path, limit)
+	}
+	return b, nil
 }

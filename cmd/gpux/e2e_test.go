@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -392,7 +396,9 @@ func TestCLIWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, asJSON := range []bool{false, true} {
+	// --json first: the market has no trade yet, so its snapshot is at
+	// seq 0, which a re-encoding with omitempty used to drop.
+	for _, asJSON := range []bool{true, false} {
 		args := []string{"watch", "trades:" + market, "--count", "2"}
 		if asJSON {
 			args = append(args, "--json")
@@ -438,6 +444,17 @@ func TestCLIWatch(t *testing.T) {
 		got = append(got, nextLine())
 		all := strings.Join(got, "\n")
 		if asJSON {
+			// Each line is the server's message as sent: the snapshot
+			// of a market without trades is at seq 0 and says so.
+			for i, l := range got {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("--json line %q: %v", l, err)
+				}
+				if seq, ok := m["seq"]; !ok || seq != float64(i) {
+					t.Errorf("--json line %d %q: seq %v (present %v), want %d", i, l, seq, ok, i)
+				}
+			}
 			var trade client.Trade
 			for _, l := range got {
 				var m client.Message
@@ -640,5 +657,178 @@ func TestExampleProgram(t *testing.T) {
 		if h > 20 {
 			t.Fatalf("pricewatch saw no trade; stderr %s", stderr.String())
 		}
+	}
+}
+
+// TestCLIPricesStale checks that a stale reference rate is marked in the
+// prices table, explained by a legend, and passes through --json as the
+// server sent it (true, and false rather than absent), and that the
+// client decodes every field of /v1/prices.
+func TestCLIPricesStale(t *testing.T) {
+	// Every dated row of the built-in table is more than an hour old, and
+	// undated rows are always stale: with 1h every row is stale whatever
+	// today's date; with 0 staleness is off and none is.
+	stale := startServer(t, "--rates-stale-after", "1h")
+	fresh := startServer(t, "--rates-stale-after", "0")
+
+	tests := []struct {
+		name  string
+		s     *server
+		stale bool
+	}{
+		{"older than the limit", stale, true},
+		{"staleness off", fresh, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := ok(t, tt.s, "", "prices")
+			line := lineWith(out, market+" ")
+			if got := regexp.MustCompile(`(aws|azure|gcp) [0-9.]+\*\s`).MatchString(line); got != tt.stale {
+				t.Errorf("prices: %s row %q: stale mark %v, want %v", market, line, got, tt.stale)
+			}
+			if got := strings.HasSuffix(strings.TrimRight(out, "\n"), "\n"+staleLegend); got != tt.stale {
+				t.Errorf("prices: legend at the end %v, want %v; got\n%s", got, tt.stale, out)
+			}
+
+			var rows []map[string]any
+			if err := json.Unmarshal([]byte(ok(t, tt.s, "", "prices", "--json")), &rows); err != nil {
+				t.Fatal(err)
+			}
+			refs := 0
+			for _, r := range rows {
+				for _, k := range []string{"discount_basis", "discount_vs_spot", "discount_vs_capacity_block", "discount_vs_reference"} {
+					if _, ok := r[k]; !ok {
+						t.Errorf("prices --json %v: no %s", r["market"], k)
+					}
+				}
+				for _, ref := range r["reference"].([]any) {
+					ref := ref.(map[string]any)
+					refs++
+					if got, ok := ref["stale"].(bool); !ok || got != tt.stale {
+						t.Fatalf("prices --json %v: reference row %v: stale %v, want %v", r["market"], ref, ref["stale"], tt.stale)
+					}
+					for _, k := range []string{"region", "same_region", "confidence"} {
+						if _, ok := ref[k]; !ok {
+							t.Fatalf("prices --json %v: reference row %v has no %s", r["market"], ref, k)
+						}
+					}
+				}
+			}
+			if refs == 0 {
+				t.Fatal("prices --json: no reference rows")
+			}
+		})
+	}
+
+	t.Run("client knows every field", func(t *testing.T) {
+		// The server's own bytes, decoded strictly: a field the API has
+		// and client.PriceRow lacks fails here.
+		resp, err := http.Get(stale.URL + "/v1/prices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		dec.DisallowUnknownFields()
+		var rows []client.PriceRow
+		if err := dec.Decode(&rows); err != nil {
+			t.Fatalf("decode /v1/prices into []client.PriceRow: %v", err)
+		}
+		for _, r := range rows {
+			b, ok := r.DiscountBasis["aws"]
+			if r.Market == market && (!ok || b.OnDemand == nil || !b.OnDemand.Stale || b.OnDemand.Region == "" || r.DiscountVsSpot == nil) {
+				t.Errorf("%s: got basis %+v, spot discounts %v; want AWS's stale on-demand row with its region", market, b, r.DiscountVsSpot)
+			}
+		}
+	})
+}
+
+// lineWith returns the first line of out that contains s.
+func lineWith(out, s string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestCLIRates reads the reference-rate table with `gpux rates get`,
+// replaces it with `gpux rates put FILE` and sees /v1/prices follow, and
+// checks the refusals: no admin key, a bad line, a file over the limit.
+func TestCLIRates(t *testing.T) {
+	s := startServer(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	if r := gpux(t, s, "", "rates", "get"); r.Code != exitAPI || !strings.Contains(r.Stderr, "401") {
+		t.Errorf("rates get without a key: exit %d, stderr %q; want 1 and the 401", r.Code, r.Stderr)
+	}
+	table := ok(t, s, adminKey, "rates", "get")
+	const header = "provider,gpu_model,instance_type,gpus_per_instance,region,price_type,usd_per_instance_hour,usd_per_gpu_hour,as_of,source,confidence,note\n"
+	if !strings.HasPrefix(table, header) {
+		t.Fatalf("rates get: got %.300q, want a rates file", table)
+	}
+	// The built-in AWS H100 on-demand rate in us-east-1 (6.88 as of
+	// 2026-07-20, stale after 120 days) becomes 5.00 as of today.
+	awsH100 := regexp.MustCompile(`(?m)^(AWS,H100 SXM 80GB,p5\.48xlarge,8,us-east-1,on_demand),[^,]*,[^,]*,[^,]*,`)
+	if !awsH100.MatchString(table) {
+		t.Fatalf("rates get: no AWS H100 us-east-1 on-demand row in\n%.2000s", table)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	newTable := awsH100.ReplaceAllString(table, "${1},40,5,"+today+",")
+
+	var set client.ReferenceRatesSet
+	okJSON(t, s, adminKey, &set, "rates", "put", write("new.csv", []byte(newTable)))
+	rows := strings.Count(table, "\n") - 1
+	if set.Rates != rows || set.EngineRates == 0 || set.Seq == 0 {
+		t.Errorf("rates put --json: got %+v, want %d rates, engine rates and a seq", set, rows)
+	}
+	got := ok(t, s, adminKey, "rates", "get")
+	if sum := sha256.Sum256([]byte(got)); hex.EncodeToString(sum[:]) != set.Hash {
+		t.Errorf("rates get after put: hash %x, want %s (what put answered)", sum, set.Hash)
+	}
+	if row := lineWith(got, "p5.48xlarge,8,us-east-1,on_demand,"); !strings.Contains(row, ",on_demand,40,5.00,"+today+",") {
+		t.Errorf("rates get after put: AWS H100 row %q, want 40 per instance, 5.00 per GPU as of %s", row, today)
+	}
+	line := lineWith(ok(t, s, "", "prices"), market+" ")
+	if !strings.Contains(line, "aws 5.00 ") {
+		t.Errorf("prices after rates put: %s row %q, want aws 5.00 without a stale mark", market, line)
+	}
+	if out := ok(t, s, adminKey, "rates", "put", write("again.csv", []byte(got))); !strings.Contains(out, "hash:") || !strings.Contains(out, set.Hash) {
+		t.Errorf("rates put table: got\n%s\nwant the same hash %s", out, set.Hash)
+	}
+
+	tests := []struct {
+		name   string
+		args   []string
+		key    string
+		code   int
+		stderr string
+	}{
+		{"no admin key", []string{"rates", "put", write("ok.csv", []byte(got))}, "", exitAPI, "401"},
+		{"bad line", []string{"rates", "put", write("bad.csv", []byte(header+"AWS,H100 SXM 80GB,p5.48xlarge,8,us-east-1,on_sale,55.04,6.88,2026-07-20,x,high,\n"))},
+			adminKey, exitAPI, "line 2"},
+		{"over the limit", []string{"rates", "put", write("big.csv", bytes.Repeat([]byte("a"), client.MaxRatesFile+1))}, adminKey, exitUsage, "server's limit"},
+		{"no such file", []string{"rates", "put", filepath.Join(dir, "missing.csv")}, adminKey, exitUsage, "missing.csv"},
+		{"no file", []string{"rates", "put"}, adminKey, exitUsage, "put FILE"},
+		{"unknown verb", []string{"rates", "delete"}, adminKey, exitUsage, "put FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := gpux(t, s, tt.key, tt.args...); r.Code != tt.code || !strings.Contains(r.Stderr, tt.stderr) {
+				t.Errorf("gpux %s: exit %d, stderr %q; want %d and %q", strings.Join(tt.args, " "), r.Code, r.Stderr, tt.code, tt.stderr)
+			}
+		})
+	}
+	if after := ok(t, s, adminKey, "rates", "get"); after != got {
+		t.Errorf("rates get after the refusals: the table changed")
 	}
 }

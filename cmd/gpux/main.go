@@ -1,6 +1,7 @@
 // Command gpux is the command-line client of a gpux exchange: prices and
 // books for anyone, bids and listings for buyers and owners, accounts and
-// deposits for the admin, and a live view of the websocket feed.
+// deposits and the reference-rate table for the admin, and a live view of
+// the websocket feed.
 //
 // Of gpux's packages it imports client only, and it holds no exchange logic:
 // it turns flags into requests and answers into tables (text/tabwriter)
@@ -71,6 +72,7 @@ func commands() []command {
 		{"watch", "follow feed channels live: watch prices book:MARKET trades:MARKET user", (*app).watch},
 		{"accounts", "admin: accounts create NAME --roles buyer,owner", (*app).accounts},
 		{"deposit", "admin: deposit ACCOUNT_ID AMOUNT", (*app).deposit},
+		{"rates", "admin: the reference-rate table: rates get | rates put FILE", (*app).rates},
 	}
 }
 

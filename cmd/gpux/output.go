@@ -74,6 +74,14 @@ func percent(frac *string) string {
 	return d.Shift(2).StringFixed(1) + "%"
 }
 
+// staleMark follows a reference rate whose row is stale: older than the
+// server's staleness limit (--rates-stale-after), or undated. The legend
+// under the table says so.
+const (
+	staleMark   = "*"
+	staleLegend = "* stale: the rate is older than the server's staleness limit, or undated"
+)
+
 // cloudProviders are the clouds whose on-demand rate `prices` compares with.
 var cloudProviders = []string{"aws", "azure", "gcp"}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,14 +49,14 @@ func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 			fmt.Fprintf(a.stderr, "gpux: connection lost (%s); connected again, fresh snapshots follow\n", m.Detail)
 		case client.MsgError:
 			if g.json {
-				enc.Encode(m)
+				printJSON(a.stdout, enc, m)
 			}
 			return cliError{fmt.Sprintf("feed error %s: %s", m.Code, m.Detail)}
 		case client.MsgSnapshot, client.MsgUpdate:
 			seen++
 		}
 		if g.json {
-			if err := enc.Encode(m); err != nil {
+			if err := printJSON(a.stdout, enc, m); err != nil {
 				return err
 			}
 			continue
@@ -67,6 +68,23 @@ func (a *app) watch(ctx context.Context, g *globals, args []string) error {
 		}
 	}
 	return nil
+}
+
+// printJSON writes m as one JSON line: the server's own bytes when it
+// sent it (compacted to one line, nothing dropped or renamed; a snapshot
+// at seq 0 keeps "seq":0), else the client's encoding of the message it
+// made itself (a gap or a reconnect).
+func printJSON(w io.Writer, enc *json.Encoder, m client.Message) error {
+	if m.Raw == nil {
+		return enc.Encode(m)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, m.Raw); err != nil {
+		return fmt.Errorf("feed message: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // describe renders one feed message as a line for a person; "" to skip

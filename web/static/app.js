@@ -183,6 +183,19 @@
     return best;
   }
 
+  // A stale reference row is older than the server's staleness limit
+  // (or undated): the provider may charge something else by now, so the
+  // rate and the discount against it carry a visible marker.
+  const STALE_TIP = "stale: this rate is older than the server's staleness limit, or undated";
+
+  function staleMark() {
+    return el("span", { class: "stale", title: STALE_TIP, text: "stale" });
+  }
+
+  function refTitle(ref) {
+    return `${ref.instance_type}, ${ref.region || ""} (${ref.as_of || "undated"}${ref.stale ? ", stale" : ""})`;
+  }
+
   function discountText(frac) {
     if (frac === null || frac === undefined) return null;
     const pct = (Number(frac) * 100).toFixed(1);
@@ -239,11 +252,12 @@
         const td = tr.querySelector(`[data-col="${p}"]`);
         const ref = bestCloud(r, p);
         const d = discountText((r.discount_vs_reference || {})[p]);
-        const text = ref ? ref.usd_per_gpu_hour + (d ? " " + d : "") : "–";
+        const text = ref ? ref.usd_per_gpu_hour + (ref.stale ? " stale" : "") + (d ? " " + d : "") : "–";
         if (td.dataset.text !== text) {
           td.dataset.text = text;
           td.replaceChildren(ref ? ref.usd_per_gpu_hour : "–");
-          if (ref) td.title = `${ref.instance_type}, ${ref.region || ""} (${ref.as_of || "undated"})`;
+          td.title = ref ? refTitle(ref) : "";
+          if (ref && ref.stale) td.append(staleMark());
           if (d) td.append(el("span", { class: "disc" + (d.endsWith("more") ? " neg" : ""), text: d }));
         }
       }
@@ -291,6 +305,11 @@
       card("24 h VWAP", r.vwap_24h, "card-vwap"),
       card(cloud ? `${cloud[1]} on-demand` : "Cloud on-demand", best ? best.usd_per_gpu_hour + (disc ? ` (${disc})` : "") : null, "card-cloud"),
     );
+    if (best) {
+      const v = $("#card-cloud");
+      v.title = refTitle(best);
+      if (best.stale) v.append(" ", staleMark());
+    }
   }
 
   function renderBook() {
