@@ -19,6 +19,7 @@ type gen struct {
 	markets []string
 	cmds    []Command
 	seen    [64]int // events by kind, to show a stream reached a rule
+	flex    int     // fills of flexible bids
 }
 
 func newGen(tb testing.TB, seed uint64, cfg Config) *gen {
@@ -43,6 +44,11 @@ func (g *gen) run(c Command) Command {
 	g.h.keepClosed(evs)
 	for _, ev := range evs {
 		g.seen[ev.Kind]++
+		if ev.Kind == EvFilled {
+			if b, ok := g.h.e.bids[ev.Bid]; ok && b.Duration > 0 || g.h.closedBids[ev.Bid].DurationHours > 0 {
+				g.flex++
+			}
+		}
 	}
 	return c
 }
@@ -383,7 +389,10 @@ func TestPropertyRandomStreams(t *testing.T) {
 					t.Fatalf("seed %d: no %s event in %d commands", seed, k, n)
 				}
 			}
-			t.Logf("seed %d: %d spot_preempting, %d withdrawn, %d spot_preempted", seed, g.seen[EvSpotPreempting], g.seen[EvSpotPreemptionWithdrawn], g.seen[EvSpotPreempted])
+			if g.flex == 0 {
+				t.Fatalf("seed %d: no flexible bid filled in %d commands", seed, n)
+			}
+			t.Logf("seed %d: %d flexible fills, %d spot_preempting, %d withdrawn, %d spot_preempted", seed, g.flex, g.seen[EvSpotPreempting], g.seen[EvSpotPreemptionWithdrawn], g.seen[EvSpotPreempted])
 		})
 	}
 }
