@@ -93,11 +93,11 @@ type Bid struct {
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
-	// Duration > 0: a flexible reserved bid for one block of Duration
-	// hours inside [FlexStart, FlexEnd). Until its first fill Start/End
-	// are those bounds; the first fill pins them to the block.
-	Duration           int64
-	FlexStart, FlexEnd Time
+	// flex is set for a flexible reserved bid (a pointer keeps the other
+	// bids small): one block of flex.hours inside [flex.start, flex.end).
+	// Until its first fill Start/End are those bounds; the first fill
+	// pins them to the block.
+	flex *flexBid
 
 	m       *market
 	restKey bidKey
@@ -165,14 +165,19 @@ func (b *Bid) spent() Money {
 
 // Hours is the length of a reserved bid's window in hours.
 func (b *Bid) Hours() int64 {
-	if b.Duration > 0 {
-		return b.Duration
+	if b.flex != nil {
+		return b.flex.hours
 	}
 	return int64((b.End - b.Start) / Hour)
 }
 
 // flexible reports whether a reserved bid still chooses its block.
-func (b *Bid) flexible() bool { return b.Duration > 0 && b.End-b.Start > Time(b.Duration)*Hour }
+func (b *Bid) flexible() bool { return b.flex != nil && b.End-b.Start > Time(b.flex.hours)*Hour }
+
+type flexBid struct {
+	hours      int64
+	start, end Time
+}
 
 // expiryOf is when a resting reserved bid stops: when its (last possible)
 // start is no longer in the future, or at expires_at if earlier.

@@ -45,7 +45,7 @@ func (g *gen) run(c Command) Command {
 	for _, ev := range evs {
 		g.seen[ev.Kind]++
 		if ev.Kind == EvFilled {
-			if b, ok := g.h.e.bids[ev.Bid]; ok && b.Duration > 0 || g.h.closedBids[ev.Bid].DurationHours > 0 {
+			if b, ok := g.h.e.bids[ev.Bid]; ok && b.flex != nil || g.h.closedBids[ev.Bid].DurationHours > 0 {
 				g.flex++
 			}
 		}
@@ -354,8 +354,8 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 				tb.Fatalf("resting bid %s (min %d, limit %s, block %d+%dh) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, s, b.Hours(), avail)
 			}
 		}
-		if b.Duration > 0 && (b.Start < b.FlexStart || b.End > b.FlexEnd) {
-			tb.Fatalf("flexible bid %s: block [%d, %d) outside its bounds [%d, %d)", b.ID, b.Start, b.End, b.FlexStart, b.FlexEnd)
+		if fx := b.flex; fx != nil && (b.Start < fx.start || b.End > fx.end) {
+			tb.Fatalf("flexible bid %s: block [%d, %d) outside its bounds [%d, %d)", b.ID, b.Start, b.End, fx.start, fx.end)
 		}
 		return true
 	})

@@ -89,7 +89,9 @@ func (b *Bid) view() BidView {
 	for i, f := range b.Fills {
 		v.Fills[i] = *f
 	}
-	v.DurationHours, v.FlexStart, v.FlexEnd = b.Duration, b.FlexStart, b.FlexEnd
+	if b.flex != nil {
+		v.DurationHours, v.FlexStart, v.FlexEnd = b.flex.hours, b.flex.start, b.flex.end
+	}
 	if b.spotBid != nil {
 		v.Preempting, v.PreemptAt = b.noticed, b.preemptAt()
 		v.Pending, v.StartsAt = b.pend, b.startsAt()

@@ -140,7 +140,7 @@ func (e *Engine) recheckResting(m *market, l *Listing) {
 			return false
 		}
 		if b.Start >= l.Start && b.End <= l.End ||
-			b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.Duration)*Hour {
+			b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex.hours)*Hour {
 			bids = append(bids, b)
 		}
 		return true
@@ -271,7 +271,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 			if err := validFlex(c.Start, c.End, c.DurationHours); err != nil {
 				return err
 			}
-			b.Duration, b.FlexStart, b.FlexEnd = c.DurationHours, c.Start, c.End
+			b.flex = &flexBid{c.DurationHours, c.Start, c.End}
 		}
 		hold, ok := mulMoney(c.Quantity, b.Hours(), limit)
 		if !ok {
@@ -369,12 +369,12 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 // trades only when at least MinQuantity can be filled at once.
 func (e *Engine) matchReserved(b *Bid) {
 	if b.flexible() {
-		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, b.Duration, b.Limit, b.Seq)
+		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, b.flex.hours, b.Limit, b.Seq)
 		if !ok {
 			return
 		}
 		// Pinned: from here on an ordinary reserved bid for the block.
-		b.Start, b.End = s, s+Time(b.Duration)*Hour
+		b.Start, b.End = s, s+Time(b.flex.hours)*Hour
 		if b.heapIdx >= 0 {
 			e.expiries.remove(b.heapIdx)
 		}

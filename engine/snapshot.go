@@ -119,9 +119,13 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
-		w.i(b.Duration)
-		w.i(int64(b.FlexStart))
-		w.i(int64(b.FlexEnd))
+		fx := b.flex
+		if fx == nil {
+			fx = &flexBid{} // a fixed bid writes zeros
+		}
+		w.i(fx.hours)
+		w.i(int64(fx.start))
+		w.i(int64(fx.end))
 		sp := b.spotBid
 		if sp == nil {
 			sp = &spotBid{} // a reserved bid writes zeros
@@ -317,7 +321,10 @@ func Restore(data []byte) (*Engine, error) {
 		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
 			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
 			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
-			Filled: r.i(), Hold: Money(r.i()), Duration: r.i(), FlexStart: Time(r.i()), FlexEnd: Time(r.i())}
+			Filled: r.i(), Hold: Money(r.i())}
+		if fx := (flexBid{r.i(), Time(r.i()), Time(r.i())}); fx.hours > 0 {
+			b.flex = &fx
+		}
 		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
 		if b.Type == Spot {
 			b.spotBid = sp
