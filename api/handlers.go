@@ -253,6 +253,24 @@ func (s *Server) listMarkets(c *fiber.Ctx) error {
 	return sendJSON(c, http.StatusOK, out)
 }
 
+// getMarket returns one market with its settings.
+func (s *Server) getMarket(c *fiber.Ctx) error {
+	id := c.Params("market")
+	var out *marketJSON
+	s.read(func(e *engine.Engine) {
+		for _, m := range e.Markets() {
+			if m.ID == id {
+				r := renderMarket(m)
+				out = &r
+			}
+		}
+	})
+	if out == nil {
+		return unknownMarket(id)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
 func unknownMarket(id string) *Problem {
 	return problemf(engine.CodeNotFound, "market", "unknown market %q", truncate(id, 64))
 }

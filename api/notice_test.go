@@ -22,6 +22,14 @@ func TestSpotPreemptionNoticeRendered(t *testing.T) {
 	if err := json.Unmarshal(body, &ms); status != http.StatusOK || err != nil || len(ms) == 0 || ms[0]["preemption_notice_seconds"] != float64(120) {
 		t.Fatalf("markets: %d %s, want preemption_notice_seconds 120", status, body)
 	}
+	status, _, body = e.raw("GET", "/v1/markets/h100-sxm.us-east", "", nil)
+	var one map[string]any
+	if err := json.Unmarshal(body, &one); status != http.StatusOK || err != nil || one["id"] != "h100-sxm.us-east" || one["preemption_notice_seconds"] != float64(120) {
+		t.Fatalf("one market: %d %s", status, body)
+	}
+	if status, _, body := e.raw("GET", "/v1/markets/nope.us-east", "", nil); status != http.StatusNotFound {
+		t.Fatalf("unknown market: %d %s", status, body)
+	}
 	owner := e.account("own", "", "owner")
 	a, b := e.account("a", "1000", "buyer"), e.account("b", "1000", "buyer")
 	now := time.Now().UTC().Truncate(time.Hour)
