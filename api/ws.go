@@ -73,11 +73,11 @@ type userEventJSON struct {
 	Quantity  int64      `json:"quantity,omitempty"`
 	Allocated *int64     `json:"allocated,omitempty"`
 	Price     *string    `json:"price,omitempty"`
-	PreemptAt *string    `json:"preempt_at,omitempty"`
 	Balance   *string    `json:"balance,omitempty"`
 	Held      *string    `json:"held,omitempty"`
 	Available *string    `json:"available,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
+	PreemptAt string     `json:"preempt_at,omitempty"` // spot_preempting: when the GPUs leave
 
 	// A ledger event carries one statement line, with the fields of
 	// GET /v1/account/statement's items.
@@ -103,13 +103,15 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased, engine.EvSpotPreemptionWithdrawn:
 		a := ev.Allocated
 		u.Allocated = &a
-	case engine.EvSpotPreempting:
-		a := ev.Allocated
-		u.Allocated = &a
-		u.PreemptAt = optTime(ev.PreemptAt)
 	case engine.EvBalanceChanged:
 		b, h, av := ev.Balance.String(), ev.Held.String(), (ev.Balance - ev.Held).String()
 		u.Balance, u.Held, u.Available = &b, &h, &av
+	case engine.EvSpotPreempting:
+		a := ev.Allocated
+		u.Allocated = &a
+		if ev.PreemptAt != 0 {
+			u.PreemptAt = rfc3339ms(ev.PreemptAt)
+		}
 	case engine.EvLedger:
 		ref := ""
 		if !ev.Ref.IsZero() {
@@ -390,12 +392,6 @@ func (h *hub) run() {
 				}
 			}
 			h.flush(dirty)
-			if b := h.s.board(); b != nil {
-				ups := b.TakeCandles()
-				if h.s.candles != nil {
-					h.s.candles.offer(ups)
-				}
-			}
 		case r := <-h.reqs:
 			h.handle(r)
 		}
@@ -494,9 +490,6 @@ func (h *hub) leave(name string, cl *wsClient) {
 }
 
 func (h *hub) apply(evs []engine.Event, d *dirtySet) {
-	if h.s.candles != nil {
-		h.s.candles.offerEvents(evs)
-	}
 	for i := range evs {
 		ev := &evs[i]
 		d.ts = max(d.ts, ev.Time)

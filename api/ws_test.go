@@ -193,6 +193,9 @@ func TestFeedUser(t *testing.T) {
 		Fill      *client.Trade
 	}
 	var ev userEvent
+	// Outbid, a's GPUs go under the market's preemption notice (API.md
+	// "Spot preemption notice"): spot_preempting now, spot_preempted only
+	// at the deadline, minutes away.
 	r.next(func(m client.Message) bool {
 		if m.Type != client.MsgUpdate || m.Channel != "user" {
 			return false
@@ -203,8 +206,9 @@ func TestFeedUser(t *testing.T) {
 	})
 	// Outbid: a keeps its GPUs for the market's notice (120 s), paying the
 	// clearing price (2.00, its own limit); spot_preempted follows then.
-	if ev.BidID != bidA.ID || ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" || ev.PreemptAt == "" || ev.Price != "2.00" {
-		t.Errorf("preemption notice: got %+v", ev)
+	if at, err := time.Parse(time.RFC3339, ev.PreemptAt); ev.BidID != bidA.ID || err != nil || !at.After(time.Now()) ||
+		ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" || ev.Price != "2.00" {
+		t.Errorf("preemption notice: got %+v, want bid %s, a preempt_at ahead, allocated 0, outbid at 2.00", ev, bidA.ID)
 	}
 
 	bid, err := a.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 1, Start: hour(3), End: hour(5), LimitPrice: client.FixedPrice("1.00")})

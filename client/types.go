@@ -316,8 +316,11 @@ type Bid struct {
 	PreemptAt    *time.Time    `json:"preempt_at,omitempty"`
 	StartsAt     *time.Time    `json:"starts_at,omitempty"`
 	FillEstimate *FillEstimate `json:"fill_estimate,omitempty"`
-	Fills        []Fill        `json:"fills"`
-	CreatedAt    time.Time     `json:"created_at,omitzero"`
+	// FillEstimateSamples is set on a resting bid: the samples its
+	// estimate's bucket holds, also while FillEstimate is nil (under 30).
+	FillEstimateSamples *int      `json:"fill_estimate_samples,omitempty"`
+	Fills               []Fill    `json:"fills"`
+	CreatedAt           time.Time `json:"created_at,omitzero"`
 }
 
 // FillEstimate is how likely a resting bid is to fill, from the market's
@@ -364,6 +367,9 @@ type Quote struct {
 	// provider's on-demand rate.
 	ReferenceCost map[string]string `json:"reference_cost"`
 	FillEstimate  *FillEstimate     `json:"fill_estimate,omitempty"`
+	// FillEstimateSamples is the samples the estimate's bucket holds,
+	// also while FillEstimate is nil (under 30).
+	FillEstimateSamples int `json:"fill_estimate_samples"`
 }
 
 // QuoteFill is one listing a quote would take from.
