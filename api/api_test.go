@@ -45,7 +45,10 @@ func TestHappyPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(ms, client.Market{ID: "h100-sxm.us-east", GPU: "h100-sxm", Region: "us-east"}) {
+		if !slices.ContainsFunc(ms, func(m client.Market) bool {
+			return m.ID == "h100-sxm.us-east" && m.GPU == "h100-sxm" && m.Region == "us-east" &&
+				m.PreemptionNoticeSeconds != nil && *m.PreemptionNoticeSeconds == 120
+		}) {
 			t.Errorf("markets: got %v, want h100-sxm.us-east among them", ms)
 		}
 		b, err := e.anon.Book(bg, "h100-sxm.us-east")

@@ -490,6 +490,7 @@ type bidJSON struct {
 	MinQuantity   *int64          `json:"min_quantity"`
 	ExpiresAt     *string         `json:"expires_at"`
 	ClientOrderID *string         `json:"client_order_id"`
+	DurationHours *int64          `json:"duration_hours"`
 }
 
 // bidInput is a validated bid request; its JSON form is the canonical body
@@ -503,6 +504,7 @@ type bidInput struct {
 	MinQuantity   int64
 	ExpiresAt     engine.Time
 	ClientOrderID string
+	DurationHours int64 `json:",omitempty"` // flexible reserved bid; omitted keeps older hashes
 }
 
 func (k checker) decodeBid(body []byte) (bidInput, *Problem) {
@@ -533,7 +535,7 @@ func (k checker) decodeBid(body []byte) (bidInput, *Problem) {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"start", r.Start != nil}, {"end", r.End != nil}, {"min_quantity", r.MinQuantity != nil}, {"expires_at", r.ExpiresAt != nil}} {
+		}{{"start", r.Start != nil}, {"end", r.End != nil}, {"min_quantity", r.MinQuantity != nil}, {"expires_at", r.ExpiresAt != nil}, {"duration_hours", r.DurationHours != nil}} {
 			if f.set {
 				return in, problemf(CodeUnknownField, f.name, "a spot bid has no %s", f.name)
 			}
@@ -566,6 +568,12 @@ func (k checker) decodeBid(body []byte) (bidInput, *Problem) {
 		if r.ExpiresAt != nil && in.ExpiresAt <= k.nowTicks() {
 			return in, problem(engine.CodeInvalidWindow, "expires_at", "expires_at must be in the future")
 		}
+		if r.DurationHours != nil { // bounds (1 to the window, window ≤ 31 days) are the engine's
+			if *r.DurationHours <= 0 {
+				return in, problem(engine.CodeInvalidWindow, "duration_hours", "duration_hours must be at least 1")
+			}
+			in.DurationHours = *r.DurationHours
+		}
 	}
 	if r.ClientOrderID != nil {
 		id := *r.ClientOrderID
@@ -581,7 +589,7 @@ func (in bidInput) command() engine.Command {
 	c := engine.Command{
 		Kind: engine.CmdPlaceBid, BidType: in.Type, Market: in.Market, Quantity: in.Quantity,
 		Start: in.Start, End: in.End, MinQuantity: in.MinQuantity, ExpiresAt: in.ExpiresAt,
-		ClientOrderID: in.ClientOrderID,
+		ClientOrderID: in.ClientOrderID, DurationHours: in.DurationHours,
 	}
 	in.Limit.apply(&c.Price, &c.PricePeg)
 	return c

@@ -88,7 +88,7 @@ func parseList(c *fiber.Ctx, statuses []string) (listParams, *Problem) {
 }
 
 var (
-	bidStatuses     = []string{"resting", "filled", "partially_filled", "running", "waiting", "cancelled", "expired", "rejected"}
+	bidStatuses     = []string{"resting", "filled", "partially_filled", "running", "waiting", "preempting", "cancelled", "expired", "rejected"}
 	listingStatuses = []string{"active", "cancelled", "ended"}
 )
 
@@ -247,7 +247,25 @@ func (s *Server) listMarkets(c *fiber.Ctx) error {
 	s.read(func(e *engine.Engine) { ms = e.Markets() })
 	out := make([]marketJSON, len(ms))
 	for i, m := range ms {
-		out[i] = marketJSON{ID: m.ID, GPU: m.GPU, Region: m.Region}
+		out[i] = renderMarket(m)
+	}
+	return sendJSON(c, http.StatusOK, out)
+}
+
+// getMarket returns one market with its settings.
+func (s *Server) getMarket(c *fiber.Ctx) error {
+	id := c.Params("market")
+	var out *marketJSON
+	s.read(func(e *engine.Engine) {
+		for _, m := range e.Markets() {
+			if m.ID == id {
+				r := renderMarket(m)
+				out = &r
+			}
+		}
+	})
+	if out == nil {
+		return unknownMarket(id)
 	}
 	return sendJSON(c, http.StatusOK, out)
 }
@@ -324,6 +342,9 @@ type quoteJSON struct {
 	MinQuantity         int64               `json:"min_quantity"`
 	Start               string              `json:"start"`
 	End                 string              `json:"end"`
+	DurationHours       int64               `json:"duration_hours,omitempty"`
+	BlockStart          *string             `json:"block_start,omitempty"` // flexible: the block chosen
+	BlockEnd            *string             `json:"block_end,omitempty"`
 	Fills               []quoteFillJSON     `json:"fills"`
 	FilledQuantity      int64               `json:"filled_quantity"`
 	TotalCost           string              `json:"total_cost"`
@@ -398,9 +419,17 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 	if p := s.checker().window(start, end, true); p != nil {
 		return p
 	}
+	dp, p := intParam("duration_hours")
+	if p != nil {
+		return p
+	}
 	var q engine.Quote
 	var err error
-	s.read(func(e *engine.Engine) { q, err = e.Quote(market, quantity, 1, start, end, 0) })
+	if dp != nil {
+		s.read(func(e *engine.Engine) { q, err = e.QuoteBlock(market, quantity, 1, start, end, *dp, 0) })
+	} else {
+		s.read(func(e *engine.Engine) { q, err = e.Quote(market, quantity, 1, start, end, 0) })
+	}
 	if err != nil {
 		var ee *engine.Error
 		if errors.As(err, &ee) {
@@ -419,11 +448,17 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		Fills: make([]quoteFillJSON, len(q.Fills)), FilledQuantity: q.Filled, TotalCost: q.Cost.String(),
 		MinQuantityMet: q.Filled >= minQ,
 	}
+	hours := int64((end - start) / engine.Hour)
+	if dp != nil {
+		out.DurationHours, hours = *dp, *dp
+		if q.Filled > 0 {
+			out.BlockStart, out.BlockEnd = optTime(q.Start), optTime(q.End)
+		}
+	}
 	for i, f := range q.Fills {
 		out.Fills[i] = quoteFillJSON{ListingID: f.Listing.String(), Quantity: f.Quantity, Price: f.Price.String()}
 	}
 	var avg engine.Price
-	hours := int64((end - start) / engine.Hour)
 	if gh := q.Filled * hours; gh > 0 {
 		avg = engine.Price((int64(q.Cost) + gh/2) / gh)
 		out.AveragePrice = optPrice(avg, true)

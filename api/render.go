@@ -139,6 +139,11 @@ type bidOut struct {
 	Reason         string     `json:"reason,omitempty"`
 	FilledQuantity int64      `json:"filled_quantity"`
 	Allocated      int64      `json:"allocated"`
+	DurationHours  int64      `json:"duration_hours,omitempty"` // flexible reserved: start/end bound the block
+	Preempting     int64      `json:"preempting,omitempty"`     // GPUs kept under notice
+	PreemptAt      *string    `json:"preempt_at,omitempty"`
+	Pending        int64      `json:"pending,omitempty"` // GPUs won, waiting for a notice to end
+	StartsAt       *string    `json:"starts_at,omitempty"`
 	Held           string     `json:"held"`
 	Spent          string     `json:"spent"`
 	Fills          []fillJSON `json:"fills"`
@@ -155,8 +160,13 @@ func renderBid(b engine.BidView) bidOut {
 		Status: b.Status.String(), Reason: b.Reason, FilledQuantity: b.Filled, Allocated: b.Allocated,
 		Held: b.Hold.String(), Spent: b.Spent.String(), Fills: renderFills(b.Fills), CreatedAt: rfc3339(b.CreatedAt),
 	}
+	out.Preempting, out.PreemptAt = b.Preempting, optTime(b.PreemptAt)
+	out.Pending, out.StartsAt = b.Pending, optTime(b.StartsAt)
 	if b.Type == engine.Reserved {
 		out.Start, out.End = optTime(b.Start), optTime(b.End)
+		if b.DurationHours > 0 { // the bounds; the fills say which block
+			out.DurationHours, out.Start, out.End = b.DurationHours, optTime(b.FlexStart), optTime(b.FlexEnd)
+		}
 		out.MinQuantity = b.MinQuantity
 		out.ExpiresAt = optTime(b.ExpiresAt)
 	}
@@ -195,9 +205,14 @@ func renderListing(l engine.ListingView) listingOut {
 }
 
 type marketJSON struct {
-	ID     string `json:"id"`
-	GPU    string `json:"gpu"`
-	Region string `json:"region"`
+	ID                      string `json:"id"`
+	GPU                     string `json:"gpu"`
+	Region                  string `json:"region"`
+	PreemptionNoticeSeconds int64  `json:"preemption_notice_seconds"`
+}
+
+func renderMarket(m engine.Market) marketJSON {
+	return marketJSON{ID: m.ID, GPU: m.GPU, Region: m.Region, PreemptionNoticeSeconds: m.NoticeSeconds()}
 }
 
 type spotJSON struct {

@@ -196,6 +196,7 @@ func (s *Server) routes() {
 	v1.Get("/account/statement", s.getStatement)
 
 	v1.Get("/markets", s.listMarkets)
+	v1.Get("/markets/:market", s.getMarket)
 	v1.Get("/markets/:market/book", s.getBook)
 	v1.Get("/markets/:market/trades", s.listMarketTrades)
 	v1.Get("/markets/:market/quote", s.getQuote)

@@ -100,13 +100,15 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	case engine.EvFilled:
 		t := renderTrade(ev.Fill)
 		u.Fill = &t
-	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased:
+	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased, engine.EvSpotPreemptionWithdrawn:
 		a := ev.Allocated
 		u.Allocated = &a
 	case engine.EvBalanceChanged:
 		b, h, av := ev.Balance.String(), ev.Held.String(), (ev.Balance - ev.Held).String()
 		u.Balance, u.Held, u.Available = &b, &h, &av
 	case engine.EvSpotPreempting:
+		a := ev.Allocated
+		u.Allocated = &a
 		if ev.PreemptAt != 0 {
 			u.PreemptAt = rfc3339ms(ev.PreemptAt)
 		}

@@ -204,8 +204,11 @@ func TestFeedUser(t *testing.T) {
 		_ = m.Decode(&ev)
 		return ev.Event == "spot_preempting"
 	})
-	if at, err := time.Parse(time.RFC3339, ev.PreemptAt); ev.BidID != bidA.ID || err != nil || !at.After(time.Now()) || ev.Price == "" {
-		t.Errorf("preemption notice: got %+v, want bid %s, a preempt_at ahead and a price", ev, bidA.ID)
+	// Outbid: a keeps its GPUs for the market's notice (120 s), paying the
+	// clearing price (2.00, its own limit); spot_preempted follows then.
+	if at, err := time.Parse(time.RFC3339, ev.PreemptAt); ev.BidID != bidA.ID || err != nil || !at.After(time.Now()) ||
+		ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" || ev.Price != "2.00" {
+		t.Errorf("preemption notice: got %+v, want bid %s, a preempt_at ahead, allocated 0, outbid at 2.00", ev, bidA.ID)
 	}
 
 	bid, err := a.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 1, Start: hour(3), End: hour(5), LimitPrice: client.FixedPrice("1.00")})

@@ -230,3 +230,35 @@ func BenchmarkReplay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFlexibleQuote quotes 8 GPUs for 12 hours inside windows of one
+// day, one week and one month, over a book of 200 listings with random
+// windows and prices; "fixed" is the same quote for one fixed 12-hour
+// window, the baseline the flexible search is reported against (it
+// evaluates the block at each breakpoint of the book inside the window).
+func BenchmarkFlexibleQuote(b *testing.B) {
+	e, _, owner, n := benchEngine(b)
+	r := rand.New(rand.NewPCG(3, 4))
+	h0 := t0.HourStart() + Hour
+	for i := 0; i < 200; i++ {
+		*n++
+		s := h0 + Time(r.IntN(700))*Hour
+		e.Apply(&Command{Time: t0, Kind: CmdPlaceListing, Actor: owner, Target: testID(*n), Market: mkt, Quantity: 1 + r.Int64N(8),
+			Start: s, End: s + Time(6+r.IntN(72))*Hour, Price: Price(10000 + r.Int64N(30000))})
+	}
+	for _, c := range []struct {
+		name  string
+		hours int
+	}{{"fixed", 0}, {"window=24h", 24}, {"window=168h", 168}, {"window=720h", 720}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if c.hours == 0 {
+					e.Quote(mkt, 8, 0, h0+100*Hour, h0+112*Hour, 0)
+				} else {
+					e.QuoteBlock(mkt, 8, 0, h0, h0+Time(c.hours)*Hour, 12, 0)
+				}
+			}
+		})
+	}
+}

@@ -101,7 +101,9 @@ func (r *rbuf) peg() Peg {
 	return Peg{Kind: PegKind(r.u()), Provider: r.s(), Discount: r.i(), Offset: Price(r.i()), Cap: Price(r.i()), Floor: Price(r.i())}
 }
 
-const commandVersion = 1
+// commandVersion 2 adds DurationHours to place commands; version 1
+// journals still decode (as DurationHours 0).
+const commandVersion = 2
 
 // AppendCommand appends c's encoding to dst. The encoding is versioned and
 // deterministic; DecodeCommand reverses it.
@@ -139,6 +141,7 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		w.s(c.ClientOrderID)
 		w.s(c.IdemKey)
 		w.h(c.IdemHash)
+		w.i(c.DurationHours)
 	case CmdSetReferenceRates:
 		w.u(uint64(len(c.Rates)))
 		for _, r := range c.Rates {
@@ -155,7 +158,8 @@ func AppendCommand(dst []byte, c *Command) []byte {
 func DecodeCommand(b []byte) (Command, []byte, error) {
 	r := rbuf{b: b}
 	var c Command
-	if v := r.u(); v != commandVersion && r.err == nil {
+	v := r.u()
+	if v != 1 && v != commandVersion && r.err == nil {
 		return c, nil, fmt.Errorf("decode command: version %d unknown", v)
 	}
 	c.Seq = r.u()
@@ -189,6 +193,9 @@ func DecodeCommand(b []byte) (Command, []byte, error) {
 		c.ClientOrderID = r.s()
 		c.IdemKey = r.s()
 		c.IdemHash = r.h()
+		if v >= 2 {
+			c.DurationHours = r.i()
+		}
 	case CmdSetReferenceRates:
 		n := r.n(1 << 16)
 		for i := 0; i < n && r.err == nil; i++ {

@@ -60,6 +60,9 @@ type Command struct {
 	SpotFloor     Price // 0 = not offered to spot
 	SpotFloorPeg  Peg
 	ClientOrderID string
+	// DurationHours > 0 makes a reserved bid flexible: it fills one
+	// contiguous block of that many hours inside [Start, End).
+	DurationHours int64
 
 	// IdemKey makes a create command idempotent per actor for 24 h: a
 	// repeat with the same IdemHash answers with the first object; a

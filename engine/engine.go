@@ -93,6 +93,11 @@ type Bid struct {
 	Filled        int64
 	Fills         []*Fill
 	Hold          Money // still held for the unfilled part (reserved)
+	// flex is set for a flexible reserved bid (a pointer keeps the other
+	// bids small): one block of flex.hours inside [flex.start, flex.end).
+	// Until its first fill Start/End are those bounds; the first fill
+	// pins them to the block.
+	flex *flexBid
 
 	m       *market
 	restKey bidKey
@@ -159,7 +164,30 @@ func (b *Bid) spent() Money {
 }
 
 // Hours is the length of a reserved bid's window in hours.
-func (b *Bid) Hours() int64 { return int64((b.End - b.Start) / Hour) }
+func (b *Bid) Hours() int64 {
+	if b.flex != nil {
+		return b.flex.hours
+	}
+	return int64((b.End - b.Start) / Hour)
+}
+
+// flexible reports whether a reserved bid still chooses its block.
+func (b *Bid) flexible() bool { return b.flex != nil && b.End-b.Start > Time(b.flex.hours)*Hour }
+
+type flexBid struct {
+	hours      int64
+	start, end Time
+}
+
+// expiryOf is when a resting reserved bid stops: when its (last possible)
+// start is no longer in the future, or at expires_at if earlier.
+func expiryOf(b *Bid) Time {
+	exp := b.End - Time(b.Hours())*Hour
+	if b.ExpiresAt != 0 && b.ExpiresAt < exp {
+		exp = b.ExpiresAt
+	}
+	return exp
+}
 
 type placement struct {
 	bid     *Bid
@@ -341,14 +369,15 @@ type Engine struct {
 	quiet bool
 
 	// per-command scratch
-	events   []Event
-	dirty    []*Account
-	dirtySet map[*Account]bool
-	epoch    uint64
-	cands    []candidate
-	recheck  []*Bid
-	spotL    []*Listing
-	spotB    []*Bid
+	events     []Event
+	dirty      []*Account
+	dirtySet   map[*Account]bool
+	epoch      uint64
+	cands      []candidate
+	recheck    []*Bid
+	spotL      []*Listing
+	spotB      []*Bid
+	flexStarts []Time
 }
 
 type candidate struct {

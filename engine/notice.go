@@ -188,8 +188,8 @@ func (b *Bid) spotStatus() BidStatus {
 	return BidWaiting
 }
 
-// PreemptAt is the earliest deadline of a spot bid's notices (0: none).
-func (e *Engine) preemptAt(b *Bid) Time {
+// preemptAt is the earliest deadline of a spot bid's notices (0: none).
+func (b *Bid) preemptAt() Time {
 	var at Time
 	if b.spotBid == nil || b.noticed == 0 {
 		return 0
@@ -204,7 +204,7 @@ func (e *Engine) preemptAt(b *Bid) Time {
 
 // startsAt is when a waiting spot bid's first waiting units start: the
 // earliest notice deadline on a listing where it waits (0: none).
-func (e *Engine) startsAt(b *Bid) Time {
+func (b *Bid) startsAt() Time {
 	var at Time
 	if b.spotBid == nil || b.pend == 0 {
 		return 0

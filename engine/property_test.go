@@ -18,6 +18,8 @@ type gen struct {
 	buyers  []ID
 	markets []string
 	cmds    []Command
+	seen    [64]int // events by kind, to show a stream reached a rule
+	flex    int     // fills of flexible bids
 }
 
 func newGen(tb testing.TB, seed uint64, cfg Config) *gen {
@@ -40,6 +42,14 @@ func (g *gen) run(c Command) Command {
 	g.cmds = append(g.cmds, c)
 	evs, _ := g.h.e.Apply(&c)
 	g.h.keepClosed(evs)
+	for _, ev := range evs {
+		g.seen[ev.Kind]++
+		if ev.Kind == EvFilled {
+			if b, ok := g.h.e.bids[ev.Bid]; ok && b.flex != nil || g.h.closedBids[ev.Bid].DurationHours > 0 {
+				g.flex++
+			}
+		}
+	}
 	return c
 }
 
@@ -68,6 +78,11 @@ func (g *gen) step() Command {
 			Quantity: q, MinQuantity: r.Int64N(q + 1), Start: start, End: start + Time(1+r.IntN(8))*Hour, Price: g.price(1, 4.5)}
 		if r.IntN(4) == 0 {
 			c.ExpiresAt = h.now + Time(r.IntN(3600))*Second
+		}
+		if r.IntN(3) == 0 {
+			// Flexible: a block of D hours somewhere in a wider window.
+			c.End = start + Time(2+r.IntN(12))*Hour
+			c.DurationHours = 1 + r.Int64N(int64((c.End-start)/Hour))
 		}
 		return g.run(c)
 	case x < 58:
@@ -247,6 +262,7 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 			}
 		}
 	}
+	checkNotices(tb, e, mm, listings, bids)
 	slices.SortStableFunc(supply, func(a, b refUnit) int {
 		if a.price != b.price {
 			return cmp.Compare(a.price, b.price)
@@ -322,14 +338,24 @@ func checkMarket(tb testing.TB, e *Engine, mm *market, hour Time, full bool) {
 	}
 	// No resting bid could have matched.
 	mm.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
-		var avail int64
-		for _, l := range listings {
-			if l.m == mm && l.Status == ListingActive && l.Reserve <= b.Limit && l.Start <= b.Start && l.End >= b.End {
-				avail += l.Quantity - l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End))
+		// Every block a flexible bid could still take; a fixed bid's window.
+		span := Time(b.Hours()) * Hour
+		for s := b.Start; s+span <= b.End; s += Hour {
+			if b.flexible() && s <= e.now {
+				continue
+			}
+			var avail int64
+			for _, l := range listings {
+				if l.m == mm && l.Status == ListingActive && l.Reserve <= b.Limit && l.Start <= s && l.End >= s+span {
+					avail += l.Quantity - l.sold.Max(l.hourIndex(s), l.hourIndex(s+span))
+				}
+			}
+			if avail >= b.MinQuantity && avail > 0 {
+				tb.Fatalf("resting bid %s (min %d, limit %s, block %d+%dh) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, s, b.Hours(), avail)
 			}
 		}
-		if avail >= b.MinQuantity && avail > 0 {
-			tb.Fatalf("resting bid %s (min %d, limit %s) could match %d GPUs", b.ID, b.MinQuantity, b.Limit, avail)
+		if fx := b.flex; fx != nil && (b.Start < fx.start || b.End > fx.end) {
+			tb.Fatalf("flexible bid %s: block [%d, %d) outside its bounds [%d, %d)", b.ID, b.Start, b.End, fx.start, fx.end)
 		}
 		return true
 	})
@@ -356,6 +382,17 @@ func TestPropertyRandomStreams(t *testing.T) {
 					checkInvariants(&seedTB{t, seed, i}, g.h.e, i%500 == 0 || i == n-1)
 				}()
 			}
+			// The stream reaches the notice rules (else the checks above
+			// prove nothing about them).
+			for _, k := range []EventKind{EvSpotPreempting, EvSpotPreemptionWithdrawn, EvSpotPreempted} {
+				if g.seen[k] == 0 {
+					t.Fatalf("seed %d: no %s event in %d commands", seed, k, n)
+				}
+			}
+			if g.flex == 0 {
+				t.Fatalf("seed %d: no flexible bid filled in %d commands", seed, n)
+			}
+			t.Logf("seed %d: %d flexible fills, %d spot_preempting, %d withdrawn, %d spot_preempted", seed, g.flex, g.seen[EvSpotPreempting], g.seen[EvSpotPreemptionWithdrawn], g.seen[EvSpotPreempted])
 		})
 	}
 }
@@ -480,5 +517,71 @@ func TestReplayModeEqualsLive(t *testing.T) {
 				t.Fatal("after a replay, live events differ")
 			}
 		})
+	}
+}
+
+// checkNotices recomputes the preemption-notice state from scratch: the
+// notices themselves are the only history; what waits, who holds what and
+// every status follow from them and the placements.
+func checkNotices(tb testing.TB, e *Engine, mm *market, listings []*Listing, bids []*Bid) {
+	tb.Helper()
+	held, noticed := map[*Listing]int64{}, map[*Bid]int64{}
+	for _, n := range mm.spot.notices {
+		if n.units <= 0 || n.at <= e.now || n.at > e.now+mm.Notice() {
+			tb.Fatalf("notice of bid %s: %d units until %d (now %d, notice %d)", n.bid.ID, n.units, n.at, e.now, mm.Notice())
+		}
+		if !n.bid.Status.Open() || n.listing.Status != ListingActive || e.bids[n.bid.ID] != n.bid {
+			tb.Fatalf("notice of bid %s (%s) on listing %s (%s): not both open", n.bid.ID, n.bid.Status, n.listing.ID, n.listing.Status)
+		}
+		held[n.listing] += n.units
+		noticed[n.bid] += n.units
+	}
+	for _, l := range listings {
+		if l.m != mm {
+			continue
+		}
+		var pend int64
+		for _, p := range l.placements {
+			if p.pend < 0 || p.pend > p.units {
+				tb.Fatalf("placement of bid %s on %s: %d of %d units waiting", p.bid.ID, l.ID, p.pend, p.units)
+			}
+			pend += p.pend
+		}
+		want := max(0, min(l.placed, l.placed+held[l]-l.spotUnits))
+		if l.held != held[l] || l.pend != pend || pend != want {
+			tb.Fatalf("listing %s: held %d (notices %d), waiting %d (placements %d, want max(0, placed %d + held − spot units %d) = %d)",
+				l.ID, l.held, held[l], l.pend, pend, l.placed, l.spotUnits, want)
+		}
+		// Physically: what runs plus what is kept under notice fits.
+		if l.placed-l.pend+l.held > l.spotUnits {
+			tb.Fatalf("listing %s: %d running + %d under notice > %d offered", l.ID, l.placed-l.pend, l.held, l.spotUnits)
+		}
+	}
+	for _, b := range bids {
+		if b.m != mm || b.Type != Spot || !b.Status.Open() {
+			continue
+		}
+		var pend int64
+		for _, p := range b.placements {
+			pend += p.pend
+		}
+		if b.noticed != noticed[b] || b.pend != pend {
+			tb.Fatalf("bid %s: noticed %d (notices %d), waiting %d (placements %d)", b.ID, b.noticed, noticed[b], b.pend, pend)
+		}
+		// A bid the clearing gives units back takes back its notice first,
+		// so it never holds more than its quantity.
+		if b.won+b.noticed > b.Quantity {
+			tb.Fatalf("bid %s: %d won + %d under notice > quantity %d", b.ID, b.won, b.noticed, b.Quantity)
+		}
+		want := BidWaiting
+		switch {
+		case noticed[b] > 0:
+			want = BidPreempting
+		case b.placed-pend > 0:
+			want = BidRunning
+		}
+		if b.Status != want {
+			tb.Fatalf("bid %s: status %s, want %s (noticed %d, placed %d, waiting %d)", b.ID, b.Status, want, noticed[b], b.placed, pend)
+		}
 	}
 }

@@ -64,6 +64,19 @@ type BidView struct {
 	Fills         []Fill
 	CreatedAt     Time
 	Seq           uint64 // the placing command's: lists are in Seq order
+
+	// Spot preemption notice: GPUs kept under notice and when the first
+	// of them leave; GPUs won but waiting for a notice elsewhere to end
+	// and when the first of them start (zeros when none).
+	Preempting int64
+	PreemptAt  Time
+	Pending    int64
+	StartsAt   Time
+
+	// Flexible reserved bid: DurationHours > 0 hours somewhere in
+	// [FlexStart, FlexEnd); Start and End are the block once it filled.
+	DurationHours      int64
+	FlexStart, FlexEnd Time
 }
 
 func (b *Bid) view() BidView {
@@ -75,6 +88,13 @@ func (b *Bid) view() BidView {
 	}
 	for i, f := range b.Fills {
 		v.Fills[i] = *f
+	}
+	if b.flex != nil {
+		v.DurationHours, v.FlexStart, v.FlexEnd = b.flex.hours, b.flex.start, b.flex.end
+	}
+	if b.spotBid != nil {
+		v.Preempting, v.PreemptAt = b.noticed, b.preemptAt()
+		v.Pending, v.StartsAt = b.pend, b.startsAt()
 	}
 	return v
 }

@@ -139,7 +139,8 @@ func (e *Engine) recheckResting(m *market, l *Listing) {
 		if b.Limit < l.Reserve {
 			return false
 		}
-		if b.Start >= l.Start && b.End <= l.End {
+		if b.Start >= l.Start && b.End <= l.End ||
+			b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex.hours)*Hour {
 			bids = append(bids, b)
 		}
 		return true
@@ -148,7 +149,7 @@ func (e *Engine) recheckResting(m *market, l *Listing) {
 		if l.sold.MinAll() >= l.Quantity {
 			break
 		}
-		if b.Status.Open() && l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity {
+		if b.Status.Open() && (b.flexible() || l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity) {
 			e.matchReserved(b)
 		}
 	}
@@ -266,6 +267,12 @@ func (e *Engine) placeBid(c *Command) *Error {
 			return errorf(CodeInvalidWindow, "expires_at", "expires_at must be in the future")
 		}
 		b.Start, b.End, b.MinQuantity, b.ExpiresAt = c.Start, c.End, minQ, c.ExpiresAt
+		if c.DurationHours != 0 {
+			if err := validFlex(c.Start, c.End, c.DurationHours); err != nil {
+				return err
+			}
+			b.flex = &flexBid{c.DurationHours, c.Start, c.End}
+		}
 		hold, ok := mulMoney(c.Quantity, b.Hours(), limit)
 		if !ok {
 			return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("the bid's hold (quantity × hours × limit) would pass %s", MaxMoney))
@@ -279,17 +286,13 @@ func (e *Engine) placeBid(c *Command) *Error {
 		e.touch(a)
 		b.Status = BidResting
 		m.resting.Set(b.restKey, b, 1)
-		exp := b.Start
-		if b.ExpiresAt != 0 && b.ExpiresAt < exp {
-			exp = b.ExpiresAt
-		}
-		e.expiries.push(expiry{at: exp, seq: b.Seq, bid: b})
+		e.expiries.push(expiry{at: expiryOf(b), seq: b.Seq, bid: b})
 		e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
 		e.matchReserved(b)
 		return nil
 	}
-	if c.Start != 0 || c.End != 0 || c.MinQuantity != 0 || c.ExpiresAt != 0 {
-		return errorf(CodeInvalidWindow, "start", "a spot bid has no window, min_quantity or expires_at")
+	if c.Start != 0 || c.End != 0 || c.MinQuantity != 0 || c.ExpiresAt != 0 || c.DurationHours != 0 {
+		return errorf(CodeInvalidWindow, "start", "a spot bid has no window, duration_hours, min_quantity or expires_at")
 	}
 	need, ok := mulMoney(c.Quantity, 1, limit)
 	if !ok {
@@ -365,6 +368,18 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 // that cover its whole window, cheapest reserve first, then oldest; it
 // trades only when at least MinQuantity can be filled at once.
 func (e *Engine) matchReserved(b *Bid) {
+	if b.flexible() {
+		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, b.flex.hours, b.Limit, b.Seq)
+		if !ok {
+			return
+		}
+		// Pinned: from here on an ordinary reserved bid for the block.
+		b.Start, b.End = s, s+Time(b.flex.hours)*Hour
+		if b.heapIdx >= 0 {
+			e.expiries.remove(b.heapIdx)
+		}
+		e.expiries.push(expiry{at: expiryOf(b), seq: b.Seq, bid: b})
+	}
 	cands, total := e.candidates(b.m, b.Quantity-b.Filled, b.Start, b.End, b.Limit, e.cands[:0])
 	e.cands = cands[:0]
 	if total < b.MinQuantity {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP4" // 4: preemption notices
+const snapshotMagic = "GPUXSNAP4" // 4: preemption notices, flexible reserved bids
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -119,6 +119,13 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
+		fx := b.flex
+		if fx == nil {
+			fx = &flexBid{} // a fixed bid writes zeros
+		}
+		w.i(fx.hours)
+		w.i(int64(fx.start))
+		w.i(int64(fx.end))
 		sp := b.spotBid
 		if sp == nil {
 			sp = &spotBid{} // a reserved bid writes zeros
@@ -315,6 +322,9 @@ func Restore(data []byte) (*Engine, error) {
 			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
 			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
 			Filled: r.i(), Hold: Money(r.i())}
+		if fx := (flexBid{r.i(), Time(r.i()), Time(r.i())}); fx.hours > 0 {
+			b.flex = &fx
+		}
 		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
 		if b.Type == Spot {
 			b.spotBid = sp
@@ -355,11 +365,7 @@ func Restore(data []byte) (*Engine, error) {
 		switch {
 		case b.Type == Reserved && (b.Status == BidResting || b.Status == BidPartiallyFilled):
 			m.resting.Set(b.restKey, b, 1)
-			exp := b.Start
-			if b.ExpiresAt != 0 && b.ExpiresAt < exp {
-				exp = b.ExpiresAt
-			}
-			e.expiries = append(e.expiries, expiry{at: exp, seq: b.Seq, bid: b})
+			e.expiries = append(e.expiries, expiry{at: expiryOf(b), seq: b.Seq, bid: b})
 		case b.Type == Spot && b.Status.Open():
 			m.spot.demand.Set(b.restKey, b, b.Quantity)
 		}

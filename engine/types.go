@@ -258,6 +258,9 @@ const DefaultPreemptionNotice = 120
 // MaxPreemptionNotice bounds the configurable notice (one hour).
 const MaxPreemptionNotice = 3600
 
+// NoticeSeconds is the market's preemption notice in seconds, as in force.
+func (m Market) NoticeSeconds() int64 { return int64(m.Notice() / Second) }
+
 // Notice is the market's preemption notice in engine time.
 func (m Market) Notice() Time {
 	switch {
