@@ -52,6 +52,13 @@ type Config struct {
 	// engine recovered from a snapshot keeps the catalogue it was made with.
 	GPUs    []string
 	Regions []string
+	// PreemptionNotice is every market's spot preemption notice (0 = none:
+	// an outbid allocation is preempted at once); MarketNotices overrides
+	// it per market id. Like the catalogue, it configures a new exchange:
+	// an engine recovered from a snapshot keeps the notices it was made
+	// with, and gpuxd warns when the flags disagree with them.
+	PreemptionNotice time.Duration
+	MarketNotices    map[string]time.Duration
 }
 
 // DefaultConfig is the configuration without flags or environment.
@@ -60,7 +67,8 @@ func DefaultConfig() Config {
 		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
 		GPUs: engine.DefaultGPUs, Regions: engine.DefaultRegions,
 		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
-		RatesStaleAfter: pricing.DefaultStaleAfter,
+		RatesStaleAfter:  pricing.DefaultStaleAfter,
+		PreemptionNotice: engine.DefaultPreemptionNotice * time.Second,
 	}
 }
 
@@ -143,6 +151,9 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	gpus, regions := strings.Join(c.GPUs, ","), strings.Join(c.Regions, ",")
 	str(&gpus, "gpus", "GPUX_GPUS", "comma-separated GPU ids of the market catalogue")
 	str(&regions, "regions", "GPUX_REGIONS", "comma-separated regions of the market catalogue")
+	duration(&c.PreemptionNotice, "preemption-notice", "GPUX_PREEMPTION_NOTICE", "how long an outbid spot allocation keeps its GPUs (whole seconds, at most 1h; 0 = none) for a new exchange's markets")
+	var notices string
+	str(&notices, "preemption-notice-markets", "GPUX_PREEMPTION_NOTICE_MARKETS", "per-market notices overriding --preemption-notice, e.g. h100-sxm.us-east=5m,l4.eu-west=0s")
 	fee := int(c.FeeBps)
 	str(&c.Addr, "addr", "GPUX_ADDR", "listen address")
 	str(&c.RedisURL, "redis", "GPUX_REDIS_URL", "redis://host:port/db; empty = in-memory journal (nothing survives a restart)")
@@ -187,10 +198,33 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	if len(c.GPUs) == 0 || len(c.Regions) == 0 {
 		return errors.New("--gpus and --regions must each name at least one")
 	}
+	known := map[string]bool{}
 	for _, mk := range engine.Catalogue(c.GPUs, c.Regions) {
 		if !engine.ValidMarketID(mk.ID) {
 			return fmt.Errorf("market %q: gpu and region ids are lowercase letters, digits and dashes", mk.ID)
 		}
+		known[mk.ID] = true
+	}
+	if err := checkNotice("--preemption-notice", c.PreemptionNotice); err != nil {
+		return err
+	}
+	c.MarketNotices = nil
+	for _, item := range splitList(notices) {
+		id, d, ok := strings.Cut(item, "=")
+		if !ok || !known[id] {
+			return fmt.Errorf("--preemption-notice-markets: %q: want MARKET=DURATION for a market of the catalogue", item)
+		}
+		dur, err := time.ParseDuration(d)
+		if err != nil {
+			return fmt.Errorf("--preemption-notice-markets: %q: %w", item, err)
+		}
+		if err := checkNotice("--preemption-notice-markets "+id, dur); err != nil {
+			return err
+		}
+		if c.MarketNotices == nil {
+			c.MarketNotices = map[string]time.Duration{}
+		}
+		c.MarketNotices[id] = dur
 	}
 	switch {
 	case c.RateLimit < 0:
@@ -203,6 +237,49 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		return fmt.Errorf("--log-format %q: json or text", c.LogFormat)
 	}
 	return nil
+}
+
+// warnMarketDrift says when the recovered exchange's markets run other
+// preemption notices than the flags ask for: the journaled configuration
+// wins, as it must for replay to give the same state.
+func (m *Main) warnMarketDrift(log *slog.Logger) {
+	want := map[string]int64{}
+	for _, mk := range m.Config.Markets() {
+		want[mk.ID] = mk.NoticeSeconds()
+	}
+	m.seq.Read(func(e *engine.Engine) {
+		for _, mk := range e.Markets() {
+			if w, ok := want[mk.ID]; ok && w != mk.NoticeSeconds() {
+				log.Warn("market keeps the preemption notice it was created with; the flag applies to a new exchange",
+					"market", mk.ID, "notice_seconds", mk.NoticeSeconds(), "flag_seconds", w)
+			}
+		}
+	})
+}
+
+// checkNotice accepts a preemption notice the engine can hold: whole
+// seconds from 0 (none) to engine.MaxPreemptionNotice.
+func checkNotice(name string, d time.Duration) error {
+	if d < 0 || d > engine.MaxPreemptionNotice*time.Second || d%time.Second != 0 {
+		return fmt.Errorf("%s: %v: want whole seconds from 0s (no notice) to %ds", name, d, engine.MaxPreemptionNotice)
+	}
+	return nil
+}
+
+// Markets is the market catalogue with each market's preemption notice.
+func (c Config) Markets() []engine.Market {
+	ms := engine.Catalogue(c.GPUs, c.Regions)
+	for i := range ms {
+		d, ok := c.MarketNotices[ms[i].ID]
+		if !ok {
+			d = c.PreemptionNotice
+		}
+		ms[i].PreemptionNoticeSeconds = int64(d / time.Second)
+		if d == 0 {
+			ms[i].PreemptionNoticeSeconds = -1 // the engine's "none"; 0 there means its default
+		}
+	}
+	return ms
 }
 
 func splitList(s string) []string {
@@ -280,7 +357,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.seq, err = sequencer.New(sequencer.Config{
-		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: engine.Catalogue(m.Config.GPUs, m.Config.Regions),
+		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: m.Config.Markets(),
 		SnapshotEvery: m.Config.SnapshotEvery, SnapshotInterval: m.Config.SnapshotInterval,
 		TickInterval: m.Config.TickInterval, Logger: log.With("component", "sequencer"),
 	})
@@ -342,6 +419,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
+	m.warnMarketDrift(log)
 	st := m.seq.Status()
 	log.Info("ready", "addr", m.ln.Addr().String(), "journal", st.Journal, "durable", st.Durable,
 		"last_seq", st.LastSeq, "recovered_commands", st.RecoveredCommands, "recovery_seconds", st.RecoverySeconds)
