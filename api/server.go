@@ -156,6 +156,7 @@ func NewServer(cfg Config) *Server {
 	go s.hub.run()
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
+		o.SetReadSide(history.ReadSide{Closed: s.history, Lines: s.statements})
 	}
 	return s
 }
@@ -163,6 +164,7 @@ func NewServer(cfg Config) *Server {
 // observable is a sequencer that takes event and batch hooks.
 type observable interface {
 	Observe(onEvents func([]engine.Event), onBatch func(int, time.Duration))
+	SetReadSide(sequencer.ReadSide)
 }
 
 var _ observable = (*sequencer.Sequencer)(nil)
@@ -267,7 +269,7 @@ func (s *Server) OnEvents(events []engine.Event) {
 	// The price board is fed here, before the commands' responses are
 	// released, so /v1/prices never trails a response; feeds go through
 	// the hub's queue and never block the sequencer.
-	s.history.Observe(events) // first: the engine has forgotten what closed
+	s.history.Observe(events) // first: the engine has forgotten what closed (queued, stored off this goroutine)
 	s.ledger.offer(events)    // the statement endpoint waits for its lines
 	s.observePrices(events)
 	s.hub.publish(events)
