@@ -719,9 +719,9 @@ func (s *Sequencer) apply(batch []*request, data []byte) {
 	}
 	if s.fol != nil {
 		// The follower snapshots; the sequencer only hands it the batch,
-		// after the observers have returned: a snapshot at n must never be
-		// stored before they have handled every batch up to n (the read
-		// side stores the closed orders the engine has just forgotten).
+		// after the observers have returned (the read side has queued the
+		// closed orders the engine has just forgotten), and the follower
+		// waits for ReadSide.Durable before it stores a snapshot.
 		ts := time.Now()
 		s.fol.push(data)
 		s.notePause(time.Since(ts))
