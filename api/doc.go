@@ -5,10 +5,13 @@
 // events out to websocket subscribers.
 //
 // It holds no exchange logic and no state of its own beyond caches that can
-// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings)
-// and the reference-rate table in force (Config.Rates until an admin
-// replaces it, rates.go): every other answer comes from the engine through
-// the sequencer (Submit, Read).
+// be rebuilt (rate-limit buckets, feed subscriptions, recent-trade rings):
+// the live market comes from the engine through the sequencer (Submit,
+// Read), the market's past (closed orders, statements, the price board,
+// candles, the trade log and spot history, the reference-rate table in
+// force) from the read side, package history, which the sequencer feeds
+// through OnEvents (server.go says in which order). The websocket hub
+// (ws.go) only delivers: it renders and sends, and writes nothing.
 // It must not touch the engine except on the goroutine and under the lock
 // the sequencer provides, never block the sequencer goroutine (the events
 // hook only copies and enqueues), and never hand a *fiber.Ctx or a string

@@ -143,7 +143,7 @@ func refDuplicateKey(b []byte) bool {
 			dup := false
 			for dec.More() {
 				k, _ := dec.Token()
-				f := string(foldKey([]byte(k.(string))))
+				f := string(foldKey(nil, []byte(k.(string))))
 				if seen[f] {
 					dup = true
 				}
@@ -174,7 +174,12 @@ func refDuplicateKey(b []byte) bool {
 func FuzzDuplicateKey(f *testing.F) {
 	for _, s := range append(fuzzSeeds,
 		`{"a":1,"A":2}`, `{"a":{"b":1,"b":2}}`, `[{"x":1},{"x":2}]`, `{"\u0061":1,"a":2}`,
-		`{"a\"":1,"a":2}`, "{\"k\":1,\"\u212a\":2}", `{"a":"{\"a\":1,\"a\":2}"}`) {
+		`{"a\"":1,"a":2}`, "{\"k\":1,\"\u212a\":2}", `{"a":"{\"a\":1,\"a\":2}"}`,
+		// Past 16 keys an object's keys move to a map; nested objects
+		// keep their own keys, and drop them when they close.
+		`{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":{"a":1,"r":2},"r":3,"A":4}`,
+		`{"a":{"b":{"c":1},"c":2},"b":{"a":1,"c":{"a":1,"a":2}}}`,
+		`[{"a":1,"b":{"a":2}},{"b":1,"a":{"b":1,"B":2}}]`) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

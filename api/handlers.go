@@ -16,7 +16,6 @@ import (
 	"github.com/gpux/gpux/history"
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
-	"github.com/gpux/gpux/store"
 )
 
 // Paging of list endpoints.
@@ -337,6 +336,10 @@ type quoteJSON struct {
 	// ReferenceCost is what the quote's GPU-hours would cost at each
 	// provider's on-demand rate.
 	ReferenceCost map[string]string `json:"reference_cost"`
+	// FillEstimate is for a bid at limit_price (default: the best ask)
+	// that rests (estimate.go); null with too few samples.
+	FillEstimate        *fillEstimateJSON `json:"fill_estimate"`
+	FillEstimateSamples int               `json:"fill_estimate_samples"`
 }
 
 // getQuote prices a reserved bid of quantity GPUs over [start, end) placed
@@ -407,6 +410,12 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		}
 		return err
 	}
+	var limit engine.Price
+	if v := c.Query("limit_price"); v != "" {
+		if limit, p = parsePositivePrice(v, "limit_price"); p != nil {
+			return p
+		}
+	}
 	out := quoteJSON{
 		Market: market, Quantity: quantity, MinQuantity: minQ, Start: rfc3339(start), End: rfc3339(end),
 		Fills: make([]quoteFillJSON, len(q.Fills)), FilledQuantity: q.Filled, TotalCost: q.Cost.String(),
@@ -429,6 +438,7 @@ func (s *Server) getQuote(c *fiber.Ctx) error {
 		out.DiscountVsReference = b.Discounts(gpu, int64(avg), out.AveragePrice != nil)
 		out.ReferenceCost = b.ReferenceCosts(gpu, q.Filled*hours)
 	}
+	out.FillEstimate, out.FillEstimateSamples = s.estimateFor(market, engine.Reserved, limit)
 	return sendJSON(c, http.StatusOK, out)
 }
 
@@ -451,14 +461,7 @@ func optString(s string) *string {
 	return &s
 }
 
-type candleJSON struct {
-	Start  string `json:"start"`
-	Open   string `json:"open"`
-	High   string `json:"high"`
-	Low    string `json:"low"`
-	Close  string `json:"close"`
-	Volume int64  `json:"volume"`
-}
+type candleJSON = history.Candle
 
 type historyJSON struct {
 	Market   string       `json:"market"`
@@ -469,8 +472,7 @@ type historyJSON struct {
 
 // getHistory answers a market's candles of reserved trades (kind=trades,
 // the default; volume in GPU-hours) or of spot clearing prices (kind=spot;
-// volume 0): those persisted in the read models, overlaid with the price
-// board's in-memory candles (the newer state of a bucket wins).
+// volume 0), as the read side merges them (history.Prices.Candles).
 func (s *Server) getHistory(c *fiber.Ctx) error {
 	market := c.Params("market")
 	var ok bool
@@ -509,36 +511,9 @@ func (s *Server) getHistory(c *fiber.Ctx) error {
 	if !from.Before(to) {
 		return problem(engine.CodeInvalidWindow, "to", "to must be after from")
 	}
-	byStart := map[int64]candleJSON{}
-	if s.cfg.ReadModels != nil {
-		cs, err := s.cfg.ReadModels.Candles(c.UserContext(), market, candleKey(kind, iv), from, to)
-		if err != nil {
-			s.log.Warn("stored history unavailable", "market", market, "err", err)
-		}
-		for _, cd := range cs {
-			byStart[cd.Start.UnixMilli()] = renderCandle(cd)
-		}
-	}
-	if b := s.board(); b != nil {
-		for _, cd := range b.Candles(market, kind, iv, from, to) {
-			byStart[cd.Start.UnixMilli()] = apiCandle(cd)
-		}
-	}
-	starts := make([]int64, 0, len(byStart))
-	for k := range byStart {
-		starts = append(starts, k)
-	}
-	slices.Sort(starts)
-	out := historyJSON{Market: market, Interval: iv.String(), Kind: kind, Candles: make([]candleJSON, len(starts))}
-	for i, k := range starts {
-		out.Candles[i] = byStart[k]
-	}
+	cs := s.prices.Candles(c.UserContext(), market, kind, iv, from, to)
+	out := historyJSON{Market: market, Interval: iv.String(), Kind: kind, Candles: cs}
 	return sendJSON(c, http.StatusOK, out)
-}
-
-func renderCandle(c store.Candle) candleJSON {
-	vol, _ := strconv.ParseInt(strings.Split(c.Volume, ".")[0], 10, 64)
-	return candleJSON{Start: c.Start.UTC().Format(time.RFC3339), Open: c.Open, High: c.High, Low: c.Low, Close: c.Close, Volume: vol}
 }
 
 // ---- bids and listings ----
@@ -563,6 +538,9 @@ type orderAPI[V, Out any] struct {
 	final  func(ev *engine.Event, id engine.ID) (V, bool)
 	key    func(V) (id, owner engine.ID, seq uint64, status string)
 	render func(V) Out
+	// decorate, when set, adds what the server knows beyond the order
+	// (a resting bid's fill estimate) to a single order's answer.
+	decorate func(s *Server, v V, out *Out)
 }
 
 var bidAPI = orderAPI[engine.BidView, bidOut]{
@@ -587,7 +565,8 @@ var bidAPI = orderAPI[engine.BidView, bidOut]{
 	key: func(v engine.BidView) (engine.ID, engine.ID, uint64, string) {
 		return v.ID, v.Buyer, v.Seq, v.Status.String()
 	},
-	render: renderBid,
+	render:   renderBid,
+	decorate: decorateBid,
 }
 
 var listingAPI = orderAPI[engine.ListingView, listingOut]{
@@ -701,7 +680,11 @@ func createOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error 
 	if !ok {
 		return problem(CodeInternal, "", "the "+o.noun+" was not created")
 	}
-	return sendJSON(c, http.StatusCreated, o.render(view))
+	res := o.render(view)
+	if o.decorate != nil {
+		o.decorate(s, view, &res)
+	}
+	return sendJSON(c, http.StatusCreated, res)
 }
 
 func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
@@ -721,7 +704,11 @@ func getOrder[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 		// Someone else's order answers exactly as a missing one.
 		return problem(engine.CodeNotFound, "id", "no such "+o.noun)
 	}
-	return sendJSON(c, http.StatusOK, o.render(v))
+	res := o.render(v)
+	if o.decorate != nil {
+		o.decorate(s, v, &res)
+	}
+	return sendJSON(c, http.StatusOK, res)
 }
 
 // listOrders pages an account's orders newest first: the open ones from

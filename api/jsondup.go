@@ -18,24 +18,36 @@ import (
 // there, more precisely); on invalid input the answer is meaningless but
 // the scan stays linear and bounded by len(b).
 func duplicateKey(b []byte) (string, bool) {
+	// The folded keys of the open objects live back to back in one arena,
+	// each object's after its parent's (an object's keys are dropped when
+	// it closes), so a request body costs no allocation per key.
+	type span struct{ start, end int }
 	type object struct {
-		small []string        // folded keys while few
+		first int             // the object's first key in spans
+		arena int             // len(arena) when it opened
 		many  map[string]bool // folded keys past smallKeys
 		isObj bool            // false: an array
 	}
 	const smallKeys = 16
-	var stack []object
+	var (
+		stackBuf [8]object
+		spanBuf  [32]span
+		arenaBuf [512]byte
+	)
+	stack, spans, arena := stackBuf[:0], spanBuf[:0], arenaBuf[:0]
 	expectKey := false
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '{':
-			stack = append(stack, object{isObj: true})
+			stack = append(stack, object{first: len(spans), arena: len(arena), isObj: true})
 			expectKey = true
 		case '[':
-			stack = append(stack, object{})
+			stack = append(stack, object{first: len(spans), arena: len(arena)})
 			expectKey = false
 		case '}', ']':
 			if len(stack) > 0 {
+				o := stack[len(stack)-1]
+				spans, arena = spans[:o.first], arena[:o.arena]
 				stack = stack[:len(stack)-1]
 			}
 			expectKey = false
@@ -45,30 +57,33 @@ func duplicateKey(b []byte) (string, bool) {
 			end, escaped := stringEnd(b, i+1)
 			if expectKey && len(stack) > 0 {
 				raw := b[i+1 : end]
-				key := string(raw)
 				if escaped {
+					var key string
 					_ = json.Unmarshal(b[i:min(end+1, len(b))], &key)
+					raw = []byte(key)
 				}
-				folded := string(foldKey([]byte(key)))
+				at := len(arena)
+				arena = foldKey(arena, raw)
+				folded := arena[at:]
 				o := &stack[len(stack)-1]
 				if o.many != nil {
-					if o.many[folded] {
-						return key, true
+					if o.many[string(folded)] {
+						return string(raw), true
 					}
-					o.many[folded] = true
+					o.many[string(folded)] = true
 				} else {
-					for _, k := range o.small {
-						if k == folded {
-							return key, true
+					for _, sp := range spans[o.first:] {
+						if bytes.Equal(arena[sp.start:sp.end], folded) {
+							return string(raw), true
 						}
 					}
-					o.small = append(o.small, folded)
-					if len(o.small) > smallKeys {
+					spans = append(spans, span{at, len(arena)})
+					if len(spans)-o.first > smallKeys {
 						o.many = make(map[string]bool, 2*smallKeys)
-						for _, k := range o.small {
-							o.many[k] = true
+						for _, sp := range spans[o.first:] {
+							o.many[string(arena[sp.start:sp.end])] = true
 						}
-						o.small = nil
+						spans = spans[:o.first]
 					}
 				}
 				expectKey = false
@@ -99,11 +114,10 @@ func stringEnd(b []byte, i int) (int, bool) {
 	return len(b), escaped
 }
 
-// foldKey folds a key as encoding/json does when it matches keys to
-// fields: ASCII upper case, and every other rune to the smallest rune of
-// its Unicode fold set.
-func foldKey(in []byte) []byte {
-	out := make([]byte, 0, len(in))
+// foldKey appends in to out folded as encoding/json does when it matches
+// keys to fields: ASCII upper case, and every other rune to the smallest
+// rune of its Unicode fold set.
+func foldKey(out, in []byte) []byte {
 	for i := 0; i < len(in); {
 		if c := in[i]; c < utf8.RuneSelf {
 			if 'a' <= c && c <= 'z' {

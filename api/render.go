@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/history"
 )
 
 // Response bodies. Field names are the contract of API.md; extras are
@@ -117,24 +118,10 @@ func renderFills(fs []engine.Fill) []fillJSON {
 	return out
 }
 
-type tradeJSON struct {
-	ID        string `json:"id"`
-	BidID     string `json:"bid_id"`
-	ListingID string `json:"listing_id"`
-	Market    string `json:"market"`
-	Quantity  int64  `json:"quantity"`
-	Price     string `json:"price"`
-	Start     string `json:"start"`
-	End       string `json:"end"`
-	Time      string `json:"time"`
-}
+// tradeJSON is a fill as the trade log keeps it (history.Trade).
+type tradeJSON = history.Trade
 
-func renderTrade(f engine.Fill) tradeJSON {
-	return tradeJSON{
-		ID: f.ID.String(), BidID: f.BidID.String(), ListingID: f.ListingID.String(), Market: f.Market,
-		Quantity: f.Quantity, Price: f.Price.String(), Start: rfc3339(f.Start), End: rfc3339(f.End), Time: rfc3339(f.Time),
-	}
-}
+func renderTrade(f engine.Fill) tradeJSON { return history.TradeOf(f) }
 
 type bidOut struct {
 	ID             string     `json:"id"`
@@ -156,6 +143,9 @@ type bidOut struct {
 	Spent          string     `json:"spent"`
 	Fills          []fillJSON `json:"fills"`
 	CreatedAt      string     `json:"created_at"`
+	// A resting bid's fill estimate (estimate.go); absent otherwise.
+	FillEstimate        json.RawMessage `json:"fill_estimate,omitempty"`
+	FillEstimateSamples *int            `json:"fill_estimate_samples,omitempty"`
 }
 
 func renderBid(b engine.BidView) bidOut {

@@ -73,6 +73,9 @@ type Config struct {
 	// RateLimit is on and no limit when it is off (as for load tests from
 	// one machine); negative = no limit.
 	FeedConnsPerAddr int
+	// FillEstimateRefresh is how often fill estimates are refitted from
+	// the read models, off the sequencer (default 30 s).
+	FillEstimateRefresh time.Duration
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
@@ -95,11 +98,11 @@ type Server struct {
 	shutdownOnce sync.Once
 	conns        connSet
 	feedConns    addrCounter
-	prices       priceBoard
-	candles      *candleWriter  // nil without read models
-	history      *history.Store // closed orders (ReadModels' objects, else memory)
+	prices       *history.Prices // price board, candles, trade log, spot history
+	history      *history.Store  // closed orders (ReadModels' objects, else memory)
 	statements   *history.Statements
 	ledger       *ledgerWriter // writes statements' lines off the sequencer's goroutine
+	fills        *history.FillEstimates
 }
 
 // NewServer builds the server and its routes; call Listen or Listener to
@@ -137,9 +140,12 @@ func NewServer(cfg Config) *Server {
 	series, _ := cfg.ReadModels.(store.SeriesStore)
 	s.statements = history.NewStatements(series, cfg.Logger)
 	s.ledger = newLedgerWriter(s.statements)
-	if cfg.ReadModels != nil {
-		s.candles = newCandleWriter(cfg.ReadModels)
-	}
+	s.prices = history.NewPrices(func(fn func(e *engine.Engine)) { s.read(fn) }, cfg.Rates, cfg.ReadModels, cfg.Logger)
+	s.fills = history.NewFillEstimates(series, func(fn func(*engine.Engine)) {
+		if cfg.Sequencer != nil {
+			cfg.Sequencer.Read(fn)
+		}
+	}, 0, cfg.Logger)
 	s.hub = newHub(s)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "gpuxd",
@@ -154,6 +160,10 @@ func NewServer(cfg Config) *Server {
 	})
 	s.routes()
 	go s.hub.run()
+	if cfg.FillEstimateRefresh <= 0 {
+		cfg.FillEstimateRefresh = 30 * time.Second
+	}
+	go s.fills.Run(s.baseCtx, cfg.FillEstimateRefresh)
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
 		o.SetReadSide(history.ReadSide{Closed: s.history, Lines: s.statements})
@@ -255,23 +265,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = s.app.ShutdownWithContext(ctx)
 		close(stop)
 		s.cancel()
-		if s.candles != nil {
-			s.candles.close() // the hub, its only producer, has stopped
-		}
+		s.prices.Close() // later batches still move the board; they are no longer persisted
 		s.ledger.close() // lines of later batches are written in OnEvents itself
 	})
 	return err
 }
 
-// OnEvents is the sequencer's events hook: it copies the events and hands
-// them to the feed hub without blocking.
+// OnEvents is the sequencer's events hook, run on its goroutine after a
+// batch is journaled and before the batch's callers hear back. It is the
+// one fan-out of the engine's events, in this order:
+//
+//  1. the read side (package history), which answers for the market's
+//     past: closed orders are queued first (the engine has forgotten
+//     them; they are stored off this goroutine, and the sequencer saves
+//     no snapshot past what is not stored yet: sequencer.ReadSide),
+//     statement lines are queued (the statement endpoint waits for them),
+//     and the price board is fed, so /v1/prices and the history never
+//     trail a response; trades, spot prices and candles are queued for
+//     Redis without waiting;
+//  2. the feed hub, last, which only delivers: it copies the events into
+//     its queue and never blocks the sequencer.
 func (s *Server) OnEvents(events []engine.Event) {
-	// The price board is fed here, before the commands' responses are
-	// released, so /v1/prices never trails a response; feeds go through
-	// the hub's queue and never block the sequencer.
-	s.history.Observe(events) // first: the engine has forgotten what closed (queued, stored off this goroutine)
-	s.ledger.offer(events)    // the statement endpoint waits for its lines
-	s.observePrices(events)
+	s.history.Observe(events)
+	s.ledger.offer(events)
+	s.fills.Observe(events) // queues for its worker: never blocks, never reads the engine
+	s.prices.Observe(events)
 	s.hub.publish(events)
 }
 

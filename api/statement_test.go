@@ -220,6 +220,7 @@ func TestStatementLimits(t *testing.T) {
 		{"limit over 1000", "?limit=1001", "invalid_limit", "limit", 422},
 		{"cursor garbage", "?cursor=abc", "invalid_cursor", "cursor", 422},
 		{"cursor forged", "?cursor=MTIzLnh5eg", "invalid_cursor", "cursor", 422}, // "123.xyz"
+		{"cursor too long", "?cursor=" + strings.Repeat("A", 129), "invalid_cursor", "cursor", 422},
 		{"format", "?format=xml", "invalid_value", "format", 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,6 +77,7 @@ type userEventJSON struct {
 	Held      *string    `json:"held,omitempty"`
 	Available *string    `json:"available,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
+	PreemptAt string     `json:"preempt_at,omitempty"` // spot_preempting: when the GPUs leave
 
 	// A ledger event carries one statement line, with the fields of
 	// GET /v1/account/statement's items.
@@ -105,6 +106,10 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	case engine.EvBalanceChanged:
 		b, h, av := ev.Balance.String(), ev.Held.String(), (ev.Balance - ev.Held).String()
 		u.Balance, u.Held, u.Available = &b, &h, &av
+	case engine.EvSpotPreempting:
+		if ev.PreemptAt != 0 {
+			u.PreemptAt = rfc3339ms(ev.PreemptAt)
+		}
 	case engine.EvLedger:
 		ref := ""
 		if !ev.Ref.IsZero() {
@@ -385,12 +390,6 @@ func (h *hub) run() {
 				}
 			}
 			h.flush(dirty)
-			if b := h.s.board(); b != nil {
-				ups := b.TakeCandles()
-				if h.s.candles != nil {
-					h.s.candles.offer(ups)
-				}
-			}
 		case r := <-h.reqs:
 			h.handle(r)
 		}
@@ -489,9 +488,6 @@ func (h *hub) leave(name string, cl *wsClient) {
 }
 
 func (h *hub) apply(evs []engine.Event, d *dirtySet) {
-	if h.s.candles != nil {
-		h.s.candles.offerEvents(evs)
-	}
 	for i := range evs {
 		ev := &evs[i]
 		d.ts = max(d.ts, ev.Time)

@@ -188,19 +188,24 @@ func TestFeedUser(t *testing.T) {
 		BidID     string `json:"bid_id"`
 		Allocated *int   `json:"allocated"`
 		Reason    string `json:"reason"`
+		PreemptAt string `json:"preempt_at"`
+		Price     string `json:"price"`
 		Fill      *client.Trade
 	}
 	var ev userEvent
+	// Outbid, a's GPUs go under the market's preemption notice (API.md
+	// "Spot preemption notice"): spot_preempting now, spot_preempted only
+	// at the deadline, minutes away.
 	r.next(func(m client.Message) bool {
 		if m.Type != client.MsgUpdate || m.Channel != "user" {
 			return false
 		}
 		ev = userEvent{}
 		_ = m.Decode(&ev)
-		return ev.Event == "spot_preempted"
+		return ev.Event == "spot_preempting"
 	})
-	if ev.BidID != bidA.ID || ev.Allocated == nil || *ev.Allocated != 0 || ev.Reason != "outbid" {
-		t.Errorf("preemption: got %+v", ev)
+	if at, err := time.Parse(time.RFC3339, ev.PreemptAt); ev.BidID != bidA.ID || err != nil || !at.After(time.Now()) || ev.Price == "" {
+		t.Errorf("preemption notice: got %+v, want bid %s, a preempt_at ahead and a price", ev, bidA.ID)
 	}
 
 	bid, err := a.PlaceBid(bg, client.BidRequest{Type: client.BidReserved, Market: mk, Quantity: 1, Start: hour(3), End: hour(5), LimitPrice: client.FixedPrice("1.00")})

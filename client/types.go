@@ -316,8 +316,11 @@ type Bid struct {
 	PreemptAt    *time.Time    `json:"preempt_at,omitempty"`
 	StartsAt     *time.Time    `json:"starts_at,omitempty"`
 	FillEstimate *FillEstimate `json:"fill_estimate,omitempty"`
-	Fills        []Fill        `json:"fills"`
-	CreatedAt    time.Time     `json:"created_at,omitzero"`
+	// FillEstimateSamples is set on a resting bid: the samples its
+	// estimate's bucket holds, also while FillEstimate is nil (under 30).
+	FillEstimateSamples *int      `json:"fill_estimate_samples,omitempty"`
+	Fills               []Fill    `json:"fills"`
+	CreatedAt           time.Time `json:"created_at,omitzero"`
 }
 
 // FillEstimate is how likely a resting bid is to fill, from the market's
@@ -364,6 +367,9 @@ type Quote struct {
 	// provider's on-demand rate.
 	ReferenceCost map[string]string `json:"reference_cost"`
 	FillEstimate  *FillEstimate     `json:"fill_estimate,omitempty"`
+	// FillEstimateSamples is the samples the estimate's bucket holds,
+	// also while FillEstimate is nil (under 30).
+	FillEstimateSamples int `json:"fill_estimate_samples"`
 }
 
 // QuoteFill is one listing a quote would take from.
@@ -475,6 +481,15 @@ type UserEvent struct {
 	Available *string    `json:"available,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
 	PreemptAt *time.Time `json:"preempt_at,omitempty"`
+
+	// A "ledger" event is one statement line (see StatementLine): what
+	// moved the balance, by how much, the balance after and the id it
+	// refers to.
+	Kind         string     `json:"kind,omitempty"`
+	Amount       string     `json:"amount,omitempty"`
+	BalanceAfter string     `json:"balance_after,omitempty"`
+	Ref          *string    `json:"ref,omitempty"`
+	At           *time.Time `json:"at,omitempty"`
 }
 
 // Feed message types.

@@ -1,17 +1,26 @@
-// Package history is the exchange's read side for orders that have left
-// the engine: bids and listings that can no longer change (filled,
-// cancelled, expired, ended). The engine holds only the live market; the
-// event that closes an object (engine.EvBidClosed, EvListingClosed)
-// carries its final state here, and this package keeps it, in Redis
-// through store.ObjectStore or in memory without Redis, and answers for it
-// from then on.
+// Package history is the exchange's read side: the market's past, built
+// from the sequencer's events. The engine holds only the live market; this
+// package keeps what it has let go of and answers for it from then on, in
+// Redis through the store read models or in memory without Redis:
 //
-// It is fed as a sequencer observer (Observe, on the sequencer's
-// goroutine, before the batch's callers hear back, so a closed order is
-// readable as soon as its command is answered; the write to the store
-// happens on a goroutine of its own) and read by the API. See Store for
-// how a crash loses nothing. It
-// imports engine types and store; it never changes the engine.
+//   - Store (history.go): bids and listings that can no longer change
+//     (filled, cancelled, expired, ended); the event that closes one
+//     (engine.EvBidClosed, EvListingClosed) carries its final state.
+//   - Statements (statement.go): every account's ledger lines.
+//   - Prices (prices.go, trades.go): the pricing.Board (24 h VWAP and
+//     candles in memory) seeded from the engine and fed by events, and the
+//     trade log, spot price history and candles persisted beyond the
+//     engine's memory; Prices.Candles merges the stored and in-memory
+//     candles for the history endpoint.
+//
+// Each part has an Observe fed on the sequencer's goroutine before the
+// batch's callers hear back (api.Server.OnEvents calls them, in order,
+// before the feed hub), so a closed order is readable and the board is up
+// to date as soon as a command is answered; what can wait for Redis is
+// queued to a writer goroutine instead of blocking the sequencer (closed
+// orders too: see Store for how a crash still loses none). The API
+// reads from here. The package imports engine types, store and pricing
+// (the math); it never changes the engine.
 package history
 
 import (

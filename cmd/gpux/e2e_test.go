@@ -294,6 +294,20 @@ func TestCLIWalkthrough(t *testing.T) {
 		t.Errorf("markets: none")
 	}
 
+	// The statement: what moved the buyer's balance, closing with spot
+	// accrued since the last posted line (api's TestStatement checks the
+	// sums at one engine time; here the server ticks on its own).
+	var lines []client.StatementLine
+	okJSON(t, s, buyerKey, &lines, "statement")
+	if n := len(lines); n < 3 || lines[0].Kind != client.StatementDeposit || lines[0].Amount != "1000.00" ||
+		lines[1].Kind != client.StatementReserved || lines[1].Amount != "-50.00" || lines[1].Ref != rb.Fills[0].ID ||
+		lines[n-1].Kind != client.StatementSpotAccrued {
+		t.Errorf("statement --json: got %+v, want the deposit, the fill of %s and spot_accrued last", lines, rb.Fills[0].ID)
+	}
+	if out := ok(t, s, buyerKey, "statement", "--csv"); !strings.HasPrefix(out, "at,kind,amount,balance_after,ref\n") || !strings.Contains(out, ",reserved_fill,-50.00,950.00,"+rb.Fills[0].ID+"\n") {
+		t.Errorf("statement --csv: got\n%s", out)
+	}
+
 	// Cancelling the listing leaves the sold hours standing.
 	out := ok(t, s, ownerKey, "cancel", l.ID)
 	if !strings.Contains(out, "listing") || !strings.Contains(out, "cancelled") {

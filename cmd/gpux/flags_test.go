@@ -101,8 +101,8 @@ func TestParsePrice(t *testing.T) {
 }
 
 // TestStatement runs `gpux statement` against a stand-in server that
-// answers GET /v1/account/statement as API.md "Additions" specifies (the
-// endpoint is not in gpuxd yet): JSON in pages, CSV unchanged.
+// answers GET /v1/account/statement as API.md "Additions" specifies: JSON
+// in pages, CSV unchanged (TestCLIWalkthrough runs it against gpuxd).
 func TestStatement(t *testing.T) {
 	var mu sync.Mutex
 	var seen []url.Values
