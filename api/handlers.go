@@ -107,7 +107,9 @@ type healthJSON struct {
 	// SnapshotPauseSeconds is how long the last snapshot held the
 	// sequencer (the engine's bytes are taken on its goroutine).
 	SnapshotPauseSeconds float64 `json:"snapshot_pause_seconds"`
-	FeedClients          int64   `json:"feed_clients"`
+	// MaxSnapshotPauseSeconds is the longest such pause since start.
+	MaxSnapshotPauseSeconds float64 `json:"max_snapshot_pause_seconds"`
+	FeedClients             int64   `json:"feed_clients"`
 	// Warning says, for the in-memory journal, that nothing survives a
 	// restart.
 	Warning string `json:"warning,omitempty"`
@@ -118,7 +120,7 @@ func (s *Server) health(c *fiber.Ctx) error {
 	h := healthJSON{
 		Status: "ok", Ready: st.Ready, Writable: st.Writable, Journal: st.Journal, Durable: st.Durable,
 		LastSeq: st.LastSeq, RecoveredCommands: st.RecoveredCommands, RecoverySeconds: st.RecoverySeconds,
-		LastSnapshotSeq: st.LastSnapshotSeq, SnapshotPauseSeconds: st.SnapshotPause.Seconds(), FeedClients: s.hub.clientCount(),
+		LastSnapshotSeq: st.LastSnapshotSeq, SnapshotPauseSeconds: st.SnapshotPause.Seconds(), MaxSnapshotPauseSeconds: st.MaxSnapshotPause.Seconds(), FeedClients: s.hub.clientCount(),
 	}
 	if !st.Durable {
 		h.Warning = "in-memory journal: every account, order and balance is lost when the process stops"

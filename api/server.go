@@ -166,6 +166,7 @@ func NewServer(cfg Config) *Server {
 	go s.fills.Run(s.baseCtx, cfg.FillEstimateRefresh)
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
+		o.SetReadSide(history.ReadSide{Closed: s.history, Lines: s.statements})
 	}
 	return s
 }
@@ -173,6 +174,7 @@ func NewServer(cfg Config) *Server {
 // observable is a sequencer that takes event and batch hooks.
 type observable interface {
 	Observe(onEvents func([]engine.Event), onBatch func(int, time.Duration))
+	SetReadSide(sequencer.ReadSide)
 }
 
 var _ observable = (*sequencer.Sequencer)(nil)
@@ -275,8 +277,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // one fan-out of the engine's events, in this order:
 //
 //  1. the read side (package history), which answers for the market's
-//     past: closed orders are stored first (the engine has forgotten
-//     them, and the sequencer saves a snapshot only after this returns),
+//     past: closed orders are queued first (the engine has forgotten
+//     them; they are stored off this goroutine, and the sequencer saves
+//     no snapshot past what is not stored yet: sequencer.ReadSide),
 //     statement lines are queued (the statement endpoint waits for them),
 //     and the price board is fed, so /v1/prices and the history never
 //     trail a response; trades, spot prices and candles are queued for

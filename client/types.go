@@ -416,22 +416,23 @@ type History struct {
 // Health answers GET /healthz. Role, Shard, Leader and FencingToken are
 // set by servers that run in roles (nil or zero otherwise).
 type Health struct {
-	Status               string  `json:"status"`
-	Ready                bool    `json:"ready"`
-	Writable             bool    `json:"writable"`
-	Journal              string  `json:"journal"` // "redis" or "memory"
-	Durable              bool    `json:"durable"`
-	LastSeq              uint64  `json:"last_seq"`
-	RecoveredCommands    int64   `json:"recovered_commands"`
-	RecoverySeconds      float64 `json:"recovery_seconds"`
-	LastSnapshotSeq      uint64  `json:"last_snapshot_seq"`
-	SnapshotPauseSeconds float64 `json:"snapshot_pause_seconds"`
-	FeedClients          int64   `json:"feed_clients"`
-	Warning              string  `json:"warning,omitempty"`
-	Role                 string  `json:"role,omitempty"`
-	Shard                *string `json:"shard,omitempty"`
-	Leader               *bool   `json:"leader,omitempty"`
-	FencingToken         *int64  `json:"fencing_token,omitempty"`
+	Status                  string  `json:"status"`
+	Ready                   bool    `json:"ready"`
+	Writable                bool    `json:"writable"`
+	Journal                 string  `json:"journal"` // "redis" or "memory"
+	Durable                 bool    `json:"durable"`
+	LastSeq                 uint64  `json:"last_seq"`
+	RecoveredCommands       int64   `json:"recovered_commands"`
+	RecoverySeconds         float64 `json:"recovery_seconds"`
+	LastSnapshotSeq         uint64  `json:"last_snapshot_seq"`
+	SnapshotPauseSeconds    float64 `json:"snapshot_pause_seconds"`
+	MaxSnapshotPauseSeconds float64 `json:"max_snapshot_pause_seconds"`
+	FeedClients             int64   `json:"feed_clients"`
+	Warning                 string  `json:"warning,omitempty"`
+	Role                    string  `json:"role,omitempty"`
+	Shard                   *string `json:"shard,omitempty"`
+	Leader                  *bool   `json:"leader,omitempty"`
+	FencingToken            *int64  `json:"fencing_token,omitempty"`
 }
 
 // Statement line kinds (API.md Additions); a server may add others.

@@ -17,7 +17,8 @@
 // batch's callers hear back (api.Server.OnEvents calls them, in order,
 // before the feed hub), so a closed order is readable and the board is up
 // to date as soon as a command is answered; what can wait for Redis is
-// queued to a writer goroutine instead of blocking the sequencer. The API
+// queued to a writer goroutine instead of blocking the sequencer (closed
+// orders too: see Store for how a crash still loses none). The API
 // reads from here. The package imports engine types, store and pricing
 // (the math); it never changes the engine.
 package history
@@ -27,6 +28,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -40,14 +42,12 @@ const (
 	kindListing = "listing"
 )
 
-// writeTimeout bounds one batch's write from the sequencer's goroutine.
+// writeTimeout bounds one write of the writer goroutine.
 const writeTimeout = 2 * time.Second
 
 // retryTimeout bounds the write while earlier ones failed (something is
-// pending): the store is likely still down, and with pipelined journal
-// appends several batches complete before the sequencer sees the journal
-// fail, each of which would otherwise hold it for a whole writeTimeout (the
-// fault suite's frozen Redis kept /readyz at 200 for over 15 s).
+// pending): the store is likely still down, and the statements' writes,
+// still on the sequencer's goroutine, must not hold it for long.
 const retryTimeout = 250 * time.Millisecond
 
 // timeoutFor is the write bound given what is pending.
@@ -58,21 +58,45 @@ func timeoutFor(pending int) time.Duration {
 	return writeTimeout
 }
 
+// queueMax bounds the closed orders waiting for the writer; past it
+// Observe waits for the writer (back-pressure on the sequencer, nothing
+// lost).
+const queueMax = 64 << 10
+
+// maxBackoff caps the wait between failed writes.
+const maxBackoff = 2 * time.Second
+
+// queued is one closed order waiting to be stored, with the sequence
+// number of the command that closed it.
+type queued struct {
+	obj     store.Object
+	closeAt uint64
+}
+
 // Store holds closed orders. It is safe for concurrent use.
+//
+// Observe only queues what closed (in memory, where reads find it at
+// once); a writer goroutine stores the queue, all of it per write, and
+// retries with backoff while the store fails. Durable tells the sequencer
+// how far a snapshot may go: an order the engine has forgotten must be
+// stored before a snapshot that covers its close (and the journal trimmed
+// behind that snapshot) can be saved, or a crash loses it; after a crash
+// recovery replays the journal after the snapshot into Replay, which
+// stores again whatever closed there (a put keyed by id: idempotent).
 type Store struct {
 	objs store.ObjectStore
 	log  *slog.Logger
 
-	// Objects not yet written (the store failed): readable here, and
-	// retried with the next batch. The journal and the read models share
-	// Redis, so this only holds what closed while Redis failed between a
-	// journal append and this write.
 	mu      sync.Mutex
-	pending []store.Object
-	byID    map[string]store.Object // kind/id of pending
+	cond    *sync.Cond        // signalled when pending shrinks or grows
+	pending []queued          // not yet stored, in close order
+	byID    map[string]queued // kind/id of pending
+	wake    chan struct{}     // capacity 1: pending grew
 }
 
-// New returns a Store on objs; nil objs keeps closed orders in memory.
+// New returns a Store on objs; nil objs keeps closed orders in memory. Its
+// writer goroutine lives as long as the process (it idles when nothing is
+// pending).
 func New(objs store.ObjectStore, log *slog.Logger) *Store {
 	if objs == nil {
 		objs = store.NewMemoryReadModels(store.ReadModelOptions{})
@@ -80,43 +104,120 @@ func New(objs store.ObjectStore, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{objs: objs, log: log, byID: map[string]store.Object{}}
+	s := &Store{objs: objs, log: log, byID: map[string]queued{}, wake: make(chan struct{}, 1)}
+	s.cond = sync.NewCond(&s.mu)
+	go s.write()
+	return s
 }
 
-// Observe stores the closed orders among a batch's events. It blocks for
-// the write (at most writeTimeout): the engine has already forgotten them,
-// so a snapshot without them must not be saved before they are stored
-// (the sequencer saves snapshots after its observers return). A failed
-// write is kept in memory, served from there, and retried.
+// Observe queues the closed orders among a batch's events for the writer.
+// It does not wait for the store: reads find a queued order at once, so a
+// closed order is readable as soon as its command is answered, and
+// Durable holds snapshots back until it is stored. It waits only when
+// queueMax orders are already waiting.
 func (s *Store) Observe(evs []engine.Event) {
-	var objs []store.Object
+	var objs []queued
 	for i := range evs {
 		ev := &evs[i]
 		switch {
 		case ev.Kind == engine.EvBidClosed && ev.FinalBid != nil:
-			objs = append(objs, bidObject(ev.FinalBid))
+			objs = append(objs, queued{bidObject(ev.FinalBid), ev.Seq})
 		case ev.Kind == engine.EvListingClosed && ev.FinalListing != nil:
-			objs = append(objs, listingObject(ev.FinalListing))
+			objs = append(objs, queued{listingObject(ev.FinalListing), ev.Seq})
 		}
+	}
+	if len(objs) == 0 {
+		return
 	}
 	s.mu.Lock()
+	for len(s.pending) >= queueMax {
+		s.cond.Wait()
+	}
+	s.pending = append(s.pending, objs...)
+	for _, q := range objs {
+		s.byID[q.obj.Kind+"/"+q.obj.ID] = q
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Replay is Observe for recovery: the sequencer feeds it the events of the
+// journaled commands after the snapshot it restored, so what closed there
+// and was lost with the process's memory is stored again.
+func (s *Store) Replay(evs []engine.Event) { s.Observe(evs) }
+
+// Durable is the highest sequence number a snapshot may cover: every
+// order closed by a command up to it is stored. With nothing waiting it is
+// math.MaxUint64 (everything observed is stored).
+func (s *Store) Durable() uint64 {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(objs) == 0 && len(s.pending) == 0 {
-		return
+	if len(s.pending) == 0 {
+		return math.MaxUint64
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeoutFor(len(s.pending)))
-	objs = append(s.pending, objs...)
-	defer cancel()
-	if err := s.objs.PutObjects(ctx, objs); err != nil {
-		s.log.Error("closed orders not stored yet; kept in memory", "objects", len(objs), "err", err)
-		s.pending = objs
-		for _, o := range objs {
-			s.byID[o.Kind+"/"+o.ID] = o
+	return s.pending[0].closeAt - 1
+}
+
+// Flush waits until every order observed so far is stored, or ctx ends.
+func (s *Store) Flush(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.pending)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
 		}
-		return
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush %d closed orders: %w", n, ctx.Err())
+		case <-t.C:
+		}
 	}
-	s.pending = nil
-	clear(s.byID)
+}
+
+// write is the writer goroutine: it stores everything pending in one
+// write, drops it from pending once stored, and backs off while the store
+// fails.
+func (s *Store) write() {
+	backoff := 50 * time.Millisecond
+	for {
+		s.mu.Lock()
+		n := len(s.pending)
+		objs := make([]store.Object, n)
+		for i, q := range s.pending[:n] {
+			objs[i] = q.obj
+		}
+		s.mu.Unlock()
+		if n == 0 {
+			<-s.wake
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := s.objs.PutObjects(ctx, objs)
+		cancel()
+		if err != nil {
+			s.log.Error("closed orders not stored yet; kept in memory and retried", "objects", n, "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		s.mu.Lock()
+		for _, q := range s.pending[:n] {
+			k := q.obj.Kind + "/" + q.obj.ID
+			if cur, ok := s.byID[k]; ok && cur.closeAt == q.closeAt {
+				delete(s.byID, k)
+			}
+		}
+		s.pending = append(s.pending[:0:0], s.pending[n:]...)
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
 }
 
 func bidObject(b *engine.BidView) store.Object {
@@ -132,10 +233,10 @@ func listingObject(l *engine.ListingView) store.Object {
 // get finds one object, pending ones first.
 func (s *Store) get(ctx context.Context, kind string, id engine.ID) (store.Object, bool, error) {
 	s.mu.Lock()
-	o, ok := s.byID[kind+"/"+id.String()]
+	q, ok := s.byID[kind+"/"+id.String()]
 	s.mu.Unlock()
 	if ok {
-		return o, true, nil
+		return q.obj, true, nil
 	}
 	o, ok, err := s.objs.GetObject(ctx, kind, id.String())
 	if err != nil {
@@ -150,9 +251,16 @@ func (s *Store) list(ctx context.Context, kind string, owner engine.ID, status s
 	if err != nil {
 		return nil, fmt.Errorf("closed %ss of %s: %w", kind, owner, err)
 	}
+	// An order may be both stored and still pending (the writer has not
+	// dropped it yet): list it once.
+	stored := make(map[string]bool, len(objs))
+	for _, o := range objs {
+		stored[o.ID] = true
+	}
 	s.mu.Lock()
-	for _, o := range s.pending {
-		if o.Kind == kind && o.Owner == owner.String() && (status == "" || o.Status == status) && (before == 0 || o.Seq < before) {
+	for _, q := range s.pending {
+		if o := q.obj; o.Kind == kind && o.Owner == owner.String() && (status == "" || o.Status == status) && (before == 0 || o.Seq < before) && !stored[o.ID] {
+			stored[o.ID] = true
 			objs = append(objs, o)
 		}
 	}
@@ -218,3 +326,27 @@ func (s *Store) ListingsBefore(ctx context.Context, account engine.ID, status st
 	}
 	return out, nil
 }
+
+// ReadSide is the read side as the sequencer sees it (sequencer.ReadSide):
+// closed orders and statement lines. Recovery replays into both (both
+// writes are idempotent: objects keyed by id, lines by sequence number);
+// snapshots wait only for the closed orders (Durable), see
+// docs/DURABILITY.md for the statement lines.
+type ReadSide struct {
+	Closed *Store
+	Lines  *Statements // nil: none
+}
+
+// Replay stores what the recovered commands' events closed or posted.
+func (r ReadSide) Replay(evs []engine.Event) {
+	r.Closed.Replay(evs)
+	if r.Lines != nil {
+		r.Lines.Observe(evs)
+	}
+}
+
+// Durable is Store.Durable of the closed orders.
+func (r ReadSide) Durable() uint64 { return r.Closed.Durable() }
+
+// Flush waits for the closed orders to be stored.
+func (r ReadSide) Flush(ctx context.Context) error { return r.Closed.Flush(ctx) }

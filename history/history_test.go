@@ -2,8 +2,11 @@ package history
 
 import (
 	"context"
+	"math"
 	"reflect"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gpux/gpux/engine"
 	"github.com/gpux/gpux/store"
@@ -12,11 +15,11 @@ import (
 // flaky is an ObjectStore whose writes fail while down is set.
 type flaky struct {
 	store.ObjectStore
-	down bool
+	down atomic.Bool
 }
 
 func (f *flaky) PutObjects(ctx context.Context, objs []store.Object) error {
-	if f.down {
+	if f.down.Load() {
 		return store.ErrUnavailable
 	}
 	return f.ObjectStore.PutObjects(ctx, objs)
@@ -25,7 +28,7 @@ func (f *flaky) PutObjects(ctx context.Context, objs []store.Object) error {
 func closedBid(n byte, buyer engine.ID, st engine.BidStatus) engine.Event {
 	v := &engine.BidView{ID: engine.ID{0: 1, 15: n}, Buyer: buyer, Seq: uint64(n), Status: st, Type: engine.Reserved, Market: "l4.us-east",
 		Fills: []engine.Fill{{ID: engine.ID{0: 2, 15: n}, Quantity: 1, Price: 20000}}}
-	return engine.Event{Kind: engine.EvBidClosed, Bid: v.ID, FinalBid: v}
+	return engine.Event{Kind: engine.EvBidClosed, Seq: uint64(n), Bid: v.ID, FinalBid: v}
 }
 
 func TestStoreServesClosedOrders(t *testing.T) {
@@ -34,8 +37,19 @@ func TestStoreServesClosedOrders(t *testing.T) {
 	s := New(f, nil)
 	alice := engine.ID{0: 9, 15: 1}
 	s.Observe([]engine.Event{closedBid(1, alice, engine.BidFilled), {Kind: engine.EvHourStarted}})
-	f.down = true
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Durable(); d != math.MaxUint64 {
+		t.Fatalf("durable with nothing pending: %d", d)
+	}
+	f.down.Store(true)
 	s.Observe([]engine.Event{closedBid(2, alice, engine.BidCancelled)})
+	// The writer cannot store bid 2 (closed by command 2): snapshots may
+	// cover command 1 at most.
+	if d := s.Durable(); d != 1 {
+		t.Fatalf("durable with bid 2 pending: %d, want 1", d)
+	}
 	// Bid 2 is only pending, yet served.
 	for n, st := range map[byte]engine.BidStatus{1: engine.BidFilled, 2: engine.BidCancelled} {
 		want := closedBid(n, alice, st).FinalBid
@@ -59,11 +73,15 @@ func TestStoreServesClosedOrders(t *testing.T) {
 	if got := list(""); len(got) != 2 {
 		t.Fatalf("list with one pending: %v, want both", got)
 	}
-	// Back up: the next batch writes what was pending.
-	f.down = false
-	s.Observe(nil)
-	if len(s.pending) != 0 {
-		t.Fatalf("%d still pending after the store came back", len(s.pending))
+	// Back up: the writer's next retry stores what was pending.
+	f.down.Store(false)
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Flush(fctx); err != nil {
+		t.Fatalf("after the store came back: %v", err)
+	}
+	if d := s.Durable(); d != math.MaxUint64 {
+		t.Fatalf("durable after the flush: %d", d)
 	}
 	if _, ok, _ := f.ObjectStore.GetObject(ctx, kindBid, closedBid(2, alice, 0).Bid.String()); !ok {
 		t.Fatal("the pending bid was not written when the store came back")

@@ -87,8 +87,8 @@ func ValidPos(p store.SeriesPos) bool {
 	return true
 }
 
-// Observe stores the ledger lines among a batch's events. Like
-// Store.Observe it blocks for the write (at most writeTimeout) and keeps
+// Observe stores the ledger lines among a batch's events. Unlike
+// Store.Observe (which only queues) it blocks for the write (at most writeTimeout) and keeps
 // what could not be written in memory, retried with the next batch.
 func (s *Statements) Observe(evs []engine.Event) {
 	type acctSeq struct {

@@ -35,12 +35,14 @@ type follower struct {
 	interval time.Duration
 	now      func() time.Time
 	saved    func(seq uint64) // after each stored snapshot
+	rs       ReadSide         // a snapshot waits for it (nil: none)
 
 	mu     sync.Mutex
 	queue  [][]byte
 	closed bool
 	wake   chan struct{} // capacity 1
 	done   chan struct{}
+	quit   chan struct{} // closed by close: a snapshot stops waiting for the read side
 
 	// base is the snapshot the follower recovers from (nil: a new engine
 	// with cfg's markets and fee) before it applies anything queued.
@@ -57,8 +59,8 @@ type follower struct {
 func newFollower(base []byte, upTo uint64, j store.Journal, cfg Config, saved func(uint64)) *follower {
 	return &follower{
 		upTo: upTo,
-		j:    j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), lastSnap: time.Now(),
+		j:    j, log: cfg.Logger, every: cfg.SnapshotEvery, interval: cfg.SnapshotInterval, now: cfg.Now, saved: saved, rs: cfg.ReadSide,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), quit: make(chan struct{}), lastSnap: time.Now(),
 		base: base, newEng: engine.Config{Markets: cfg.Markets, FeeBps: cfg.FeeBps},
 	}
 }
@@ -141,6 +143,9 @@ func (f *follower) push(data []byte) {
 // waits for it, or for ctx.
 func (f *follower) close(ctx context.Context) error {
 	f.mu.Lock()
+	if !f.closed {
+		close(f.quit)
+	}
 	f.closed = true
 	f.mu.Unlock()
 	select {
@@ -243,6 +248,12 @@ func (f *follower) snapshot() {
 	f.lastSnap = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Every batch the follower holds went through the observers first; the
+	// read side may still be storing what it closed.
+	if err := waitReadSide(ctx, f.rs, snap.Seq, f.quit); err != nil {
+		f.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
+		return
+	}
 	if err := f.j.SaveSnapshot(ctx, snap); err != nil {
 		f.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
 		return

@@ -64,6 +64,24 @@ type Config struct {
 	OnEvents func(events []engine.Event)
 	// OnBatch reports each committed batch's size and journal latency.
 	OnBatch func(commands int, journalLatency time.Duration)
+	// ReadSide, when set, is the read model that keeps what the engine
+	// forgets (closed orders): see ReadSide. SetReadSide sets it later.
+	ReadSide ReadSide
+}
+
+// ReadSide is a read model fed by OnEvents that stores what the engine no
+// longer holds, so a snapshot (after which the journal is trimmed) must
+// not get ahead of it. The sequencer:
+//   - feeds Replay, during Recover, the events of every journaled command
+//     after the snapshot it restored (the read side's writes must be
+//     idempotent: those commands' events were observed before the crash,
+//     or lost with its memory);
+//   - saves no snapshot covering a sequence number above Durable;
+//   - calls Flush before its final snapshot in Close.
+type ReadSide interface {
+	Replay(events []engine.Event)
+	Durable() uint64
+	Flush(ctx context.Context) error
 }
 
 // Outcome is what a command did: its sequence number, its events (a copy)
@@ -203,10 +221,16 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 	} else {
 		eng = engine.New(engine.Config{Markets: s.cfg.Markets, FeeBps: s.cfg.FeeBps})
 	}
-	n, err := replay(ctx, s.cfg.Journal, eng, nil)
+	// The read side sees the recovered commands again: what they closed
+	// may have been lost with the previous process before it was stored.
+	// Snapshots wait for the read side, so everything closed up to the
+	// snapshot is stored and the journal after it is all there.
+	onReplay, flush := s.recoverInto()
+	n, err := replay(ctx, s.cfg.Journal, eng, onReplay)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	flush()
 	last, err := s.cfg.Journal.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("recover: journal tail: %w", err)
@@ -246,6 +270,56 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 // the sequencer (the API server) can attach itself. Call it before Run.
 func (s *Sequencer) Observe(onEvents func([]engine.Event), onBatch func(commands int, journalLatency time.Duration)) {
 	s.cfg.OnEvents, s.cfg.OnBatch = onEvents, onBatch
+}
+
+// SetReadSide sets Config.ReadSide. Call it before Recover.
+func (s *Sequencer) SetReadSide(r ReadSide) { s.cfg.ReadSide = r }
+
+// replayBatchEvents is how many events recovery hands the read side at
+// once (one write each, not one per command).
+const replayBatchEvents = 4096
+
+// recoverInto returns the hook recovery's replay feeds (nil without a read
+// side) and a flush for the events it still holds.
+func (s *Sequencer) recoverInto() (func([]engine.Event), func()) {
+	rs := s.cfg.ReadSide
+	if rs == nil {
+		return nil, func() {}
+	}
+	var buf []engine.Event
+	flush := func() {
+		if len(buf) > 0 {
+			rs.Replay(buf)
+			buf = buf[:0]
+		}
+	}
+	return func(evs []engine.Event) {
+		buf = append(buf, evs...)
+		if len(buf) >= replayBatchEvents {
+			flush()
+		}
+	}, flush
+}
+
+// waitReadSide waits until the read side has stored everything up to seq
+// (a snapshot at seq may then be saved), or ctx ends or stop is closed.
+func waitReadSide(ctx context.Context, rs ReadSide, seq uint64, stop <-chan struct{}) error {
+	if rs == nil {
+		return nil
+	}
+	for {
+		d := rs.Durable()
+		if d >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("read side stored up to %d, snapshot at %d: %w", d, seq, ctx.Err())
+		case <-stop:
+			return fmt.Errorf("read side stored up to %d, snapshot at %d: stopping", d, seq)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Replay applies every journaled command after the engine's sequence number
@@ -645,9 +719,9 @@ func (s *Sequencer) apply(batch []*request, data []byte) {
 	}
 	if s.fol != nil {
 		// The follower snapshots; the sequencer only hands it the batch,
-		// after the observers have returned: a snapshot at n must never be
-		// stored before they have handled every batch up to n (the read
-		// side stores the closed orders the engine has just forgotten).
+		// after the observers have returned (the read side has queued the
+		// closed orders the engine has just forgotten), and the follower
+		// waits for ReadSide.Durable before it stores a snapshot.
 		ts := time.Now()
 		s.fol.push(data)
 		s.notePause(time.Since(ts))
@@ -669,6 +743,10 @@ func (s *Sequencer) saveSnapshot(snap store.Snapshot) {
 	defer s.snapBusy.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := waitReadSide(ctx, s.cfg.ReadSide, snap.Seq, nil); err != nil {
+		s.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
+		return
+	}
 	if err := s.cfg.Journal.SaveSnapshot(ctx, snap); err != nil {
 		s.log.Warn("snapshot not saved", "seq", snap.Seq, "err", err)
 		return
@@ -771,6 +849,14 @@ func (s *Sequencer) Close(ctx context.Context) error {
 	}
 	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() {
 		return nil
+	}
+	// The read side stores what the last batches closed before the final
+	// snapshot covers them; if it cannot, the next start replays them.
+	if rs := s.cfg.ReadSide; rs != nil {
+		if err := rs.Flush(ctx); err != nil {
+			s.log.Warn("read side not flushed; no final snapshot", "err", err)
+			return nil
+		}
 	}
 	s.mu.RLock()
 	data := s.eng.Snapshot()
