@@ -181,11 +181,17 @@ func (f *follower) run() {
 				f.drainForever()
 				return
 			}
+			// Due snapshots are taken between batches, not once per
+			// drain: a follower that fell behind still snapshots every
+			// f.every commands, so what a restart replays stays bounded.
+			if f.sinceSnap >= f.every {
+				f.snapshot()
+			}
 		}
 		if closed {
 			return
 		}
-		if f.sinceSnap >= f.every || (f.sinceSnap > 0 && time.Since(f.lastSnap) >= f.interval) {
+		if f.sinceSnap > 0 && time.Since(f.lastSnap) >= f.interval {
 			f.snapshot()
 		}
 		if len(q) == 0 {
