@@ -93,13 +93,25 @@ func (c *Client) MarketTradesPage(ctx context.Context, market string, q ListQuer
 // book without placing a bid. No key needed. Errors: 404 unknown market;
 // 422 "invalid_window" for a bad window.
 func (c *Client) Quote(ctx context.Context, market string, quantity int, start, end time.Time) (Quote, error) {
+	return c.QuoteFor(ctx, market, QuoteQuery{Quantity: quantity, Start: start, End: end})
+}
+
+// QuoteFor is Quote with every option: a flexible block (DurationHours)
+// and the limit a fill estimate is for. Errors as Quote.
+func (c *Client) QuoteFor(ctx context.Context, market string, qq QuoteQuery) (Quote, error) {
 	q := url.Values{}
-	q.Set("quantity", strconv.Itoa(quantity))
-	if !start.IsZero() {
-		q.Set("start", formatTime(start))
+	q.Set("quantity", strconv.Itoa(qq.Quantity))
+	if !qq.Start.IsZero() {
+		q.Set("start", formatTime(qq.Start))
 	}
-	if !end.IsZero() {
-		q.Set("end", formatTime(end))
+	if !qq.End.IsZero() {
+		q.Set("end", formatTime(qq.End))
+	}
+	if qq.DurationHours != 0 {
+		q.Set("duration_hours", strconv.Itoa(qq.DurationHours))
+	}
+	if qq.LimitPrice != "" {
+		q.Set("limit_price", qq.LimitPrice)
 	}
 	var out Quote
 	err := c.do(ctx, request{method: http.MethodGet, path: pathf("/v1/markets/%s/quote", market), query: q, out: &out})

@@ -350,11 +350,16 @@ type Page[T any] struct {
 // Quote is what buying Quantity GPUs over [Start, End) would cost against
 // the current book, without placing anything.
 type Quote struct {
-	Market         string      `json:"market"`
-	Quantity       int         `json:"quantity"`
-	Start          time.Time   `json:"start"`
-	End            time.Time   `json:"end"`
-	MinQuantity    int         `json:"min_quantity,omitempty"`
+	Market      string    `json:"market"`
+	Quantity    int       `json:"quantity"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	MinQuantity int       `json:"min_quantity,omitempty"`
+	// DurationHours, BlockStart and BlockEnd answer a flexible quote: the
+	// cheapest DurationHours-hour block inside [Start, End).
+	DurationHours  int         `json:"duration_hours,omitempty"`
+	BlockStart     *time.Time  `json:"block_start,omitempty"`
+	BlockEnd       *time.Time  `json:"block_end,omitempty"`
 	Fills          []QuoteFill `json:"fills"`
 	FilledQuantity int         `json:"filled_quantity"`
 	TotalCost      string      `json:"total_cost"`
@@ -370,6 +375,17 @@ type Quote struct {
 	// FillEstimateSamples is the samples the estimate's bucket holds,
 	// also while FillEstimate is nil (under 30).
 	FillEstimateSamples int `json:"fill_estimate_samples"`
+}
+
+// QuoteQuery asks for a quote: Quantity GPUs over [Start, End) (zero times:
+// the server's defaults), or, with DurationHours, the cheapest block of
+// that many hours inside it; LimitPrice, when set, is the limit the fill
+// estimate is for (default: the best ask).
+type QuoteQuery struct {
+	Quantity      int
+	Start, End    time.Time
+	DurationHours int
+	LimitPrice    string
 }
 
 // QuoteFill is one listing a quote would take from.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -100,6 +101,8 @@ func (a *app) quote(ctx context.Context, g *globals, args []string) error {
 	start := f.String("start", "+1h", "first hour (RFC 3339, now, +2h, ...)")
 	end := f.String("end", "", "end of the window (exclusive)")
 	dur := f.String("for", "", "window length in whole hours (e.g. 12h, 3d) instead of --end")
+	flexible := f.Int("duration-hours", 0, "the cheapest block of this many hours inside the window")
+	limit := f.String("limit", "", "the limit price the fill estimate is for (default: the best ask)")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -108,16 +111,20 @@ func (a *app) quote(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	q, err := g.client().Quote(ctx, pos[0], *qty, s, e)
+	q, err := g.client().QuoteFor(ctx, pos[0], client.QuoteQuery{Quantity: *qty, Start: s, End: e, DurationHours: *flexible, LimitPrice: *limit})
 	if err != nil {
 		return err
 	}
 	return a.emit(g, q, func(w io.Writer) {
 		kv(w, "market", q.Market,
-			"window", fmt.Sprintf("%s → %s (%d h)", when(q.Start), when(q.End), hours(q.Start, q.End)),
-			"filled", fmt.Sprintf("%d of %d GPUs", q.FilledQuantity, q.Quantity),
+			"window", fmt.Sprintf("%s → %s (%d h)", when(q.Start), when(q.End), hours(q.Start, q.End)))
+		if q.BlockStart != nil && q.BlockEnd != nil {
+			kv(w, "block", fmt.Sprintf("%s → %s (%d h)", when(*q.BlockStart), when(*q.BlockEnd), hours(*q.BlockStart, *q.BlockEnd)))
+		}
+		kv(w, "filled", fmt.Sprintf("%d of %d GPUs", q.FilledQuantity, q.Quantity),
 			"total", q.TotalCost,
-			"average", opt(q.AveragePrice)+" per GPU-hour")
+			"average", opt(q.AveragePrice)+" per GPU-hour",
+			"fill estimate", fillEstimate(q.FillEstimate, q.FillEstimateSamples))
 		for _, p := range cloudProviders {
 			d, ok := q.DiscountVsReference[p]
 			if !ok {
@@ -573,4 +580,18 @@ func readLimited(path string, limit int) ([]byte, error) {
 		return nil, usagef("%s: over %d bytes, the server's limit for a rates file", path, limit)
 	}
 	return b, nil
+}
+
+// fillEstimate is a one-line reading of a fill estimate: the chances of
+// filling within 1 h and 24 h, the median wait, and the samples it rests
+// on (or why there is none).
+func fillEstimate(fe *client.FillEstimate, samples int) string {
+	if fe == nil {
+		return fmt.Sprintf("none yet (%d of 30 samples)", samples)
+	}
+	median := "not reached"
+	if fe.MedianSeconds != nil {
+		median = (time.Duration(*fe.MedianSeconds) * time.Second).String()
+	}
+	return fmt.Sprintf("p(fill) %s in 1 h, %s in 24 h, median %s (%d samples)", fe.PFill1h, fe.PFill24h, median, fe.Samples)
 }

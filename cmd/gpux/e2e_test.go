@@ -228,8 +228,18 @@ func TestCLIWalkthrough(t *testing.T) {
 	if q.FilledQuantity != 2 || q.TotalCost != "50.00" || q.AveragePrice == nil || *q.AveragePrice != "2.50" {
 		t.Fatalf("quote: got %+v, want 2 GPUs × 10 h at 2.50 = 50.00", q)
 	}
-	if out := ok(t, s, "", "quote", market, "--quantity", "2", "--start", "+2h", "--for", "10h"); !strings.Contains(out, "total:    50.00") || !strings.Contains(out, "aws:") {
-		t.Errorf("quote table: got\n%s\nwant the total and the AWS comparison", out)
+	if out := ok(t, s, "", "quote", market, "--quantity", "2", "--start", "+2h", "--for", "10h"); !regexp.MustCompile(`total:\s+50.00\n`).MatchString(out) || !strings.Contains(out, "aws:") ||
+		!regexp.MustCompile(`fill estimate:\s+none yet \(0 of 30 samples\)`).MatchString(out) {
+		t.Errorf("quote table: got\n%s\nwant the total, the fill estimate's sample count and the AWS comparison", out)
+	}
+	// A flexible quote: the cheapest 6-hour block inside the same window.
+	var fq client.Quote
+	okJSON(t, s, "", &fq, "quote", market, "--quantity", "2", "--start", "+2h", "--for", "10h", "--duration-hours", "6")
+	if fq.DurationHours != 6 || fq.BlockStart == nil || fq.BlockEnd == nil || fq.BlockEnd.Sub(*fq.BlockStart) != 6*time.Hour || fq.TotalCost != "30.00" {
+		t.Fatalf("flexible quote: got %+v, want a 6 h block of 2 GPUs at 2.50 = 30.00", fq)
+	}
+	if out := ok(t, s, "", "quote", market, "--quantity", "2", "--start", "+2h", "--for", "10h", "--duration-hours", "6"); !regexp.MustCompile(`block:\s+.+\(6 h\)`).MatchString(out) {
+		t.Errorf("flexible quote table: got\n%s\nwant the block", out)
 	}
 
 	var rb client.Bid
