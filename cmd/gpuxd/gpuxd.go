@@ -274,9 +274,16 @@ func (c Config) Markets() []engine.Market {
 		if !ok {
 			d = c.PreemptionNotice
 		}
-		ms[i].PreemptionNoticeSeconds = int64(d / time.Second)
-		if d == 0 {
-			ms[i].PreemptionNoticeSeconds = -1 // the engine's "none"; 0 there means its default
+		// The engine's own spellings: 0 is its default, -1 none. The
+		// default stays 0 so a default exchange's state (and hash) is the
+		// same whoever built it, a replay tool or an older gpuxd.
+		switch secs := int64(d / time.Second); secs {
+		case engine.DefaultPreemptionNotice:
+			ms[i].PreemptionNoticeSeconds = 0
+		case 0:
+			ms[i].PreemptionNoticeSeconds = -1
+		default:
+			ms[i].PreemptionNoticeSeconds = secs
 		}
 	}
 	return ms

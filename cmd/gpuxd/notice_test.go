@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -24,6 +25,11 @@ func TestPreemptionNoticeFlags(t *testing.T) {
 		}
 		if got := notices(t, m.Config); got["l4.us-east"] != engine.DefaultPreemptionNotice {
 			t.Errorf("notices: got %v, want %d", got, engine.DefaultPreemptionNotice)
+		}
+		// The default exchange is configured exactly as the engine's own
+		// catalogue, so its state hash is the one any replay tool gets.
+		if got, want := m.Config.Markets(), engine.Catalogue([]string{"l4"}, []string{"us-east"}); !reflect.DeepEqual(got, want) {
+			t.Errorf("markets: got %+v, want the engine's catalogue %+v", got, want)
 		}
 	})
 	t.Run("global and per market", func(t *testing.T) {
