@@ -14,6 +14,13 @@ func (s *Server) referenceTable() *pricing.Table { return s.prices.Table() }
 // compare against. Safe on any goroutine, the sequencer's included.
 func (s *Server) installReferenceTable(t *pricing.Table) { s.prices.SetTable(t) }
 
+// ReferenceTableHash is the hash of the reference table in force.
+func (s *Server) ReferenceTableHash() string { return s.referenceTable().Hash() }
+
+// SetReferenceTable puts t in force for /v1/prices and the feeds (gpuxd
+// uses it at start for the table the journal kept).
+func (s *Server) SetReferenceTable(t *pricing.Table) { s.installReferenceTable(t) }
+
 // SetRatesStaleAfter sets how old a reference rate may be before
 // /v1/prices shows it as stale (gpuxd --rates-stale-after); zero or less
 // makes nothing stale. Without a call the limit is

@@ -65,7 +65,7 @@ func (s *Server) putReferenceRates(c *fiber.Ctx) error {
 	}
 	want := t.EngineRates()
 	installed := false
-	out, p := s.submit(engine.Command{Kind: engine.CmdSetReferenceRates, Rates: want}, func(e *engine.Engine, _ *engine.Command) {
+	out, p := s.submit(engine.Command{Kind: engine.CmdSetReferenceRates, Rates: want, RatesTable: t.Encode()}, func(e *engine.Engine, _ *engine.Command) {
 		// Applied (not rejected) exactly when the engine now holds the
 		// table's rates.
 		if slices.Equal(e.ReferenceRates(), want) {

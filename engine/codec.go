@@ -103,7 +103,7 @@ func (r *rbuf) peg() Peg {
 
 // commandVersion 2 adds DurationHours to place commands; version 1
 // journals still decode (as DurationHours 0).
-const commandVersion = 2
+const commandVersion = 3 // 2: duration_hours; 3: the reference table with its rates
 
 // AppendCommand appends c's encoding to dst. The encoding is versioned and
 // deterministic; DecodeCommand reverses it.
@@ -149,6 +149,7 @@ func AppendCommand(dst []byte, c *Command) []byte {
 			w.s(r.Provider)
 			w.i(int64(r.Price))
 		}
+		w.s(string(c.RatesTable))
 	}
 	return w.b
 }
@@ -159,7 +160,7 @@ func DecodeCommand(b []byte) (Command, []byte, error) {
 	r := rbuf{b: b}
 	var c Command
 	v := r.u()
-	if v != 1 && v != commandVersion && r.err == nil {
+	if (v < 1 || v > commandVersion) && r.err == nil {
 		return c, nil, fmt.Errorf("decode command: version %d unknown", v)
 	}
 	c.Seq = r.u()
@@ -200,6 +201,11 @@ func DecodeCommand(b []byte) (Command, []byte, error) {
 		n := r.n(1 << 16)
 		for i := 0; i < n && r.err == nil; i++ {
 			c.Rates = append(c.Rates, ReferenceRate{GPU: r.s(), Provider: r.s(), Price: Price(r.i())})
+		}
+		if v >= 3 {
+			if t := r.s(); t != "" {
+				c.RatesTable = []byte(t)
+			}
 		}
 	}
 	if r.err != nil {

@@ -72,6 +72,11 @@ type Command struct {
 
 	// Set reference rates.
 	Rates []ReferenceRate
+	// RatesTable is the whole reference table the rates came from (its
+	// canonical CSV), opaque to the engine and kept with them, so the
+	// table an admin installed outlives a restart; at most MaxRatesTable
+	// bytes. Empty: none (the server's configured table applies).
+	RatesTable []byte
 }
 
 // PegKind tells what a pegged price follows.

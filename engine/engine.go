@@ -360,6 +360,7 @@ type Engine struct {
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
 	rates        map[[2]string]Price
+	ratesTable   string // the reference table the rates came from (CSV), "" = none
 	fillCounter  uint64
 	// supply is deposits less withdrawals: the sum of every balance,
 	// bounded by MaxMoney.

@@ -49,6 +49,9 @@ func (e *Engine) setReferenceRates(c *Command) *Error {
 	if !c.Actor.IsZero() {
 		return errorf(CodeForbidden, "", "only the operator sets reference rates")
 	}
+	if len(c.RatesTable) > MaxRatesTable {
+		return errorf(CodeInvalidCommand, "rates_table", fmt.Sprintf("the reference table is %d bytes; at most %d", len(c.RatesTable), MaxRatesTable))
+	}
 	rates := make(map[[2]string]Price, len(c.Rates))
 	for i, r := range c.Rates {
 		if r.GPU == "" || r.Provider == "" {
@@ -60,9 +63,22 @@ func (e *Engine) setReferenceRates(c *Command) *Error {
 		rates[[2]string{r.GPU, r.Provider}] = r.Price
 	}
 	e.rates = rates
+	e.ratesTable = string(c.RatesTable)
 	e.emit(Event{Kind: EvReferenceRatesSet})
 	e.reprice(PegReference)
 	return nil
+}
+
+// MaxRatesTable bounds the reference table a SetReferenceRates carries.
+const MaxRatesTable = 1 << 20
+
+// ReferenceTable is the table the last SetReferenceRates carried (its
+// canonical CSV), nil when it carried none.
+func (e *Engine) ReferenceTable() []byte {
+	if e.ratesTable == "" {
+		return nil
+	}
+	return []byte(e.ratesTable)
 }
 
 // ReferenceRates lists the rates pegs resolve against, sorted.

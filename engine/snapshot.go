@@ -6,7 +6,12 @@ import (
 	"fmt"
 )
 
-const snapshotMagic = "GPUXSNAP4" // 4: preemption notices, flexible reserved bids
+// snapshotMagic names the encoding: 4 added preemption notices and flexible
+// reserved bids, 5 the reference table. Restore also reads 4.
+const (
+	snapshotMagic   = "GPUXSNAP5"
+	snapshotMagicV4 = "GPUXSNAP4"
+)
 
 // Snapshot encodes the whole state deterministically: the same state gives
 // the same bytes. Derived indexes (books, trees, heaps) are rebuilt on
@@ -37,6 +42,7 @@ func (e *Engine) Snapshot() []byte {
 		w.s(r.Provider)
 		w.i(int64(r.Price))
 	}
+	w.s(e.ratesTable)
 
 	w.u(uint64(len(e.accountOrder)))
 	for _, a := range e.accountOrder {
@@ -257,7 +263,8 @@ func HashOf(snapshot []byte) string {
 // the engine that made them would.
 func Restore(data []byte) (*Engine, error) {
 	r := rbuf{b: data}
-	if magic := r.s(); magic != snapshotMagic {
+	magic := r.s()
+	if magic != snapshotMagic && magic != snapshotMagicV4 {
 		return nil, fmt.Errorf("restore: not a gpux snapshot (magic %q)", magic)
 	}
 	var cfg Config
@@ -277,6 +284,9 @@ func Restore(data []byte) (*Engine, error) {
 	e.supply = Money(r.i())
 	for i, n := 0, r.n(1<<20); i < n; i++ {
 		e.rates[[2]string{r.s(), r.s()}] = Price(r.i())
+	}
+	if magic != snapshotMagicV4 {
+		e.ratesTable = r.s()
 	}
 
 	e.accountOrder = e.accountOrder[:0]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -433,13 +434,28 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
-// syncReferenceRates journals a SetReferenceRates when the engine's rates
-// differ from the table's, so pegs resolve against what the API shows.
+// syncReferenceRates puts the reference table in force after recovery.
+// A table an admin installed at run time is journaled with its rates, so
+// without an explicit --rates file it stays in force across restarts;
+// otherwise the configured table (--rates, or the built-in one) applies and
+// a SetReferenceRates is journaled when the engine's rates differ from it
+// or the engine still holds a run-time table, so pegs resolve against
+// what the API shows.
 func (m *Main) syncReferenceRates(ctx context.Context, t *pricing.Table) error {
 	var have []engine.ReferenceRate
-	m.seq.Read(func(e *engine.Engine) { have = e.ReferenceRates() })
+	var kept []byte
+	m.seq.Read(func(e *engine.Engine) { have, kept = e.ReferenceRates(), e.ReferenceTable() })
+	if kept != nil && m.Config.RatesFile == "" {
+		kt, err := pricing.Load(bytes.NewReader(kept))
+		if err == nil && slices.Equal(kt.EngineRates(), have) {
+			m.server.SetReferenceTable(kt)
+			m.log.Info("reference table put at run time kept from the journal", "rows", kt.Len(), "hash", kt.Hash())
+			return nil
+		}
+		m.log.Warn("the journal's reference table does not match its rates; using the configured table", "err", err)
+	}
 	want := t.EngineRates()
-	if slices.Equal(have, want) {
+	if slices.Equal(have, want) && kept == nil {
 		return nil
 	}
 	out, err := m.seq.Submit(ctx, engine.Command{Kind: engine.CmdSetReferenceRates, Rates: want}, nil)

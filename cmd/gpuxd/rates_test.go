@@ -237,8 +237,8 @@ func TestRatesPut(t *testing.T) {
 }
 
 // TestRatesPutThenRestart pins what docs/PRICES.md says: a table put at run
-// time is journaled as the engine's rates, and a restart loads --rates (here
-// the built-in table) again and journals its rates.
+// time is journaled with its rates and stays in force across a restart,
+// unless gpuxd starts with an explicit --rates file, which then wins.
 func TestRatesPutThenRestart(t *testing.T) {
 	url, shard := redistest.URL(t), redistest.Shard(t)
 	file := filepath.Join(t.TempDir(), "rates.csv")
@@ -280,9 +280,40 @@ func TestRatesPutThenRestart(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The table put at run time outlives the restart: the engine's rates
+	// and the table /v1/prices shows.
 	m = start()
+	if got := awsRate(m); got != 50000 {
+		t.Errorf("engine aws h100 rate after restart %v, want the table put at run time (5.00)", got)
+	}
+	if got, want := m.server.ReferenceTableHash(), mustLoadHash(t, csv); got != want {
+		t.Errorf("table after restart: hash %s, want the one put (%s)", got, want)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An explicit --rates file at start wins over it.
+	builtInFile := filepath.Join(t.TempDir(), "builtin.csv")
+	if err := os.WriteFile(builtInFile, pricing.Default().Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m = newTestMain(t)
+	m.Config.RedisURL, m.Config.Shard, m.Config.RatesFile = url, shard, builtInFile
+	if err := m.Run(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
 	defer m.Close()
 	if got := awsRate(m); got != builtIn {
-		t.Errorf("engine aws h100 rate after restart %v, want the built-in table's %v again", got, builtIn)
+		t.Errorf("engine aws h100 rate after a restart with --rates %v, want that file's %v", got, builtIn)
 	}
+}
+
+func mustLoadHash(tb testing.TB, csv string) string {
+	tb.Helper()
+	t, err := pricing.Load(strings.NewReader(csv))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t.Hash()
 }
