@@ -118,10 +118,11 @@ type spotBid struct {
 	displaced  int64
 	broke      bool
 	reason     string
-	noticed    int64 // units kept under notice
-	noticeEv   int64 // units put under notice by this recompute
-	withdrawn  int64 // units whose notice this recompute withdrew
-	pend       int64 // placed units not yet started (waiting for a notice)
+	noticed    int64     // units kept under notice
+	notices    []*notice // this bid's entries of its market's notices, in the same order
+	noticeEv   int64     // units put under notice by this recompute
+	withdrawn  int64     // units whose notice this recompute withdrew
+	pend       int64     // placed units not yet started (waiting for a notice)
 }
 
 // LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).

@@ -63,8 +63,8 @@ func (e *Engine) giveNotice(p *placement, take int64) {
 	}
 	at := e.now + l.m.Notice()
 	var n *notice
-	for _, x := range sb.notices {
-		if x.bid == b && x.listing == l && x.at == at {
+	for _, x := range b.notices {
+		if x.listing == l && x.at == at {
 			n = x
 			e.settleNotice(n)
 			break
@@ -73,6 +73,7 @@ func (e *Engine) giveNotice(p *placement, take int64) {
 	if n == nil {
 		n = &notice{placement: placement{bid: b, listing: l}, at: at}
 		sb.notices = append(sb.notices, n)
+		b.notices = append(b.notices, n)
 	}
 	n.units += take
 	b.noticed += take
@@ -92,19 +93,19 @@ func (e *Engine) endNotice(n *notice, units int64) {
 	n.listing.held -= units
 	if n.units == 0 {
 		sb.notices = slices.DeleteFunc(sb.notices, func(x *notice) bool { return x == n })
+		n.bid.notices = slices.DeleteFunc(n.bid.notices, func(x *notice) bool { return x == n })
 	}
 	sb.changedListings = append(sb.changedListings, n.listing)
 }
 
-// noticesOf lists a bid's notices in the book's order.
+// noticesOf lists a bid's notices in the book's order: a copy, since
+// callers end notices while they walk it. The bid keeps its own list so
+// this does not scan the market's notices (it did: 16 % of SpotChurn).
 func (s *spotBook) noticesOf(b *Bid) []*notice {
-	var out []*notice
-	for _, n := range s.notices {
-		if n.bid == b {
-			out = append(out, n)
-		}
+	if len(b.notices) == 0 {
+		return nil
 	}
-	return out
+	return slices.Clone(b.notices)
 }
 
 // endListingNotices ends every notice on a listing at once: its GPUs are

@@ -446,6 +446,7 @@ func Restore(data []byte) (*Engine, error) {
 			nt.i0, nt.rem, nt.feeRem = r.i(), r.i(), r.i()
 			nt.charged, nt.earned, nt.fees = Money(r.i()), Money(r.i()), Money(r.i())
 			sb.notices = append(sb.notices, nt)
+			b.notices = append(b.notices, nt)
 			b.noticed += nt.units
 			l.held += nt.units
 		}
