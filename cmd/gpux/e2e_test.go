@@ -522,24 +522,8 @@ func TestGpuxdHelp(t *testing.T) {
 func TestMarketMetrics(t *testing.T) {
 	s := startServer(t)
 	ctx := t.Context()
-	admin := client.New(s.URL, client.WithAPIKey(adminKey))
-	o, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Deposit(ctx, b.ID, "10000"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Hour)
-	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 8, Start: now,
-		End: now.Add(24 * time.Hour), ReservePrice: client.FixedPrice("2.40"), SpotPriceFloor: client.FixedPrice("1.75")}); err != nil {
-		t.Fatal(err)
-	}
-	buyer := admin.WithKey(b.APIKey)
+	f := ownerListsBuyerFunded(t, s, 24*time.Hour)
+	buyer, now := f.buyer, f.now
 	if _, err := buyer.PlaceBid(ctx, client.BidRequest{Type: client.BidReserved, Market: market, Quantity: 2,
 		Start: now.Add(3 * time.Hour), End: now.Add(5 * time.Hour), LimitPrice: client.FixedPrice("2.50")}); err != nil {
 		t.Fatal(err)
@@ -855,4 +839,37 @@ func TestCLIRates(t *testing.T) {
 	if after := ok(t, s, adminKey, "rates", "get"); after != got {
 		t.Errorf("rates get after the refusals: the table changed")
 	}
+}
+
+// funded is the market both server-reading tests start from.
+type funded struct {
+	admin, buyer       *client.Client
+	ownerKey, buyerKey string
+	now                time.Time // the hour the listing starts
+}
+
+// ownerListsBuyerFunded sets it up: an owner listing 8 GPUs of market
+// from this hour for d (reserve 2.40, spot floor 1.75) and a buyer with
+// 10,000 USD.
+func ownerListsBuyerFunded(t *testing.T, s *server, d time.Duration) funded {
+	t.Helper()
+	ctx := t.Context()
+	admin := client.New(s.URL, client.WithAPIKey(adminKey))
+	o, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Deposit(ctx, b.ID, "10000"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Hour)
+	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 8, Start: now,
+		End: now.Add(d), ReservePrice: client.FixedPrice("2.40"), SpotPriceFloor: client.FixedPrice("1.75")}); err != nil {
+		t.Fatal(err)
+	}
+	return funded{admin: admin, buyer: admin.WithKey(b.APIKey), ownerKey: o.APIKey, buyerKey: b.APIKey, now: now}
 }

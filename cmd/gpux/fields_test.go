@@ -17,24 +17,8 @@ import (
 func TestClientCoversServerFields(t *testing.T) {
 	s := startServer(t)
 	ctx := t.Context()
-	admin := client.New(s.URL, client.WithAPIKey(adminKey))
-	o, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "o", Roles: []string{"owner"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "b", Roles: []string{"buyer"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Deposit(ctx, b.ID, "10000"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Hour)
-	if _, err := admin.WithKey(o.APIKey).PlaceListing(ctx, client.ListingRequest{Market: market, Quantity: 8, Start: now,
-		End: now.Add(48 * time.Hour), ReservePrice: client.FixedPrice("2.40"), SpotPriceFloor: client.FixedPrice("1.75")}); err != nil {
-		t.Fatal(err)
-	}
-	buyer := admin.WithKey(b.APIKey)
+	f := ownerListsBuyerFunded(t, s, 48*time.Hour)
+	buyer, now := f.buyer, f.now
 	for _, req := range []client.BidRequest{
 		{Type: client.BidReserved, Market: market, Quantity: 2, Start: now.Add(3 * time.Hour), End: now.Add(5 * time.Hour), LimitPrice: client.FixedPrice("2.50")},
 		{Type: client.BidReserved, Market: market, Quantity: 1, Start: now.Add(60 * time.Hour), End: now.Add(70 * time.Hour), LimitPrice: client.FixedPrice("1.00")},
@@ -56,9 +40,9 @@ func TestClientCoversServerFields(t *testing.T) {
 		{"/v1/markets/" + market + "/history?interval=1m&kind=spot&from=" + from + "&to=" + to, "", &client.History{}},
 		{"/v1/markets/" + market + "/quote?quantity=2&start=" + now.Add(6*time.Hour).Format(time.RFC3339) + "&end=" + now.Add(8*time.Hour).Format(time.RFC3339), "", &client.Quote{}},
 		{"/v1/prices", "", &[]client.PriceRow{}},
-		{"/v1/account", b.APIKey, &client.Account{}},
-		{"/v1/bids", b.APIKey, &client.Page[client.Bid]{}},
-		{"/v1/listings", o.APIKey, &client.Page[client.Listing]{}},
+		{"/v1/account", f.buyerKey, &client.Account{}},
+		{"/v1/bids", f.buyerKey, &client.Page[client.Bid]{}},
+		{"/v1/listings", f.ownerKey, &client.Page[client.Listing]{}},
 		{"/healthz", "", &client.Health{}},
 	}
 	for _, tt := range tests {
