@@ -31,6 +31,9 @@ var (
 	ErrUnavailable = errors.New("journal unavailable")
 	ErrNotReady    = errors.New("recovering: not ready")
 	ErrClosed      = errors.New("sequencer closed")
+	// ErrNotLeader: this node does not hold its shard's lease (a standby,
+	// or an owner that stepped down); the shard's leader takes writes.
+	ErrNotLeader = errors.New("not the shard's leader")
 )
 
 // Config configures a Sequencer. Zero values take the documented defaults.
@@ -109,6 +112,12 @@ type Status struct {
 	// batch to it; otherwise it is the time to encode the whole state.
 	SnapshotPause    time.Duration
 	MaxSnapshotPause time.Duration
+	// Leader reports that this sequencer takes writes for its shard: always
+	// true without a lease (one node owns the shard, --role all); with a
+	// lease, true while it holds it. FencingToken is the token of the
+	// newest lease this node holds or has seen (0 without a lease).
+	Leader       bool
+	FencingToken uint64
 }
 
 type request struct {
@@ -376,6 +385,7 @@ func (s *Sequencer) Status() Status {
 	st := s.stat
 	st.Ready = s.ready.Load()
 	st.Writable = s.writable.Load() && !s.closed.Load()
+	st.Leader = true
 	return st
 }
 
