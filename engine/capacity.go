@@ -5,6 +5,7 @@ package engine
 // GPUs are free in every hour of [a, b)" and "sell q GPUs in every hour of
 // [a, b)" are O(log hours) whatever the window's length.
 type soldHours struct {
+	buf  []int64 // max, min and lazy, one allocation
 	n    int
 	max  []int64 // max over the node's range, including its own pending add
 	min  []int64 // min likewise, so "sold out in every hour" is O(1)
@@ -12,12 +13,24 @@ type soldHours struct {
 }
 
 func newSoldHours(hours int) *soldHours {
+	return (&soldHours{}).reset(hours)
+}
+
+// reset makes s an empty record of hours, reusing its buffer when it is
+// large enough.
+func (s *soldHours) reset(hours int) *soldHours {
 	size := 1
 	for size < hours {
 		size <<= 1
 	}
-	buf := make([]int64, 6*size) // one allocation for the three arrays
-	s := &soldHours{n: hours, max: buf[: 2*size : 2*size], min: buf[2*size : 4*size : 4*size], lazy: buf[4*size:]}
+	buf := s.buf
+	if cap(buf) >= 6*size {
+		buf = buf[:6*size]
+		clear(buf)
+	} else {
+		buf = make([]int64, 6*size) // one allocation for the three arrays
+	}
+	*s = soldHours{buf: buf, n: hours, max: buf[: 2*size : 2*size], min: buf[2*size : 4*size : 4*size], lazy: buf[4*size : 6*size : 6*size]}
 	// Padding leaves beyond the window never count as the minimum.
 	for i := size + hours; i < 2*size; i++ {
 		s.min[i] = 1 << 62

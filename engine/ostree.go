@@ -73,6 +73,24 @@ func (t *osTree[K, V]) Get(key K) (V, int64, bool) {
 	return zero, 0, false
 }
 
+// ref returns a pointer to the value stored at key (nil when absent),
+// valid until the tree next changes shape (Set of a new key, Delete).
+func (t *osTree[K, V]) ref(key K) *V {
+	n := t.root
+	for n != nil {
+		c := t.cmp(key, n.key)
+		switch {
+		case c < 0:
+			n = n.left
+		case c > 0:
+			n = n.right
+		default:
+			return &n.val
+		}
+	}
+	return nil
+}
+
 // Set inserts key or replaces its value and weight.
 func (t *osTree[K, V]) Set(key K, val V, w int64) {
 	if t.update(t.root, key, val, w) {

@@ -215,7 +215,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) *placement {
 
 func (e *Engine) addSpotBid(b *Bid) {
 	sb := &b.m.spot
-	sb.demand.Set(b.restKey, b, b.Quantity)
+	sb.demand.Set(b.key(), b, b.Quantity)
 	sb.changedBids = append(sb.changedBids, b)
 }
 
@@ -232,13 +232,13 @@ func (e *Engine) closeSpot(b *Bid, st BidStatus, reason string) {
 	for _, n := range sb.noticesOf(b) {
 		e.endNotice(n, n.units)
 	}
-	sb.demand.Delete(b.restKey)
+	sb.demand.Delete(b.key())
 	if reason == ReasonInsufficientFunds {
-		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: b.won + held, Reason: reason})
+		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, Quantity: b.won + held, Reason: reason})
 	}
 	b.won = 0
 	b.Status = st
-	b.Reason = reason
+	b.setReason(reason)
 	b.broke = false
 	e.forgetOpen(e.accounts[b.Buyer], b)
 }
@@ -375,7 +375,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 	}
 	for _, b := range tb {
 		if b.Status.Open() {
-			b.newWon = clamp(k-sb.demand.Rank(b.restKey), 0, b.Quantity)
+			b.newWon = clamp(k-sb.demand.Rank(b.key()), 0, b.Quantity)
 		} else {
 			b.newWon = 0
 		}
@@ -501,7 +501,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			rooms = append(rooms, l)
 		}
 	}
-	slices.SortFunc(needs, func(x, y *Bid) int { return cmpBidKey(x.restKey, y.restKey) })
+	slices.SortFunc(needs, func(x, y *Bid) int { return cmpBidKey(x.key(), y.key()) })
 	slices.SortFunc(rooms, func(x, y *Listing) int {
 		return cmpSupplyKey(supplyKey{x.keyFloor, 0, x.Seq}, supplyKey{y.keyFloor, 0, y.Seq})
 	})

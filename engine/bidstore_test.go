@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestListingBookCovering checks walkCovering against a filter of the
+// whole sorted set, through random inserts and deletes: the same
+// listings, in the same order, for random windows and limits.
+func TestListingBookCovering(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	var book listingBook
+	live := map[uint64]*Listing{}
+	for step := 0; step < 5000; step++ {
+		seq := uint64(r.IntN(400))
+		if l := live[seq]; l != nil {
+			if !book.Delete(l.bookKey) {
+				t.Fatalf("step %d: listing %d not found", step, seq)
+			}
+			delete(live, seq)
+		} else {
+			s := Time(r.IntN(100)) * Hour
+			l := &Listing{Seq: seq, Start: s, End: s + Time(1+r.IntN(50))*Hour, Reserve: Price(r.IntN(50))}
+			l.bookKey = listingKey{l.Reserve, l.Seq}
+			book.Set(l.bookKey, l)
+			live[seq] = l
+		}
+		if book.Len() != len(live) {
+			t.Fatalf("step %d: %d on the book, want %d", step, book.Len(), len(live))
+		}
+		var all []*Listing
+		for _, l := range live {
+			all = append(all, l)
+		}
+		slices.SortFunc(all, func(a, b *Listing) int { return cmpListingKey(a.bookKey, b.bookKey) })
+		for q := 0; q < 5; q++ {
+			s := Time(r.IntN(150)) * Hour
+			e := s + Time(1+r.IntN(30))*Hour
+			limit := Price(r.IntN(60))
+			var want, got []uint64
+			for _, l := range all {
+				if l.Reserve <= limit && l.Start <= s && l.End >= e {
+					want = append(want, l.Seq)
+				}
+			}
+			book.walkCovering(s, e, limit, func(l *Listing) bool {
+				got = append(got, l.Seq)
+				return true
+			})
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: [%d, %d) limit %d: walk %v, want %v", step, s/Hour, e/Hour, limit, got, want)
+			}
+		}
+		var asc []uint64
+		book.Ascend(func(l *Listing) bool { asc = append(asc, l.Seq); return true })
+		if len(asc) != len(all) {
+			t.Fatalf("step %d: Ascend visits %d of %d", step, len(asc), len(all))
+		}
+	}
+}
+
+// TestBidTableAgainstMap checks the open-addressing id index and the
+// slab's free list against a map, through random adds and removes (the
+// removes exercise the backward shift that replaces tombstones).
+func TestBidTableAgainstMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	tab := &bidTable{}
+	ref := map[ID]*Bid{}
+	for step := 0; step < 50000; step++ {
+		id := testID(uint64(r.IntN(3000)))
+		if b := ref[id]; b != nil {
+			if tab.get(id) != b {
+				t.Fatalf("step %d: get %v is not the bid added", step, id)
+			}
+			tab.remove(b)
+			tab.release(b)
+			delete(ref, id)
+		} else {
+			if tab.get(id) != nil {
+				t.Fatalf("step %d: get %v finds a removed bid", step, id)
+			}
+			b := tab.alloc()
+			b.ID = id
+			tab.add(b)
+			ref[id] = b
+		}
+		if tab.len() != len(ref) {
+			t.Fatalf("step %d: %d indexed, want %d", step, tab.len(), len(ref))
+		}
+	}
+	for id, b := range ref {
+		if tab.get(id) != b {
+			t.Fatalf("bid %v lost", id)
+		}
+	}
+	if int(tab.top) > 3000 {
+		t.Fatalf("%d slots handed out for at most 3000 bids at once: the free list is not reused", tab.top)
+	}
+}
