@@ -36,9 +36,9 @@ type Account struct {
 	// open bids, in sequence order: a list through Bid.aPrev/aNext
 	bidHead, bidTail uint32
 	nBids            int
-	listings         seqList[Listing] // active listings
-	coids            map[string]*Bid  // open bids by client_order_id
-	dirty            uint64           // Engine.cmd when last touched
+	listings         listingList     // active listings
+	coids            map[string]*Bid // open bids by client_order_id
+	dirty            uint64          // Engine.cmd when last touched
 }
 
 // Available is the balance not held for resting bids.
@@ -72,8 +72,9 @@ type Listing struct {
 	bookKey    listingKey
 	keyFloor   Price // the floor its supply entries are keyed by
 	cutReason  string
-	held       int64 // units kept by bids under notice (outside inUse)
-	pend       int64 // placed units waiting for held units to leave
+	held       int64          // units kept by bids under notice (outside inUse)
+	links      [3]listingLink // on the engine's, its owner's and its market's lists
+	pend       int64          // placed units waiting for held units to leave
 }
 
 // Bid is a buyer's reserved or spot bid. Bids live in the engine's slab
@@ -292,7 +293,17 @@ type listingKey struct {
 }
 
 func cmpListingKey(a, b listingKey) int {
-	return cmp.Or(cmp.Compare(a.price, b.price), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.price < b.price:
+		return -1
+	case a.price > b.price:
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 type bidKey struct {
@@ -307,9 +318,9 @@ func cmpBidKey(a, b bidKey) int {
 
 type market struct {
 	Market
-	listings listingBook      // active listings with capacity, cheapest reserve first
-	active   seqList[Listing] // active listings, oldest first
-	resting  restingBook      // resting reserved bids, best first
+	listings listingBook // active listings with capacity, cheapest reserve first
+	active   listingList // active listings, oldest first
+	resting  restingBook // resting reserved bids, best first
 	spot     spotBook
 	trades   []Fill // ring of recent fills
 	tradeN   int    // fills ever, for the ring position
@@ -434,7 +445,7 @@ type Engine struct {
 	marketOrder  []*market
 	bids         *bidTable // open bids by id, in their slab
 	listings     map[ID]*Listing
-	listingOrder seqList[Listing] // active listings, in sequence order
+	listingOrder listingList // active listings, in sequence order
 	expiries     expiryHeap
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
@@ -515,14 +526,15 @@ func New(cfg Config) *Engine {
 		idem:     map[idemKey]*idemEntry{},
 		rates:    map[[2]string]Price{},
 	}
+	e.listingOrder.which = inEngine
 	for _, mk := range cfg.Markets {
-		m := &market{Market: mk}
+		m := &market{Market: mk, active: listingList{which: inMarket}}
 		m.resting = newRestingBook(e.bids)
 		m.spot.init()
 		e.markets[mk.ID] = m
 		e.marketOrder = append(e.marketOrder, m)
 	}
-	fee := &Account{ID: FeeAccount, Name: "platform-fees", Roles: RoleAdmin, coids: map[string]*Bid{}}
+	fee := &Account{ID: FeeAccount, Name: "platform-fees", Roles: RoleAdmin, coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 	e.accounts[fee.ID] = fee
 	e.accountOrder = append(e.accountOrder, fee)
 	return e
@@ -680,7 +692,7 @@ func (e *Engine) createAccount(c *Command) *Error {
 	if c.KeyHash != ([32]byte{}) && e.keys[c.KeyHash] != nil {
 		return errorf(CodeDuplicateID, "api_key", "api key already in use")
 	}
-	a := &Account{ID: c.Target, Name: c.Name, Roles: c.Roles, KeyHash: c.KeyHash, CreatedAt: e.now, Seq: e.seq, coids: map[string]*Bid{}}
+	a := &Account{ID: c.Target, Name: c.Name, Roles: c.Roles, KeyHash: c.KeyHash, CreatedAt: e.now, Seq: e.seq, coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 	e.accounts[a.ID] = a
 	e.accountOrder = append(e.accountOrder, a)
 	if c.KeyHash != ([32]byte{}) {
@@ -917,9 +929,9 @@ func (e *Engine) retireListing(l *Listing) {
 		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: v})
 	}
 	delete(e.listings, l.ID)
-	e.listingOrder.remove(l.Seq)
-	e.accounts[l.Owner].listings.remove(l.Seq)
-	l.m.active.remove(l.Seq)
+	e.listingOrder.remove(l)
+	e.accounts[l.Owner].listings.remove(l)
+	l.m.active.remove(l)
 	// Nothing points at a retired listing any more (its placements and
 	// notices ended with its spot units, its book entries went with
 	// endListing), so the next placement reuses it.

@@ -101,11 +101,11 @@ func (e *Engine) placeListing(c *Command) *Error {
 	l.SpotFloor, l.FloorPeg, l.Status, l.CreatedAt = floor, c.SpotFloorPeg, ListingActive, e.now
 	l.m, l.keyFloor = m, floor
 	e.listings[l.ID] = l
-	e.listingOrder.add(l.Seq, l)
-	a.listings.add(l.Seq, l)
+	e.listingOrder.add(l)
+	a.listings.add(l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
 	m.listings.Set(l.bookKey, l)
-	m.active.add(l.Seq, l)
+	m.active.add(l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
 		m.peggedL = append(m.peggedL, l)
 	}

@@ -293,7 +293,7 @@ func Restore(data []byte) (*Engine, error) {
 	clear(e.accounts)
 	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
 		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
-			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}}
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 		e.accounts[a.ID] = a
 		e.accountOrder = append(e.accountOrder, a)
 		if a.KeyHash != ([32]byte{}) {
@@ -321,8 +321,8 @@ func Restore(data []byte) (*Engine, error) {
 		l.m = m
 		l.sold = newSoldHours(int((l.End - l.Start) / Hour))
 		e.listings[l.ID] = l
-		e.listingOrder.add(l.Seq, l)
-		a.listings.add(l.Seq, l)
+		e.listingOrder.add(l)
+		a.listings.add(l)
 		listings = append(listings, l)
 	}
 
@@ -423,7 +423,7 @@ func Restore(data []byte) (*Engine, error) {
 		}
 		l.bookKey = listingKey{l.Reserve, l.Seq}
 		if l.Status == ListingActive {
-			l.m.active.add(l.Seq, l)
+			l.m.active.add(l)
 			if l.sold.MinAll() < l.Quantity {
 				l.m.listings.Set(l.bookKey, l)
 			}
