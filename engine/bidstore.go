@@ -300,11 +300,22 @@ func (r *restingBook) remove(b *Bid) {
 
 // ascend visits the resting bids best first until fn returns false. fn
 // must not change the book.
-func (r *restingBook) ascend(fn func(*Bid) bool) {
-	r.levels.Ascend(nil, func(_ Price, lv bidLevel, _ int64) bool {
+func (r *restingBook) ascend(fn func(*Bid) bool) { r.ascendAfter(nil, fn) }
+
+// ascendAfter is ascend starting after the bid with key after (nil: from
+// the best).
+func (r *restingBook) ascendAfter(after *bidKey, fn func(*Bid) bool) {
+	var from *Price
+	if after != nil {
+		from = &after.price
+	}
+	r.levels.Ascend(from, func(p Price, lv bidLevel, _ int64) bool {
 		for h := lv.head; h != 0; {
 			b := r.t.at(h)
 			h = b.qNext
+			if after != nil && p == after.price && b.Seq <= after.seq {
+				continue
+			}
 			if !fn(b) {
 				return false
 			}

@@ -126,34 +126,54 @@ func (e *Engine) placeListing(c *Command) *Error {
 // and the walk stops once the listing is sold out in every hour.
 //
 // The bids that could use the listing (limit at or over its reserve, window
-// inside its window) are collected in one walk of the book, then offered in
+// inside its window) are collected by walking the book, then offered in
 // that order: matching one bid fills only that bid, so the others stay
-// where they were and the order is the book's.
+// where they were and the order is the book's. A walk stops once the bids
+// it collected want at least what the listing has free; if the listing is
+// not sold out after them, the next walk resumes after the last one
+// collected, so the bids offered and their order are those of one whole
+// walk, without collecting a long book behind a small listing.
 func (e *Engine) recheckResting(m *market, l *Listing) {
-	if l.sold.MinAll() >= l.Quantity {
-		return
+	var after *bidKey
+	var last bidKey
+	for l.sold.MinAll() < l.Quantity {
+		free := l.Quantity - l.sold.MinAll() // the most free in any hour
+		bids := e.recheck[:0]
+		var want int64
+		more := false
+		m.resting.ascendAfter(after, func(b *Bid) bool {
+			if b.Limit < l.Reserve {
+				return false
+			}
+			if b.Start >= l.Start && b.End <= l.End ||
+				b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex().hours)*Hour {
+				if want >= free {
+					more = true
+					return false
+				}
+				bids = append(bids, b)
+				want += b.Quantity - b.Filled
+			}
+			return true
+		})
+		if len(bids) > 0 {
+			last = bids[len(bids)-1].key()
+			after = &last
+		}
+		for _, b := range bids {
+			if l.sold.MinAll() >= l.Quantity {
+				break
+			}
+			if b.Status.Open() && (b.flexible() || l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity) {
+				e.matchReserved(b)
+			}
+		}
+		clear(bids)
+		e.recheck = bids[:0]
+		if !more {
+			return
+		}
 	}
-	bids := e.recheck[:0]
-	m.resting.ascend(func(b *Bid) bool {
-		if b.Limit < l.Reserve {
-			return false
-		}
-		if b.Start >= l.Start && b.End <= l.End ||
-			b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex().hours)*Hour {
-			bids = append(bids, b)
-		}
-		return true
-	})
-	for _, b := range bids {
-		if l.sold.MinAll() >= l.Quantity {
-			break
-		}
-		if b.Status.Open() && (b.flexible() || l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity) {
-			e.matchReserved(b)
-		}
-	}
-	clear(bids)
-	e.recheck = bids[:0]
 }
 
 func (e *Engine) cancelListing(c *Command) *Error {
