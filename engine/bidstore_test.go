@@ -99,3 +99,38 @@ func TestBidTableAgainstMap(t *testing.T) {
 		t.Fatalf("%d slots handed out for at most 3000 bids at once: the free list is not reused", tab.top)
 	}
 }
+
+// TestSoldHoursAgainstArray checks both forms of soldHours (the flat array
+// of short windows, the segment tree of long ones) against a plain array,
+// through random sales and queries, including reuse by reset.
+func TestSoldHoursAgainstArray(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	s := newSoldHours(1)
+	for _, hours := range []int{1, 2, 7, flatHours, flatHours + 1, 100, 3, 700, 5} {
+		s = s.reset(hours)
+		ref := make([]int64, hours)
+		for step := 0; step < 2000; step++ {
+			a, b := r.IntN(hours+2)-1, r.IntN(hours+2)-1
+			if a > b {
+				a, b = b, a
+			}
+			if r.IntN(2) == 0 {
+				q := int64(r.IntN(5))
+				s.Add(a, b, q)
+				for h := max(a, 0); h < min(b, hours); h++ {
+					ref[h] += q
+				}
+			}
+			var want int64
+			for h := max(a, 0); h < min(b, hours); h++ {
+				want = max(want, ref[h])
+			}
+			if got := s.Max(a, b); got != want {
+				t.Fatalf("%d hours, step %d: Max(%d, %d) = %d, want %d", hours, step, a, b, got, want)
+			}
+			if got, want := s.MinAll(), slices.Min(ref); got != want {
+				t.Fatalf("%d hours, step %d: MinAll = %d, want %d", hours, step, got, want)
+			}
+		}
+	}
+}
