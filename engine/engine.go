@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"cmp"
-	"fmt"
-)
+import "fmt"
 
 // Config is what an operator chooses. It is part of the state (and of the
 // snapshot and hash), so a replay uses the configuration it was made with.
@@ -313,7 +310,17 @@ type bidKey struct {
 
 // cmpBidKey orders bids by price descending, then oldest first.
 func cmpBidKey(a, b bidKey) int {
-	return cmp.Or(cmp.Compare(b.price, a.price), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.price > b.price:
+		return -1
+	case a.price < b.price:
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 type market struct {

@@ -43,7 +43,23 @@ type supplyKey struct {
 }
 
 func cmpSupplyKey(a, b supplyKey) int {
-	return cmp.Or(cmp.Compare(a.floor, b.floor), cmp.Compare(a.free, b.free), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.floor != b.floor:
+		if a.floor < b.floor {
+			return -1
+		}
+		return 1
+	case a.free != b.free:
+		if a.free < b.free {
+			return -1
+		}
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 func (s *spotBook) init() {
