@@ -301,14 +301,52 @@ func (e *Engine) rekeySupply(l *Listing, floor Price) {
 }
 
 // clearing finds k, the number of winning units, and the uniform price.
+// k is the largest m ≤ min(demand, supply) whose m-th best bid unit pays
+// at least the m-th cheapest supply unit's floor (that holds for every
+// smaller m). A command moves it by a few units, so the search gallops out
+// from the last k and then bisects: O(log distance) pairs of selects, not
+// O(log units).
 func (sb *spotBook) clearing() (k int64, price Price, has bool) {
 	d, s := sb.demand.Total(), sb.supply.Total()
-	lo, hi := int64(0), min(d, s)
+	top := min(d, s)
+	crosses := func(m int64) bool { // m in [1, top]
+		dk, _, _, _ := sb.demand.Select(m - 1)
+		sk, _, _, _ := sb.supply.Select(m - 1)
+		return dk.price >= sk.floor
+	}
+	// Bracket k in [lo, hi] with crosses(lo) (or lo = 0) and, above hi,
+	// nothing crosses.
+	lo, hi := int64(0), top
+	if k0 := min(sb.k, top); k0 > 0 && crosses(k0) {
+		lo = k0
+		for step := int64(1); ; step *= 2 {
+			m := lo + step
+			if m > top {
+				break
+			}
+			if !crosses(m) {
+				hi = m - 1
+				break
+			}
+			lo = m
+		}
+	} else if k0 > 0 {
+		hi = k0 - 1
+		for step := int64(1); ; step *= 2 {
+			m := hi - step + 1 // the lowest of the next block down
+			if m < 1 {
+				break
+			}
+			if crosses(m) {
+				lo = m
+				break
+			}
+			hi = m - 1
+		}
+	}
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		dk, _, _, _ := sb.demand.Select(mid - 1)
-		sk, _, _, _ := sb.supply.Select(mid - 1)
-		if dk.price >= sk.floor {
+		if crosses(mid) {
 			lo = mid
 		} else {
 			hi = mid - 1
