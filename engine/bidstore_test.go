@@ -8,7 +8,8 @@ import (
 
 // TestListingBookCovering checks walkCovering against a filter of the
 // whole sorted set, through random inserts and deletes: the same
-// listings, in the same order, for random windows and limits.
+// listings with a GPU free in every hour of the window, in the same order,
+// for random windows, limits and sold hours (the free-hour masks).
 func TestListingBookCovering(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	var book listingBook
@@ -22,7 +23,13 @@ func TestListingBookCovering(t *testing.T) {
 			delete(live, seq)
 		} else {
 			s := Time(r.IntN(100)) * Hour
-			l := &Listing{Seq: seq, Start: s, End: s + Time(1+r.IntN(50))*Hour, Reserve: Price(r.IntN(50))}
+			l := &Listing{Seq: seq, Start: s, End: s + Time(1+r.IntN(60))*Hour, Reserve: Price(r.IntN(50)), Quantity: 2}
+			l.sold = newSoldHours(int((l.End - l.Start) / Hour))
+			for i := r.IntN(4); i > 0; i-- { // some hours sold out, some half sold
+				a := r.IntN(l.sold.n)
+				l.sold.Add(a, a+1+r.IntN(3), int64(1+r.IntN(2)))
+			}
+			l.setFreeMask()
 			l.bookKey = listingKey{l.Reserve, l.Seq}
 			book.Set(l.bookKey, l)
 			live[seq] = l
@@ -41,12 +48,18 @@ func TestListingBookCovering(t *testing.T) {
 			limit := Price(r.IntN(60))
 			var want, got []uint64
 			for _, l := range all {
-				if l.Reserve <= limit && l.Start <= s && l.End >= e {
+				if l.Reserve <= limit && l.Start <= s && l.End >= e && l.sold.Max(l.hourIndex(s), l.hourIndex(e)) < l.Quantity {
 					want = append(want, l.Seq)
 				}
 			}
 			book.walkCovering(s, e, limit, func(l *Listing) bool {
-				got = append(got, l.Seq)
+				// The walk may pass a covering listing sold out in the
+				// window only when its mask cannot say so (a long window).
+				if l.sold.Max(l.hourIndex(s), l.hourIndex(e)) < l.Quantity {
+					got = append(got, l.Seq)
+				} else if l.sold.flat {
+					t.Fatalf("step %d: walk passed listing %d, sold out in [%d, %d)", step, l.Seq, s/Hour, e/Hour)
+				}
 				return true
 			})
 			if !slices.Equal(got, want) {

@@ -67,7 +67,8 @@ type Listing struct {
 	mark       uint64
 	newInUse   int64
 	bookKey    listingKey
-	keyFloor   Price // the floor its supply entries are keyed by
+	freeMask   uint64 // hours with a GPU free, by hour mod 64 (setFreeMask)
+	keyFloor   Price  // the floor its supply entries are keyed by
 	cutReason  string
 	held       int64          // units kept by bids under notice (outside inUse)
 	links      [3]listingLink // on the engine's, its owner's and its market's lists

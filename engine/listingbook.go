@@ -1,5 +1,7 @@
 package engine
 
+import "math/bits"
+
 // listingBook holds a market's active listings with unsold capacity,
 // cheapest reserve first, then oldest: a treap (priorities from a counter
 // through splitmix64, so shapes are deterministic) in which every node also
@@ -8,6 +10,10 @@ package engine
 // the whole window, so the walk for it (walkCovering) skips every subtree
 // whose earliest start is after start or whose latest end is before end:
 // a bid visits the listings that can cover it, not every cheaper one.
+//
+// Each node also holds the union of its subtree's free-hour masks (see
+// freeMask): a subtree none of whose listings has a GPU free in some hour
+// of the bid's window is skipped too, and so is such a listing itself.
 type listingBook struct {
 	root  *lbNode
 	n     int
@@ -20,18 +26,49 @@ type lbNode struct {
 	key              listingKey
 	l                *Listing
 	prio             uint64
-	minStart, maxEnd Time // over the subtree
+	minStart, maxEnd Time   // over the subtree
+	free             uint64 // union of the subtree's free masks
 	left, right      *lbNode
 }
 
 func (n *lbNode) fix() {
-	n.minStart, n.maxEnd = n.l.Start, n.l.End
+	n.minStart, n.maxEnd, n.free = n.l.Start, n.l.End, n.l.freeMask
 	if c := n.left; c != nil {
-		n.minStart, n.maxEnd = min(n.minStart, c.minStart), max(n.maxEnd, c.maxEnd)
+		n.minStart, n.maxEnd, n.free = min(n.minStart, c.minStart), max(n.maxEnd, c.maxEnd), n.free|c.free
 	}
 	if c := n.right; c != nil {
-		n.minStart, n.maxEnd = min(n.minStart, c.minStart), max(n.maxEnd, c.maxEnd)
+		n.minStart, n.maxEnd, n.free = min(n.minStart, c.minStart), max(n.maxEnd, c.maxEnd), n.free|c.free
 	}
+}
+
+// hourBits maps the hours of [start, end) to bits by hour mod 64 (all
+// bits for 64 hours or more).
+func hourBits(start, end Time) uint64 {
+	n := uint64((end - start) / Hour)
+	if n >= 64 {
+		return ^uint64(0)
+	}
+	return bits.RotateLeft64(1<<n-1, int(uint64(start/Hour)%64))
+}
+
+// setFreeMask records which hours of a listing's window have a GPU free,
+// as bits by hour mod 64; a window longer than flatHours says every hour
+// (it is never skipped by mask). A window of at most 48 hours has each
+// hour on its own bit, so for a listing a clear bit inside its window
+// means that hour is sold out; in a union of listings, that no listing of
+// it has that hour free.
+func (l *Listing) setFreeMask() {
+	if !l.sold.flat {
+		l.freeMask = ^uint64(0)
+		return
+	}
+	var m uint64
+	for i, sold := range l.sold.max {
+		if sold < l.Quantity {
+			m |= 1 << (uint64(l.Start/Hour+Time(i)) % 64)
+		}
+	}
+	l.freeMask = m
 }
 
 // Len is the number of listings on the book.
@@ -149,7 +186,7 @@ func (t *listingBook) del(n *lbNode, key listingKey, found *bool) *lbNode {
 
 // Ascend visits every listing, cheapest first, until fn returns false.
 func (t *listingBook) Ascend(fn func(*Listing) bool) {
-	t.walkCovering(maxTime, minTime, Price(1<<62), fn)
+	t.walk(maxTime, minTime, Price(1<<62), 0, fn)
 }
 
 const (
@@ -163,11 +200,17 @@ const (
 // It walks iteratively with a reused stack, pruning subtrees that hold no
 // such listing. fn must not change the book.
 func (t *listingBook) walkCovering(start, end Time, limit Price, fn func(*Listing) bool) {
+	t.walk(start, end, limit, hourBits(start, end), fn)
+}
+
+// walk is walkCovering that also skips listings and subtrees without a
+// GPU free in every hour whose bit is in want (0: no such condition).
+func (t *listingBook) walk(start, end Time, limit Price, want uint64, fn func(*Listing) bool) {
 	st := t.stack[:0]
 	t.stack = nil // a walk inside fn gets its own
 	n := t.root
 	for {
-		for n != nil && n.minStart <= start && n.maxEnd >= end {
+		for n != nil && n.minStart <= start && n.maxEnd >= end && n.free&want == want {
 			st = append(st, n)
 			n = n.left
 		}
@@ -179,7 +222,7 @@ func (t *listingBook) walkCovering(start, end Time, limit Price, fn func(*Listin
 		if n.key.price > limit {
 			break // every listing after it is dearer still
 		}
-		if l := n.l; l.Start <= start && l.End >= end && !fn(l) {
+		if l := n.l; l.Start <= start && l.End >= end && l.freeMask&want == want && !fn(l) {
 			break
 		}
 		n = n.right

@@ -104,6 +104,7 @@ func (e *Engine) placeListing(c *Command) *Error {
 	e.listingOrder.add(l)
 	a.listings.add(l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
+	l.setFreeMask()
 	m.listings.Set(l.bookKey, l)
 	m.active.add(l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
@@ -559,6 +560,12 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	if l.sold.MinAll() >= l.Quantity {
 		// Sold out in every hour: off the book, so matching never walks it.
 		l.m.listings.Delete(l.bookKey)
+	} else {
+		old := l.freeMask
+		l.setFreeMask()
+		if l.freeMask != old && l.m.listings.Delete(l.bookKey) {
+			l.m.listings.Set(l.bookKey, l) // again, so the unions on its path hold the new mask
+		}
 	}
 	m := b.m
 	if len(m.trades) < e.cfg.RecentTrades {

@@ -422,6 +422,7 @@ func Restore(data []byte) (*Engine, error) {
 			}
 		}
 		l.bookKey = listingKey{l.Reserve, l.Seq}
+		l.setFreeMask()
 		if l.Status == ListingActive {
 			l.m.active.add(l)
 			if l.sold.MinAll() < l.Quantity {
