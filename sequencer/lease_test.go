@@ -193,6 +193,39 @@ func TestFencedLeaderStepsDown(t *testing.T) {
 	}
 }
 
+// TestLeaseLostOnRenewal: an idle leader (no command to be fenced) whose
+// lease another node has taken learns it at its next renewal and steps
+// down; a write then answers ErrNotLeader. When the other node releases
+// the lease, it takes it back with a new token.
+func TestLeaseLostOnRenewal(t *testing.T) {
+	url, shard := redistest.URL(t), redistest.Shard(t)
+	a := startNode(t, url, shard, "node-a", 300*time.Millisecond, Config{})
+	rdb := a.j.Client()
+	if err := rdb.Del(context.Background(), "gpux:{"+shard+"}:lease").Err(); err != nil {
+		t.Fatal(err)
+	}
+	thief, err := store.NewLease(rdb, shard, "node-c", "node-c:80", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok, err := thief.Acquire(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("thief Acquire = %+v %v %v", h, ok, err)
+	}
+	waitFor(t, "leader steps down at its renewal", func() bool { return !a.s.Status().Leader })
+	if _, err := a.s.Submit(context.Background(), engine.Command{Kind: engine.CmdCreateAccount, Name: "x", Roles: engine.RoleBuyer}, nil); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Submit after stepping down = %v, want ErrNotLeader", err)
+	}
+	if err := thief.Release(context.Background(), h.Token); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node takes the lease back", func() bool { return a.s.Status().Leader })
+	if st := a.s.Status(); st.FencingToken != h.Token+1 {
+		t.Fatalf("token after taking the lease back = %d, want %d", st.FencingToken, h.Token+1)
+	}
+	mustSubmit(t, a.s, engine.Command{Kind: engine.CmdCreateAccount, Name: "back", Roles: engine.RoleBuyer})
+}
+
 // TestLeaseNeedsFencer: a lease on a journal that cannot be fenced is a
 // configuration error, not a silent unfenced leader.
 func TestLeaseNeedsFencer(t *testing.T) {
