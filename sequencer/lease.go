@@ -264,6 +264,11 @@ func (s *Sequencer) jumpToSnapshot(ctx context.Context) error {
 // lease moved the fence), fences the journal with tok, starts the snapshot
 // follower and opens writes.
 func (s *Sequencer) promote(ctx context.Context, tok uint64) error {
+	if s.repairing.Load() {
+		// A repair from the previous term may still apply journaled
+		// batches to the engine: leading now would apply them twice.
+		return errors.New("a journal repair of the previous term is still running")
+	}
 	for i := 0; ; i++ {
 		if _, err := s.tail(ctx); err != nil {
 			return err

@@ -771,7 +771,11 @@ func (s *Sequencer) complete(ctx context.Context, err error) (fenced bool) {
 			unanswered = append(unanswered, g.done)
 		}
 		s.flight = s.flight[:0:0]
-		go s.repair(ctx, unanswered)
+		// Marked here, not in the goroutine: a promotion (lease.go) must
+		// see a repair as soon as it is due.
+		if s.repairing.CompareAndSwap(false, true) {
+			go s.repair(ctx, unanswered)
+		}
 		return false
 	}
 	if s.cfg.OnBatch != nil {
@@ -888,11 +892,9 @@ func (s *Sequencer) saveSnapshot(snap store.Snapshot) {
 
 // repair waits for the journal to answer again, then checks its tail: a
 // batch whose append failed may still have been stored, in which case the
-// engine applies it from the journal so it never lags or leads it.
+// engine applies it from the journal so it never lags or leads it. The
+// caller has set repairing.
 func (s *Sequencer) repair(ctx context.Context, unanswered []<-chan error) {
-	if !s.repairing.CompareAndSwap(false, true) {
-		return
-	}
 	// Cleared before writes resume, so a failure right after resuming
 	// starts a new repair instead of finding this one still marked.
 	done := func() { s.repairing.Store(false) }
