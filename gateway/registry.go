@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gpux/gpux/engine"
+)
+
+// registry is the account registry every API node reads to authenticate
+// without asking a shard, under gpux:{<registry>}:
+//
+//	keys               hash  lowercase hex SHA-256 of an API key → account id
+//	account:<id>       hash  name, roles (comma-separated), created_at
+//	                         (RFC 3339), key_hash, and shard:<S> = 1 once
+//	                         the account exists on shard S
+//	idem:account:<key> string  "<request hash>:<account id>", 24 h: an
+//	                         admin's Idempotency-Key for POST /v1/accounts
+//	transfer:<id>, transfers:pending, idem:transfer:...: see transfer.go
+//
+// It never holds an API key, only its SHA-256.
+type registry struct {
+	rdb redis.UniversalClient
+	tag string
+}
+
+func (r *registry) key(parts ...string) string {
+	return "gpux:{" + r.tag + "}:" + strings.Join(parts, ":")
+}
+
+// account is an account as the registry holds it.
+type account struct {
+	ID        engine.ID
+	Name      string
+	Roles     engine.Role
+	KeyHash   string // lowercase hex
+	CreatedAt string // RFC 3339
+	Shards    map[string]bool
+}
+
+var errNoAccount = errors.New("no such account")
+
+// idemTTL is how long an Idempotency-Key is remembered, as the engine
+// does.
+const idemTTL = time.Duration(engine.IdempotencyWindow) * time.Millisecond
+
+// byKey resolves an API key to its account (errNoAccount when unknown).
+func (r *registry) byKey(ctx context.Context, key string) (account, error) {
+	h := sha256.Sum256([]byte(key))
+	id, err := r.rdb.HGet(ctx, r.key("keys"), hex.EncodeToString(h[:])).Result()
+	if errors.Is(err, redis.Nil) {
+		return account{}, errNoAccount
+	}
+	if err != nil {
+		return account{}, fmt.Errorf("look up key: %w", err)
+	}
+	a, err := r.byID(ctx, id)
+	if err != nil {
+		return account{}, err
+	}
+	if a.KeyHash != hex.EncodeToString(h[:]) {
+		return account{}, errNoAccount
+	}
+	return a, nil
+}
+
+// byID reads an account (errNoAccount when unknown).
+func (r *registry) byID(ctx context.Context, id string) (account, error) {
+	pid, err := engine.ParseID(strings.ToLower(id))
+	if err != nil {
+		return account{}, errNoAccount
+	}
+	m, err := r.rdb.HGetAll(ctx, r.key("account", pid.String())).Result()
+	if err != nil {
+		return account{}, fmt.Errorf("read account %s: %w", pid, err)
+	}
+	if len(m) == 0 || m["key_hash"] == "" {
+		return account{}, errNoAccount
+	}
+	a := account{ID: pid, Name: m["name"], KeyHash: m["key_hash"], CreatedAt: m["created_at"], Shards: map[string]bool{}}
+	for _, n := range strings.Split(m["roles"], ",") {
+		switch n {
+		case "buyer":
+			a.Roles |= engine.RoleBuyer
+		case "owner":
+			a.Roles |= engine.RoleOwner
+		}
+	}
+	for k := range m {
+		if s, ok := strings.CutPrefix(k, "shard:"); ok {
+			a.Shards[s] = true
+		}
+	}
+	return a, nil
+}
+
+// markShard records that the account exists on shard.
+func (r *registry) markShard(ctx context.Context, id engine.ID, shard string) error {
+	if err := r.rdb.HSet(ctx, r.key("account", id.String()), "shard:"+shard, "1").Err(); err != nil {
+		return fmt.Errorf("mark account %s on shard %s: %w", id, shard, err)
+	}
+	return nil
+}
+
+// createScript registers an account once per Idempotency-Key: when the
+// key's record exists it returns it and writes nothing; otherwise it
+// writes the record, the account and its key hash, atomically (all keys
+// share the registry's hash tag).
+//
+// KEYS: idem record, account hash, keys hash.
+// ARGV: idem value, id, key hash, name, roles, created_at, ttl ms.
+var createScript = redis.NewScript(`
+if KEYS[1] ~= KEYS[2] then
+  local prev = redis.call('GET', KEYS[1])
+  if prev then return prev end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[7])
+end
+redis.call('HSET', KEYS[2], 'name', ARGV[4], 'roles', ARGV[5], 'created_at', ARGV[6], 'key_hash', ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+return false
+`)
+
+// create registers a new account with a fresh id and the SHA-256 of its
+// key. With an idempotency key it is done once: a repeat returns the
+// first account and replayed (same request hash) or errIdemReused.
+func (r *registry) create(ctx context.Context, idem string, reqHash string, a account) (account, bool, error) {
+	idemKey := r.key("account", a.ID.String()) // no key: the script skips the record
+	if idem != "" {
+		idemKey = r.key("idem", "account", idem)
+	}
+	roles := strings.Join(a.Roles.Names(), ",")
+	res, err := createScript.Run(ctx, r.rdb,
+		[]string{idemKey, r.key("account", a.ID.String()), r.key("keys")},
+		reqHash+":"+a.ID.String(), a.ID.String(), a.KeyHash, a.Name, roles, a.CreatedAt, idemTTL.Milliseconds()).Result()
+	if errors.Is(err, redis.Nil) {
+		return a, false, nil
+	}
+	if err != nil {
+		return account{}, false, fmt.Errorf("register account: %w", err)
+	}
+	prev, _ := res.(string)
+	h, id, _ := strings.Cut(prev, ":")
+	if h != reqHash {
+		return account{}, false, errIdemReused
+	}
+	first, err := r.byID(ctx, id)
+	if err != nil {
+		return account{}, false, fmt.Errorf("read the key's first account %s: %w", id, err)
+	}
+	return first, true, nil
+}
+
+var errIdemReused = errors.New("idempotency key reused with another request")
