@@ -12,6 +12,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gpux/gpux/api"
+	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 // TestRoutesMatchOpenAPI: an API node serves every operation of
@@ -477,5 +479,102 @@ func TestMoneyConservedAcrossTransfers(t *testing.T) {
 		if w := strconv.Itoa(want[s]) + ".00"; got[s] != w {
 			t.Errorf("wallet %s: got %s, want %s", s, got[s], w)
 		}
+	}
+}
+
+// TestProvisionMissedShard: a shard without a leader when the account was
+// made gets it from a retry with the same Idempotency-Key, and a shard
+// started later gets it before the account's first write there.
+func TestProvisionMissedShard(t *testing.T) {
+	cl, regions := newCluster(t, 1)
+	r1 := regions[0]
+	g := cl.gateway(nil)
+	cl.dropLeader(r1)
+	body := map[string]any{"name": "acme", "roles": []string{"buyer"}}
+	var first created
+	do(t, g.url, "POST", "/v1/accounts", adminKey, body, "Idempotency-Key", "a1").want(t, 201, "").decode(t, &first)
+	key := *first.APIKey
+	direct := "http://" + cl.nodes[r1].addr
+	do(t, direct, "GET", "/v1/account", key, nil).want(t, 401, api.CodeUnauthorized)
+
+	cl.publish(r1, cl.nodes[r1].addr, true)
+	time.Sleep(300 * time.Millisecond) // past the cached topology
+	do(t, g.url, "POST", "/v1/accounts", adminKey, body, "Idempotency-Key", "a1").want(t, 201, "")
+	do(t, direct, "GET", "/v1/account", key, nil).want(t, 200, "")
+
+	late := redistest.Shard(t)
+	n := cl.start(late, engine.Catalogue(testGPUs, []string{late}))
+	time.Sleep(300 * time.Millisecond)
+	do(t, "http://"+n.addr, "GET", "/v1/account", key, nil).want(t, 401, api.CodeUnauthorized)
+	g.deposit(first.ID, late, "5")
+	var a accountJSON
+	do(t, g.url, "GET", "/v1/account", key, nil).want(t, 200, "").decode(t, &a)
+	if a.Balance != "5.00" || len(a.Wallets) != 3 {
+		t.Errorf("account: got %+v, want 5.00 over three wallets", a)
+	}
+}
+
+// TestTransferRefunded: a destination that refuses the deposit (it would
+// pass the most money a shard holds) gives the money back to the source.
+func TestTransferRefunded(t *testing.T) {
+	cl, regions := newCluster(t, 1)
+	r1 := regions[0]
+	g := cl.gateway(nil)
+	id, key := g.account("acme", "buyer")
+	g.deposit(id, cl.main, "10")
+	whale, _ := g.account("whale", "buyer")
+	for range int(engine.MaxMoney / engine.MaxAmount) {
+		g.deposit(whale, r1, "1000000000000")
+	}
+	do(t, g.url, "POST", "/v1/account/transfers", key, map[string]any{"from_shard": cl.main, "to_shard": r1, "amount": "4"}, "Idempotency-Key", "r1").
+		want(t, 422, engine.CodeAmountTooLarge)
+	if got := walletBalances(t, cl, key); got[cl.main] != "10.00" || got[r1] != "0.00" {
+		t.Fatalf("after the refund: got %v, want 10.00 and 0.00", got)
+	}
+	var st struct {
+		Items []struct{ Kind, Amount string }
+	}
+	do(t, g.url, "GET", "/v1/account/statement?shard="+cl.main, key, nil).want(t, 200, "").decode(t, &st)
+	var kinds []string
+	for _, it := range st.Items {
+		kinds = append(kinds, it.Kind+" "+it.Amount)
+	}
+	if got, want := strings.Join(kinds, ", "), "deposit 10.00, withdrawal -4.00, deposit 4.00"; !strings.Contains(got, want) {
+		t.Errorf("statement: got %s, want %s", got, want)
+	}
+}
+
+// TestTransferWaitsForLeader: a transfer whose source has no leader is
+// pending; the sweeper completes it once the shard has one again.
+func TestTransferWaitsForLeader(t *testing.T) {
+	cl, regions := newCluster(t, 1)
+	r1 := regions[0]
+	g := cl.gateway(func(c *Config) { c.SweepInterval, c.SweepAfter = 50*time.Millisecond, time.Millisecond })
+	id, key := g.account("acme", "buyer")
+	g.deposit(id, cl.main, "10")
+	cl.dropLeader(cl.main)
+	time.Sleep(300 * time.Millisecond)
+	var tr transferJSON
+	do(t, g.url, "POST", "/v1/account/transfers", key, map[string]any{"from_shard": cl.main, "to_shard": r1, "amount": "4"}).want(t, 202, "").decode(t, &tr)
+	if tr.Status != statePending {
+		t.Fatalf("transfer: got %+v, want pending", tr)
+	}
+	cl.publish(cl.main, cl.nodes[cl.main].addr, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := g.reg.transfer(context.Background(), tr.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == stateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer still %s", st.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := walletBalances(t, cl, key); got[cl.main] != "6.00" || got[r1] != "4.00" {
+		t.Fatalf("got %v, want 6.00 and 4.00", got)
 	}
 }
