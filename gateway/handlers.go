@@ -136,7 +136,7 @@ func (g *Server) provision(ctx context.Context, a *account, shard string) *api.P
 		g.log.Error("provision account", "account", a.ID, "shard", shard, "status", r.status, "body", string(r.body))
 		return api.NewProblem(api.CodeInternal, "", fmt.Sprintf("the account could not be created on shard %q", shard))
 	}
-	if err := g.reg.markShard(ctx, a.ID, shard); err != nil {
+	if err := g.reg.markShard(ctx, a, shard); err != nil {
 		g.log.Warn("registry unavailable", "err", err) // the next write provisions again: harmless
 	}
 	return nil

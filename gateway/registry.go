@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,6 +31,54 @@ import (
 type registry struct {
 	rdb redis.UniversalClient
 	tag string
+
+	// cache holds accounts found by key hash for cacheTTL: an account's
+	// id, name, roles and key never change, so only the shard marks can be
+	// behind (a write then provisions again, which is idempotent). Unknown
+	// keys are not cached: a new account is valid at once on every node.
+	mu    sync.Mutex
+	cache map[string]cachedAccount
+}
+
+type cachedAccount struct {
+	a     account
+	until time.Time
+}
+
+const (
+	cacheTTL = 5 * time.Second
+	cacheMax = 4096
+)
+
+func (a account) clone() account {
+	a.Shards = maps.Clone(a.Shards)
+	return a
+}
+
+func (r *registry) cached(hash string, now time.Time) (account, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.cache[hash]
+	if !ok || now.After(c.until) {
+		return account{}, false
+	}
+	return c.a.clone(), true
+}
+
+func (r *registry) remember(a account, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cache == nil || len(r.cache) >= cacheMax {
+		r.cache = make(map[string]cachedAccount, 64)
+	}
+	r.cache[a.KeyHash] = cachedAccount{a: a.clone(), until: now.Add(cacheTTL)}
+}
+
+// forget drops a cached account (its shard marks changed).
+func (r *registry) forget(hash string) {
+	r.mu.Lock()
+	delete(r.cache, hash)
+	r.mu.Unlock()
 }
 
 func (r *registry) key(parts ...string) string {
@@ -54,7 +104,12 @@ const idemTTL = time.Duration(engine.IdempotencyWindow) * time.Millisecond
 // byKey resolves an API key to its account (errNoAccount when unknown).
 func (r *registry) byKey(ctx context.Context, key string) (account, error) {
 	h := sha256.Sum256([]byte(key))
-	id, err := r.rdb.HGet(ctx, r.key("keys"), hex.EncodeToString(h[:])).Result()
+	hash := hex.EncodeToString(h[:])
+	now := time.Now()
+	if a, ok := r.cached(hash, now); ok {
+		return a, nil
+	}
+	id, err := r.rdb.HGet(ctx, r.key("keys"), hash).Result()
 	if errors.Is(err, redis.Nil) {
 		return account{}, errNoAccount
 	}
@@ -65,9 +120,10 @@ func (r *registry) byKey(ctx context.Context, key string) (account, error) {
 	if err != nil {
 		return account{}, err
 	}
-	if a.KeyHash != hex.EncodeToString(h[:]) {
+	if a.KeyHash != hash {
 		return account{}, errNoAccount
 	}
+	r.remember(a, now)
 	return a, nil
 }
 
@@ -102,9 +158,10 @@ func (r *registry) byID(ctx context.Context, id string) (account, error) {
 }
 
 // markShard records that the account exists on shard.
-func (r *registry) markShard(ctx context.Context, id engine.ID, shard string) error {
-	if err := r.rdb.HSet(ctx, r.key("account", id.String()), "shard:"+shard, "1").Err(); err != nil {
-		return fmt.Errorf("mark account %s on shard %s: %w", id, shard, err)
+func (r *registry) markShard(ctx context.Context, a *account, shard string) error {
+	r.forget(a.KeyHash)
+	if err := r.rdb.HSet(ctx, r.key("account", a.ID.String()), "shard:"+shard, "1").Err(); err != nil {
+		return fmt.Errorf("mark account %s on shard %s: %w", a.ID, shard, err)
 	}
 	return nil
 }
