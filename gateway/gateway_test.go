@@ -585,3 +585,38 @@ func TestTransferWaitsForLeader(t *testing.T) {
 		t.Fatalf("got %v, want 6.00 and 4.00", got)
 	}
 }
+
+// TestIdempotencyAcrossShards: an Idempotency-Key's retry reaches the
+// shard of its first attempt; the same key with a body for another shard
+// is a different request; a refused write does not use its key up.
+func TestIdempotencyAcrossShards(t *testing.T) {
+	cl, regions := newCluster(t, 1)
+	r1 := regions[0]
+	g := cl.gateway(nil)
+	id, buyer := g.account("buyer", "buyer")
+	g.deposit(id, cl.main, "100")
+	g.deposit(id, r1, "100")
+
+	var first, again struct{ ID string }
+	do(t, g.url, "POST", "/v1/bids", buyer, reservedBid("l4.us-east", "1.00"), "Idempotency-Key", "b1").want(t, 201, "").decode(t, &first)
+	do(t, g.url, "POST", "/v1/bids", buyer, reservedBid("l4.us-east", "1.00"), "Idempotency-Key", "b1").want(t, 201, "").decode(t, &again)
+	if again.ID != first.ID {
+		t.Errorf("retry: got bid %s, want %s", again.ID, first.ID)
+	}
+	do(t, g.url, "POST", "/v1/bids", buyer, reservedBid("l4."+r1, "1.00"), "Idempotency-Key", "b1").want(t, 422, "idempotency_key_reused")
+
+	bad := reservedBid("l4.us-east", "1.00")
+	bad["quantity"] = 0
+	do(t, g.url, "POST", "/v1/bids", buyer, bad, "Idempotency-Key", "b2").want(t, 422, "invalid_quantity")
+	do(t, g.url, "POST", "/v1/bids", buyer, reservedBid("l4."+r1, "1.00"), "Idempotency-Key", "b2").want(t, 201, "")
+
+	dep := func(shard string) answer {
+		return do(t, g.url, "POST", "/v1/accounts/"+id+"/deposits", adminKey, map[string]any{"amount": "7", "shard": shard}, "Idempotency-Key", "d1")
+	}
+	dep(cl.main).want(t, 200, "")
+	dep(r1).want(t, 422, "idempotency_key_reused")
+	dep(cl.main).want(t, 200, "")
+	if got := walletBalances(t, cl, buyer); got[cl.main] != "107.00" || got[r1] != "100.00" {
+		t.Errorf("wallets: got %v, want 107.00 and 100.00", got)
+	}
+}

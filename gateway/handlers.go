@@ -186,7 +186,8 @@ func (g *Server) moveMoney(c *fiber.Ctx) error {
 	case err != nil:
 		return api.NewProblem(api.CodeUnavailable, "", "the account registry cannot be read right now")
 	}
-	if _, p := api.IdempotencyKey(c); p != nil {
+	idem, p := api.IdempotencyKey(c)
+	if p != nil {
 		return p
 	}
 	_, named, p := api.DecodeMoneyMove(c.Body())
@@ -194,6 +195,10 @@ func (g *Server) moveMoney(c *fiber.Ctx) error {
 		return p
 	}
 	shard, p := g.pickShard(c.UserContext(), named)
+	if p != nil {
+		return p
+	}
+	done, p := g.pinIdem(c.UserContext(), "admin", idem, shard)
 	if p != nil {
 		return p
 	}
@@ -206,6 +211,7 @@ func (g *Server) moveMoney(c *fiber.Ctx) error {
 	if p != nil {
 		return p
 	}
+	done(r.status)
 	return relay(c, r)
 }
 
@@ -477,6 +483,14 @@ func (g *Server) createOrder(c *fiber.Ctx) error {
 			return noLeader(g.cfg.DefaultShard)
 		}
 	}
+	idem, p := api.IdempotencyKey(c)
+	if p != nil {
+		return p
+	}
+	done, p := g.pinIdem(c.UserContext(), a.ID.String(), idem, shard)
+	if p != nil {
+		return p
+	}
 	if p := g.ensureOn(c.UserContext(), a, shard); p != nil {
 		return p
 	}
@@ -484,7 +498,35 @@ func (g *Server) createOrder(c *fiber.Ctx) error {
 	if p != nil {
 		return p
 	}
+	done(r.status)
 	return relay(c, r)
+}
+
+// pinIdem makes a write with an Idempotency-Key go where its first
+// attempt went: each shard remembers only the keys it saw, so the same
+// key sent with a body that routes to another shard is a different
+// request (422 idempotency_key_reused, as one node would answer it). The
+// returned func, given the shard's answer, forgets a pin this request
+// made when the shard refused the write (4xx: the key is not used up).
+func (g *Server) pinIdem(ctx context.Context, actor, idem, shard string) (func(status int), *api.Problem) {
+	if idem == "" {
+		return func(int) {}, nil
+	}
+	first, made, err := g.reg.pin(ctx, actor, idem, shard)
+	if err != nil {
+		g.log.Warn("registry unavailable", "err", err)
+		return nil, api.NewProblem(api.CodeUnavailable, "", "idempotency keys cannot be checked right now")
+	}
+	if first != shard {
+		return nil, api.NewProblem(engine.CodeIdempotencyReused, "Idempotency-Key", "the key was used with a different request")
+	}
+	return func(status int) {
+		if made && status >= 400 && status < 500 {
+			if err := g.reg.unpin(ctx, actor, idem); err != nil {
+				g.log.Warn("registry unavailable", "err", err)
+			}
+		}
+	}, nil
 }
 
 // findOrder asks every shard for the order (its id says nothing of its

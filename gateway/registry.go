@@ -215,3 +215,35 @@ func (r *registry) create(ctx context.Context, idem string, reqHash string, a ac
 }
 
 var errIdemReused = errors.New("idempotency key reused with another request")
+
+// pinScript records which shard an Idempotency-Key's write went to, or
+// answers the shard it went to before. KEYS: the record. ARGV: shard, ttl
+// ms. It answers "1:<shard>" when it made the record, "0:<shard>" when
+// the record was there.
+var pinScript = redis.NewScript(`
+local prev = redis.call('GET', KEYS[1])
+if prev then return '0:' .. prev end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return '1:' .. ARGV[1]
+`)
+
+// pin returns the shard the write with actor's Idempotency-Key key goes
+// to: the first one it went to (24 h), so a retry reaches the shard that
+// remembers the key; a retry that would route elsewhere has another body.
+// made reports that this call made the record.
+func (r *registry) pin(ctx context.Context, actor, key, shard string) (first string, made bool, err error) {
+	res, err := pinScript.Run(ctx, r.rdb, []string{r.pinKey(actor, key)}, shard, idemTTL.Milliseconds()).Text()
+	if err != nil {
+		return "", false, fmt.Errorf("pin idempotency key: %w", err)
+	}
+	m, first, _ := strings.Cut(res, ":")
+	return first, m == "1", nil
+}
+
+// unpin forgets a record pin made, for a write the shard refused (a
+// refused write does not use up its key).
+func (r *registry) unpin(ctx context.Context, actor, key string) error {
+	return r.rdb.Del(ctx, r.pinKey(actor, key)).Err()
+}
+
+func (r *registry) pinKey(actor, key string) string { return r.key("idem", "route", actor, key) }
