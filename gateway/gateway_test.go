@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -619,4 +620,29 @@ func TestIdempotencyAcrossShards(t *testing.T) {
 	if got := walletBalances(t, cl, buyer); got[cl.main] != "107.00" || got[r1] != "100.00" {
 		t.Errorf("wallets: got %v, want 107.00 and 100.00", got)
 	}
+}
+
+// TestDeadLeader: a lease that names a node that no longer answers makes
+// writes 503 no_leader (their outcome unknown) while reads go to a live
+// standby.
+func TestDeadLeader(t *testing.T) {
+	cl, _ := newCluster(t, 0)
+	g := cl.gateway(nil)
+	_, owner := g.account("owner", "owner")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if err := cl.rdb.HSet(context.Background(), leaseKey(cl.main), "addr", dead).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a := do(t, g.url, "POST", "/v1/listings", owner, listing("h100-sxm.us-east")).want(t, 503, api.CodeNoLeader)
+	if a.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	do(t, g.url, "GET", "/v1/markets/h100-sxm.us-east/book", "", nil).want(t, 200, "")
+	do(t, g.url, "GET", "/v1/listings", owner, nil).want(t, 200, "")
 }
