@@ -120,20 +120,30 @@ func TestSameJSONAsDirect(t *testing.T) {
 	var b struct{ ID string }
 	do(t, g.url, "POST", "/v1/bids", buyer, reservedBid(market, "3.00")).want(t, 201, "").decode(t, &b)
 
-	for _, tc := range []struct{ path, key string }{
-		{"/v1/markets", ""},
-		{"/v1/markets/" + market, ""},
-		{"/v1/markets/" + market + "/book", ""},
-		{"/v1/markets/" + market + "/trades", ""},
-		{"/v1/bids/" + b.ID, buyer},
-		{"/v1/bids?limit=5", buyer},
-		{"/v1/listings", owner},
-		{"/v1/account/statement", buyer},
-		{"/v1/markets/nope.us-east/book", ""},
+	for _, tc := range []struct {
+		path, key string
+		status    int
+	}{
+		{"/v1/markets", "", 200},
+		{"/v1/markets/" + market, "", 200},
+		{"/v1/markets/" + market + "/book", "", 200},
+		{"/v1/markets/" + market + "/trades", "", 200},
+		{"/v1/bids/" + b.ID, buyer, 200},
+		{"/v1/bids?limit=5", buyer, 200},
+		{"/v1/listings", owner, 200},
+		{"/v1/account/statement", buyer, 200},
+		{"/v1/markets/nope.us-east/book", "", 404},
+		{"/v1/markets/" + market + "/quote?quantity=1&start=" + hourRFC(3) + "&end=" + hourRFC(4), "", 200},
+		{"/v1/markets/" + market + "/history?interval=1h", "", 200},
+		{"/v1/prices", "", 200},
+		{"/v1/markets/" + market + "/quote?quantity=0&start=" + hourRFC(3) + "&end=" + hourRFC(4), "", 422},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			via := do(t, g.url, "GET", tc.path, tc.key, nil)
 			dir := do(t, direct, "GET", tc.path, tc.key, nil)
+			if via.status != tc.status {
+				t.Errorf("status: got %d, want %d (%s)", via.status, tc.status, via.body)
+			}
 			if via.status != dir.status || !bytes.Equal(via.body, dir.body) {
 				t.Errorf("through the API node %d %s\ndirect %d %s", via.status, via.body, dir.status, dir.body)
 			}
