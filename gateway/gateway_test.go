@@ -656,3 +656,56 @@ func TestDeadLeader(t *testing.T) {
 	do(t, g.url, "GET", "/v1/markets/h100-sxm.us-east/book", "", nil).want(t, 200, "")
 	do(t, g.url, "GET", "/v1/listings", owner, nil).want(t, 200, "")
 }
+
+// TestTransferStuck: a transfer still pending near the end of the shards'
+// idempotency window is never sent again (a side sent after a shard forgot
+// its key could apply twice): the sweeper marks it stuck and moves nothing.
+func TestTransferStuck(t *testing.T) {
+	cl, regions := newCluster(t, 1)
+	r1 := regions[0]
+	g := cl.gateway(nil)
+	id, key := g.account("acme", "buyer")
+	g.deposit(id, cl.main, "10")
+	old := time.Now().Add(-stuckAfter - time.Minute).UTC()
+	tr := transfer{ID: "01a20000-0000-7000-8000-000000000001", Account: id, From: cl.main, To: r1, Amount: 4 * engine.TicksPerUSD, State: statePending, CreatedAt: old}
+	ctx := context.Background()
+	if _, _, err := g.reg.createTransfer(ctx, "", "h", tr); err != nil {
+		t.Fatal(err)
+	}
+	n, err := g.sweepOnce(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: took %d (%v), want 1", n, err)
+	}
+	st, err := g.reg.transfer(ctx, tr.ID)
+	if err != nil || st.State != stateStuck {
+		t.Fatalf("transfer: %+v %v, want stuck", st, err)
+	}
+	if got := walletBalances(t, cl, key); got[cl.main] != "10.00" || got[r1] != "0.00" {
+		t.Errorf("got %v, want nothing moved", got)
+	}
+	if n, _ := g.sweepOnce(ctx); n != 0 {
+		t.Errorf("a stuck transfer was taken again (%d)", n)
+	}
+}
+
+// TestRateLimitAndMetrics: an API node limits each key and counts what it
+// answers.
+func TestRateLimitAndMetrics(t *testing.T) {
+	cl, _ := newCluster(t, 0)
+	g := cl.gateway(func(c *Config) { c.RateLimit = 1 })
+	var limited answer
+	for range 10 {
+		if a := do(t, g.url, "GET", "/v1/markets", "", nil); a.status == 429 {
+			limited = a
+		}
+	}
+	limited.want(t, 429, api.CodeRateLimited)
+	if limited.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	m := do(t, g.url, "GET", "/metrics", "", nil).want(t, 200, "")
+	// A request refused by the /v1 middleware counts under the group's route.
+	if !bytes.Contains(m.body, []byte(`gpux_gateway_requests_total{method="GET",route="/v1",status="429"}`)) {
+		t.Errorf("metrics lack the 429s:\n%s", m.body)
+	}
+}
