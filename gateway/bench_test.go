@@ -11,7 +11,7 @@ import (
 // (one shard; quote the ratio, the machine is shared).
 func BenchmarkForwarded(b *testing.B) {
 	cl, _ := newCluster(b, 0)
-	g := cl.gateway(nil)
+	g := cl.gateway(func(c *Config) { c.TopologyRefresh = 0 }) // the default cache, as deployed
 	_, key := g.account("bench", "buyer")
 	direct := "http://" + cl.nodes[cl.main].addr
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

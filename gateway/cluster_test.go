@@ -133,7 +133,9 @@ func (cl *cluster) dropLeader(shard string) {
 func (cl *cluster) gateway(mod func(*Config)) *apiNode {
 	tb := cl.tb
 	tb.Helper()
-	cfg := Config{Redis: cl.rdb, Registry: cl.registry, DefaultShard: cl.main, AdminKey: adminKey, LeaseTTL: time.Hour, SweepInterval: -1, Logger: quiet()}
+	cfg := Config{Redis: cl.rdb, Registry: cl.registry, DefaultShard: cl.main, AdminKey: adminKey, LeaseTTL: time.Hour, SweepInterval: -1, Logger: quiet(),
+		// Every request reads the topology: a test changes it and acts at once.
+		TopologyRefresh: time.Nanosecond}
 	if mod != nil {
 		mod(&cfg)
 	}
