@@ -68,6 +68,20 @@ func newCluster(tb testing.TB, regions int) (*cluster, []string) {
 
 // start runs an engine node of shard and publishes it as the leader.
 func (cl *cluster) start(shard string, markets []engine.Market) *node {
+	cl.tb.Helper()
+	return cl.startWith(shard, markets, nil)
+}
+
+// standby is a sequencer that refuses every write as a node that lost
+// its lease does.
+type standby struct{ *sequencer.Sequencer }
+
+func (standby) Submit(context.Context, engine.Command, func(*engine.Engine, *engine.Command)) (sequencer.Outcome, error) {
+	return sequencer.Outcome{}, sequencer.ErrNotLeader
+}
+
+// startWith is start with the node's sequencer wrapped (nil: as it is).
+func (cl *cluster) startWith(shard string, markets []engine.Market, wrap func(*sequencer.Sequencer) api.Sequencer) *node {
 	tb := cl.tb
 	tb.Helper()
 	ctx := context.Background()
@@ -75,7 +89,11 @@ func (cl *cluster) start(shard string, markets []engine.Market) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := api.NewServer(api.Config{Sequencer: seq, Role: api.RoleEngine, Shard: shard, AdminKey: adminKey, Logger: quiet()})
+	var as api.Sequencer = seq
+	if wrap != nil {
+		as = wrap(seq)
+	}
+	srv := api.NewServer(api.Config{Sequencer: as, Role: api.RoleEngine, Shard: shard, AdminKey: adminKey, Logger: quiet()})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpux/gpux/api"
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store/redistest"
 )
 
@@ -703,4 +704,28 @@ func TestRateLimitAndMetrics(t *testing.T) {
 	if !bytes.Contains(m.body, []byte(`gpux_gateway_requests_total{method="GET",route="/v1",status="429"}`)) {
 		t.Errorf("metrics lack the 429s:\n%s", m.body)
 	}
+}
+
+// TestLeaderSteppedDown: a lease that still names a node which no longer
+// leads (it refuses writes with no_leader) makes the account's first write
+// there 503 no_leader with Retry-After, never another status.
+func TestLeaderSteppedDown(t *testing.T) {
+	cl, _ := newCluster(t, 0)
+	stale := redistest.Shard(t)
+	cl.startWith(stale, engine.Catalogue(testGPUs, []string{stale}), func(s *sequencer.Sequencer) api.Sequencer { return standby{s} })
+	g := cl.gateway(nil)
+	id, owner := g.account("owner", "owner")
+	for _, tc := range []struct {
+		method, path, key string
+		body              any
+	}{
+		{"POST", "/v1/listings", owner, listing("h100-sxm." + stale)},
+		{"POST", "/v1/accounts/" + id + "/deposits", adminKey, map[string]any{"amount": "1", "shard": stale}},
+	} {
+		a := do(t, g.url, tc.method, tc.path, tc.key, tc.body).want(t, 503, api.CodeNoLeader)
+		if a.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", tc.method, tc.path)
+		}
+	}
+	do(t, g.url, "GET", "/v1/markets/h100-sxm."+stale+"/book", "", nil).want(t, 200, "")
 }

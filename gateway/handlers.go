@@ -132,6 +132,10 @@ func (g *Server) provision(ctx context.Context, a *account, shard string) *api.P
 	if p != nil {
 		return p
 	}
+	if r.status >= 500 {
+		// A leader that just stepped down, a journal that is down: retry.
+		return api.NewProblem(api.CodeNoLeader, "", fmt.Sprintf("shard %q cannot take the account right now (%d): retry shortly", shard, r.status))
+	}
 	if r.status != http.StatusOK && r.status != http.StatusCreated {
 		g.log.Error("provision account", "account", a.ID, "shard", shard, "status", r.status, "body", string(r.body))
 		return api.NewProblem(api.CodeInternal, "", fmt.Sprintf("the account could not be created on shard %q", shard))
