@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -633,8 +632,8 @@ const cursorPrefix = "m1."
 // listOrders pages the caller's bids or listings newest first across
 // shards. With one shard it is that shard's page, unchanged. With several
 // each shard's next page is read from its own position and merged by
-// created_at (then id); the cursor holds every shard's position ("" for
-// not started, "-" for done).
+// created_at, each shard's order kept (mergeNewest); the cursor holds
+// every shard's position ("" for not started, "-" for done).
 func (g *Server) listOrders(c *fiber.Ctx) error {
 	need := engine.RoleBuyer
 	if noun(c) == "listing" {
@@ -721,12 +720,7 @@ func (g *Server) listOrders(c *fiber.Ctx) error {
 			all = append(all, item{shard: n, at: at, id: k.ID, raw: raw})
 		}
 	}
-	slices.SortStableFunc(all, func(x, y item) int {
-		if d := y.at.Compare(x.at); d != 0 {
-			return d
-		}
-		return strings.Compare(y.id, x.id)
-	})
+	all = mergeNewest(all, func(x item) (string, time.Time) { return x.shard, x.at })
 	taken := all
 	if len(taken) > limit {
 		taken = taken[:limit]
@@ -769,6 +763,40 @@ func (g *Server) listOrders(c *fiber.Ctx) error {
 		out.NextCursor = &s
 	}
 	return sendJSON(c, http.StatusOK, out)
+}
+
+// mergeNewest orders items newest first across shards while keeping each
+// shard's own order (its page order, by sequence): a shard's cursor is
+// the last item taken from it, so an item of the same shard must never
+// be taken after one the shard lists later, even at an equal created_at.
+// items holds each shard's page in order, shard after shard; ties between
+// shards go to the shard listed first.
+func mergeNewest[T any](items []T, key func(T) (string, time.Time)) []T {
+	var order []string
+	heads := map[string][]T{}
+	for _, it := range items {
+		s, _ := key(it)
+		if _, ok := heads[s]; !ok {
+			order = append(order, s)
+		}
+		heads[s] = append(heads[s], it)
+	}
+	out := make([]T, 0, len(items))
+	for len(out) < len(items) {
+		best := ""
+		var bestAt time.Time
+		for _, s := range order {
+			if len(heads[s]) == 0 {
+				continue
+			}
+			if _, at := key(heads[s][0]); best == "" || at.After(bestAt) {
+				best, bestAt = s, at
+			}
+		}
+		out = append(out, heads[best][0])
+		heads[best] = heads[best][1:]
+	}
+	return out
 }
 
 func invalidCursor() *api.Problem {
