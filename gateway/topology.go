@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -136,23 +137,21 @@ func (d *discovery) read(ctx context.Context, now time.Time) (*topology, error) 
 	minScore := strconv.FormatInt(now.Add(-3*d.ttl).UnixMilli(), 10)
 	leases := make([]*redis.StringCmd, len(names))
 	nodes := make([]*redis.StringSliceCmd, len(names))
-	_, err = d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The pipeline's own error is its first failed command's, and a
+	// missing lease fails its HGET with redis.Nil: look at each command.
+	_, _ = d.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, n := range names {
 			leases[i] = p.HGet(ctx, leaseKey(n), "addr")
 			nodes[i] = p.ZRevRangeByScore(ctx, nodesKey(n), &redis.ZRangeBy{Min: minScore, Max: "+inf"})
 		}
 		return nil
 	})
-	if err != nil && err != redis.Nil {
-		// A missing lease is redis.Nil on its own command; anything else
-		// is Redis failing.
-		for i := range names {
-			if e := leases[i].Err(); e != nil && e != redis.Nil {
-				return nil, fmt.Errorf("read lease of shard %s: %w", names[i], e)
-			}
-			if e := nodes[i].Err(); e != nil {
-				return nil, fmt.Errorf("read nodes of shard %s: %w", names[i], e)
-			}
+	for i := range names {
+		if e := leases[i].Err(); e != nil && !errors.Is(e, redis.Nil) {
+			return nil, fmt.Errorf("read lease of shard %s: %w", names[i], e)
+		}
+		if e := nodes[i].Err(); e != nil {
+			return nil, fmt.Errorf("read nodes of shard %s: %w", names[i], e)
 		}
 	}
 	for i, n := range names {
