@@ -16,43 +16,46 @@ import (
 // Codes of the API's own rejections, in addition to the engine's codes
 // (engine.Code*).
 const (
-	CodeMalformedJSON    = "malformed_json"
-	CodeUnknownField     = "unknown_field"
-	CodeMissingField     = "missing_field"
-	CodeInvalidValue     = "invalid_value"
-	CodeInvalidTime      = "invalid_time"
-	CodeInvalidLimit     = "invalid_limit"
-	CodeInvalidCursor    = "invalid_cursor"
-	CodeInvalidStatus    = "invalid_status"
-	CodeInvalidInterval  = "invalid_interval"
-	CodeInvalidIdemKey   = "invalid_idempotency_key"
-	CodeInvalidClientID  = "invalid_client_order_id"
-	CodeBodyTooLarge     = "body_too_large"
-	CodeUnauthorized     = "unauthorized"
-	CodeRateLimited      = "rate_limited"
-	CodeUnavailable      = "journal_unavailable"
-	CodeNotReady         = "not_ready"
-	CodeShuttingDown     = "shutting_down"
-	CodeTimeout          = "timeout"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeUnsupportedMedia = "unsupported_media_type"
-	CodeInternal         = "internal"
-	CodeUpgradeRequired  = "upgrade_required"
-	CodeForbiddenOrigin  = "forbidden_origin"
-	CodeBadRequest       = "bad_request"
-	CodeInvalidEncoding  = "invalid_content_encoding"
-	CodeHeaderTooLarge   = "header_too_large"
-	CodeDuplicateKey     = "duplicate_key"
-	CodeTooManyConns     = "too_many_connections"
-	// Shards (API nodes and engine nodes of a sharded deployment).
-	CodeNoLeader          = "no_leader"      // the shard has no leader right now: 503, retry
-	CodeWrongShard        = "wrong_shard"    // an engine node was asked to act for another shard
-	CodeUnknownShard      = "unknown_shard"  // no engine node of that shard was ever started
-	CodeShardRequired     = "shard_required" // several shards: a deposit or withdrawal must name one
-	CodeSameShard         = "same_shard"     // a transfer from a shard to itself
+	CodeMalformedJSON     = "malformed_json"
+	CodeUnknownField      = "unknown_field"
+	CodeMissingField      = "missing_field"
+	CodeInvalidValue      = "invalid_value"
+	CodeInvalidTime       = "invalid_time"
+	CodeInvalidLimit      = "invalid_limit"
+	CodeInvalidCursor     = "invalid_cursor"
+	CodeInvalidStatus     = "invalid_status"
+	CodeInvalidInterval   = "invalid_interval"
+	CodeInvalidIdemKey    = "invalid_idempotency_key"
+	CodeInvalidClientID   = "invalid_client_order_id"
+	CodeBodyTooLarge      = "body_too_large"
+	CodeUnauthorized      = "unauthorized"
+	CodeRateLimited       = "rate_limited"
+	CodeUnavailable       = "journal_unavailable"
+	CodeNotReady          = "not_ready"
+	CodeShuttingDown      = "shutting_down"
+	CodeTimeout           = "timeout"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeUnsupportedMedia  = "unsupported_media_type"
+	CodeInternal          = "internal"
+	CodeUpgradeRequired   = "upgrade_required"
+	CodeForbiddenOrigin   = "forbidden_origin"
+	CodeBadRequest        = "bad_request"
+	CodeInvalidEncoding   = "invalid_content_encoding"
+	CodeHeaderTooLarge    = "header_too_large"
+	CodeDuplicateKey      = "duplicate_key"
+	CodeTooManyConns      = "too_many_connections"
 	problemTypePrefix     = "https://gpux.dev/problems/"
 	problemContentType    = "application/problem+json"
 	defaultRetryAfterSecs = 1
+)
+
+// Codes of a sharded deployment (engine nodes and API nodes).
+const (
+	CodeNoLeader      = "no_leader"      // the shard has no leader right now: 503, retry
+	CodeWrongShard    = "wrong_shard"    // an engine node was asked to act for another shard
+	CodeUnknownShard  = "unknown_shard"  // no engine node of that shard was ever started
+	CodeShardRequired = "shard_required" // several shards: a deposit or withdrawal must name one
+	CodeSameShard     = "same_shard"     // a transfer from a shard to itself
 )
 
 // Codes of websocket errors, sent as {"type": "error", "code": ...} (or
