@@ -49,17 +49,22 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // one shard per name in regions (each owning its own region's markets).
 func newCluster(tb testing.TB, regions int) (*cluster, []string) {
 	tb.Helper()
-	url := redistest.URL(tb)
+	return newClusterAt(tb, redistest.URL(tb), regions)
+}
+
+// newClusterAt is newCluster on the Redis at url.
+func newClusterAt(tb testing.TB, url string, regions int) (*cluster, []string) {
+	tb.Helper()
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cl := &cluster{tb: tb, rdb: redis.NewClient(opt), registry: redistest.Shard(tb), main: redistest.Shard(tb), nodes: map[string]*node{}}
+	cl := &cluster{tb: tb, rdb: redis.NewClient(opt), registry: redistest.ShardAt(tb, url), main: redistest.ShardAt(tb, url), nodes: map[string]*node{}}
 	tb.Cleanup(func() { cl.rdb.Close() })
 	cl.start(cl.main, engine.Catalogue(testGPUs, []string{"us-east"}))
 	var names []string
 	for range regions {
-		r := redistest.Shard(tb)
+		r := redistest.ShardAt(tb, url)
 		cl.start(r, engine.Catalogue(testGPUs, []string{r}))
 		names = append(names, r)
 	}

@@ -729,3 +729,33 @@ func TestLeaderSteppedDown(t *testing.T) {
 	}
 	do(t, g.url, "GET", "/v1/markets/h100-sxm."+stale+"/book", "", nil).want(t, 200, "")
 }
+
+// TestRedisDown: without Redis an API node cannot tell who a new key is,
+// register an account or see any leader: each answers 503 with
+// Retry-After, never a guess.
+func TestRedisDown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	cl, _ := newClusterAt(t, srv.URL(), 0)
+	g := cl.gateway(func(c *Config) { c.LeaseTTL = 50 * time.Millisecond })
+	g.account("acme", "buyer")
+	do(t, g.url, "GET", "/readyz", "", nil).want(t, 200, "")
+
+	srv.Stop()
+	defer srv.Start()                  // the cleanups delete the test's keys there
+	time.Sleep(200 * time.Millisecond) // past 3 × lease TTL: the last reading is no longer used
+	for _, tc := range []struct {
+		method, path, key string
+		body              any
+		code              string
+	}{
+		{"GET", "/readyz", "", nil, api.CodeNotReady},
+		{"GET", "/v1/account", "gpux_someone", nil, api.CodeUnavailable},
+		{"POST", "/v1/accounts", adminKey, map[string]any{"name": "x", "roles": []string{"buyer"}}, api.CodeUnavailable},
+		{"GET", "/v1/markets", "", nil, api.CodeUnavailable},
+	} {
+		a := do(t, g.url, tc.method, tc.path, tc.key, tc.body).want(t, 503, tc.code)
+		if a.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", tc.method, tc.path)
+		}
+	}
+}
