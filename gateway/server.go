@@ -18,6 +18,7 @@ import (
 
 	"github.com/gpux/gpux/api"
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/store"
 )
 
 // Config configures an API node.
@@ -385,4 +386,24 @@ func (g *Server) ready(c *fiber.Ctx) error {
 		return api.NewProblem(api.CodeNoLeader, "", "no shard has a leader")
 	}
 	return sendJSON(c, http.StatusOK, fiber.Map{"status": "ready"})
+}
+
+// Dial opens the Redis an API node reads (gpuxd --redis): a redis:// URL
+// is a single Redis, a redis+cluster:// URL a Redis Cluster, each with the
+// journal's client defaults (no go-redis retries, short timeouts: a
+// request answers 503 rather than wait). It does not connect yet; the
+// caller closes it after Shutdown.
+func Dial(url string) (redis.UniversalClient, error) {
+	if store.IsClusterURL(url) {
+		opt, err := store.ClusterClientOptions(url)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClusterClient(opt), nil
+	}
+	opt, err := store.ClientOptions(url)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opt), nil
 }
