@@ -103,6 +103,14 @@ func TestFailoverThroughAPINode(t *testing.T) {
 	var first struct{ ID string }
 	do(t, g.url, "POST", "/v1/listings", owner, listing("h100-sxm.us-east")).want(t, 201, "").decode(t, &first)
 
+	// A standby's reads trail the leader by its tailing: wait until it has
+	// the listing, so the reads below see it however the failover goes.
+	want := a.seq.Status().LastSeq
+	for deadline := time.Now().Add(30 * time.Second); b.seq.Status().LastSeq < want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("standby did not tail to the leader within 30 s") // hang guard only
+		}
+	}
 	a.stop()
 	statuses := map[int]int{}
 	deadline := time.Now().Add(30 * time.Second) // hang guard only
