@@ -41,6 +41,13 @@ var _ Sequencer = (*sequencer.Sequencer)(nil)
 // Config configures a Server.
 type Config struct {
 	Sequencer Sequencer
+	// Role is the node's role as /healthz shows it: "all" (the default:
+	// one process owns every market) or "engine" (one shard of several).
+	Role string
+	// Shard is the shard this node's engine runs (default "main"). A
+	// deposit or withdrawal that names another shard is refused (422
+	// wrong_shard).
+	Shard string
 	// ReadModels serves history (candles) and remembers the answers of
 	// idempotent admin requests; optional (history is then empty and
 	// admin idempotency is kept in memory).
@@ -115,6 +122,12 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Rates == nil {
 		cfg.Rates = pricing.Default()
+	}
+	if cfg.Role == "" {
+		cfg.Role = RoleAll
+	}
+	if cfg.Shard == "" {
+		cfg.Shard = DefaultShard
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -217,6 +230,9 @@ func (s *Server) routes() {
 	v1.Delete("/bids/:id", s.cancelBid)
 
 	v1.Get("/ws", s.wsUpgrade, s.wsHandler())
+
+	// Shards: the internal account route and transfers (shards.go).
+	s.shardRoutes(v1)
 
 	if s.cfg.Dashboard != nil {
 		a.Use("/", filesystem.New(filesystem.Config{Root: http.FS(s.cfg.Dashboard), Index: "index.html"}))
