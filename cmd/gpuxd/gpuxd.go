@@ -20,8 +20,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gpux/gpux/api"
 	"github.com/gpux/gpux/engine"
+	"github.com/gpux/gpux/gateway"
 	"github.com/gpux/gpux/pricing"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
@@ -34,7 +37,8 @@ type Config struct {
 	RedisURL string // redis://... one Redis; redis+cluster://host:port,... a Redis Cluster
 	// Role is "all" (one process owns every market, no lease), "engine"
 	// (one of Shard's engine nodes: leader or standby by the shard's
-	// lease) or "api" (not built in this binary yet).
+	// lease) or "api" (an API node: package gateway routes every request to
+	// the engine nodes; no journal, no engine).
 	Role  string
 	Shard string
 	// LeaseTTL is the shard lease's time to live (role engine); the
@@ -106,6 +110,10 @@ type Main struct {
 	// redisJournal is journal when it is in Redis (its client carries the
 	// lease).
 	redisJournal *store.RedisJournal
+	// gateway serves the API on an API node (--role api), with its own
+	// Redis client; nil on engine nodes.
+	gateway      *gateway.Server
+	gatewayRedis redis.UniversalClient
 	readModels   store.ReadModelStore
 	seq          *sequencer.Sequencer
 	server       *api.Server
@@ -265,6 +273,10 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		return fmt.Errorf("--role %q: all, engine or api", c.Role)
 	case c.Role == RoleEngine && c.RedisURL == "":
 		return errors.New("--role engine needs --redis: the shard's lease, journal and standbys live there")
+	case c.Role == RoleAPI && c.RedisURL == "":
+		return errors.New("--role api needs --redis: the shards' leases, the account registry and the feeds live there")
+	case c.Role == RoleAPI && c.AdminKey == "":
+		return errors.New("--role api needs --admin-key, the same on every node: it creates accounts and moves money on the engine nodes")
 	case c.Role == RoleEngine && c.LeaseTTL < 30*time.Millisecond:
 		return fmt.Errorf("--lease-ttl %v: want at least 30ms", c.LeaseTTL)
 	case c.LogFormat != "json" && c.LogFormat != "text":
@@ -430,7 +442,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.log = log
 	if m.Config.Role == RoleAPI {
-		return errors.New("role api: not built in this binary yet")
+		return m.runAPINode(log)
 	}
 	markets, err := m.Config.ShardMarkets()
 	if err != nil {
@@ -494,7 +506,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.server = api.NewServer(api.Config{
 		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
-		Dashboard: web.FS(),
+		Dashboard: web.FS(), Role: m.Config.Role, Shard: m.Config.Shard,
 	})
 	m.server.SetRatesStaleAfter(m.Config.RatesStaleAfter)
 
@@ -571,6 +583,37 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// runAPINode starts an API node (--role api): no journal, no engine; it
+// routes every request to the engine nodes of the shards (package
+// gateway) and is ready once it reaches Redis and a shard has a leader.
+func (m *Main) runAPINode(log *slog.Logger) error {
+	rdb, err := gateway.Dial(m.Config.RedisURL)
+	if err != nil {
+		return fmt.Errorf("api node: %w", err)
+	}
+	m.gatewayRedis = rdb
+	m.gateway, err = gateway.New(gateway.Config{
+		Redis: rdb, AdminKey: m.Config.AdminKey, RateLimit: m.Config.RateLimit,
+		LeaseTTL: m.Config.LeaseTTL, Logger: log.With("component", "gateway"),
+	})
+	if err != nil {
+		return fmt.Errorf("api node: %w", err)
+	}
+	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
+	}
+	m.serveDone = make(chan error, 1)
+	go func() {
+		err := m.gateway.Listener(m.ln)
+		m.serveDone <- err
+		if err != nil {
+			m.failed <- fmt.Errorf("serve: %w", err)
+		}
+	}()
+	log.Info("ready", "addr", m.ln.Addr().String(), "role", m.Config.Role, "cluster", store.IsClusterURL(m.Config.RedisURL))
+	return nil
+}
+
 // syncReferenceRates puts the reference table in force after recovery.
 // A table an admin installed at run time is journaled with its rates, so
 // without an explicit --rates file it stays in force across restarts;
@@ -620,6 +663,20 @@ func (m *Main) Close() error {
 		}
 		if m.ln != nil && m.serveDone == nil {
 			m.ln.Close() // Run failed between listening and serving
+		}
+		if m.gateway != nil {
+			if err := m.gateway.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop api node: %w", err))
+			}
+			if m.serveDone != nil {
+				select {
+				case <-m.serveDone:
+				case <-ctx.Done():
+				}
+			}
+		}
+		if m.gatewayRedis != nil {
+			m.gatewayRedis.Close()
 		}
 		if m.server != nil {
 			if err := m.server.Shutdown(ctx); err != nil {

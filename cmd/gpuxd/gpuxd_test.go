@@ -473,14 +473,96 @@ func TestEngineNodes(t *testing.T) {
 	}
 }
 
-// TestRoleAPINotBuilt: --role api is accepted by the flags and refused at
-// start with a message that says why.
-func TestRoleAPINotBuilt(t *testing.T) {
-	m := newTestMain(t)
-	m.Config.Role = RoleAPI
-	err := m.Run(context.Background())
-	m.Close()
-	if err == nil || !strings.Contains(err.Error(), "role api: not built in this binary yet") {
-		t.Fatalf("Run with --role api = %v", err)
+// TestAPINode runs an engine node and an API node (--role api) on a private
+// Redis: the API node is ready once the shard has a leader, answers
+// /healthz as an API node, and serves accounts, deposits and reads by
+// forwarding to the engine node; the engine node's /healthz shows its
+// shard, lease and token.
+func TestAPINode(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	eng := newTestMain(t)
+	eng.Config.RedisURL, eng.Config.Role, eng.Config.LeaseTTL = srv.URL(), RoleEngine, 300*time.Millisecond
+	if err := eng.Run(ctx); err != nil {
+		eng.Close()
+		t.Fatal(err)
 	}
+	defer eng.Close()
+	node := newTestMain(t)
+	node.Config.RedisURL, node.Config.Role = srv.URL(), RoleAPI
+	if err := node.Run(ctx); err != nil {
+		node.Close()
+		t.Fatal(err)
+	}
+	defer node.Close()
+
+	admin := client.New("http://"+node.Addr(), client.WithAPIKey("admin"))
+	deadline := time.Now().Add(30 * time.Second)
+	for admin.Ready(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the API node was not ready within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h := getJSON(t, "http://"+node.Addr()+"/healthz")
+	if h["role"] != "api" || h["shard"] != nil {
+		t.Errorf("API node /healthz role %v shard %v, want api and null", h["role"], h["shard"])
+	}
+	h = getJSON(t, "http://"+eng.Addr()+"/healthz")
+	if h["role"] != "engine" || h["shard"] != "main" || h["leader"] != true {
+		t.Errorf("engine node /healthz role %v shard %v leader %v, want engine, main, true", h["role"], h["shard"], h["leader"])
+	}
+	if tok, _ := h["fencing_token"].(float64); tok < 1 {
+		t.Errorf("engine node fencing_token %v, want at least 1", h["fencing_token"])
+	}
+
+	a, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: "through-api", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Deposit(ctx, a.ID, "250.00"); err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{node.Addr(), eng.Addr()} {
+		got, err := client.New("http://"+base, client.WithAPIKey(a.APIKey)).Account(ctx)
+		if err != nil {
+			t.Fatalf("account through %s: %v", base, err)
+		}
+		if got.ID != a.ID || got.Balance != "250.00" {
+			t.Errorf("account through %s = %+v, want %s with 250.00", base, got, a.ID)
+		}
+	}
+}
+
+// TestAPINodeNeeds: an API node needs Redis and an explicit admin key
+// shared by every node, and says so before it starts.
+func TestAPINodeNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "api", "--admin-key", "k"}, "--role api needs --redis"},
+		{[]string{"--role", "api", "--redis", "redis://127.0.0.1:1/0"}, "--role api needs --admin-key"},
+	} {
+		m := NewMain()
+		m.Stderr = io.Discard
+		err := m.parse(tc.args, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return m
 }
