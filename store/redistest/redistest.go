@@ -294,6 +294,14 @@ type Cluster struct {
 // servers stop when the test ends.
 func StartCluster(tb testing.TB, masters int) *Cluster {
 	tb.Helper()
+	return StartClusterReplicas(tb, masters, 0)
+}
+
+// StartClusterReplicas is StartCluster with replicas replicas per master
+// (Nodes then holds masters*(1+replicas) servers; which are masters is the
+// cluster's to say).
+func StartClusterReplicas(tb testing.TB, masters, replicas int) *Cluster {
+	tb.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		unavailable(tb, "redis-cli not installed: %v", err)
@@ -304,12 +312,12 @@ func StartCluster(tb testing.TB, masters int) *Cluster {
 	}
 	c := &Cluster{}
 	args := []string{"--cluster", "create"}
-	for range masters {
+	for range masters * (1 + replicas) {
 		s := StartServer(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
 		c.Nodes = append(c.Nodes, s)
 		args = append(args, s.Addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
