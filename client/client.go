@@ -123,6 +123,23 @@ type CallOption func(*callOptions)
 
 type callOptions struct {
 	idempotencyKey string
+	shard          string
+}
+
+// WithShard names the shard whose wallet a deposit or withdrawal moves
+// (the "shard" field). Needed through an API node of a deployment with
+// several engine shards (422 "shard_required" without it); an engine node
+// takes only its own shard (422 "wrong_shard"). Other calls ignore it.
+func WithShard(shard string) CallOption {
+	return func(o *callOptions) { o.shard = shard }
+}
+
+func shardOf(opts []CallOption) string {
+	var o callOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return o.shard
 }
 
 // WithIdempotencyKey sends "Idempotency-Key: key" with a POST that creates

@@ -13,6 +13,7 @@ import (
 // amountBody is the body of deposits and withdrawals.
 type amountBody struct {
 	Amount string `json:"amount"`
+	Shard  string `json:"shard,omitempty"`
 }
 
 // CreateAccount creates an account (admin key needed) and returns it with
@@ -30,7 +31,7 @@ func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest, op
 func (c *Client) Deposit(ctx context.Context, accountID, amount string, opts ...CallOption) (Account, error) {
 	var out Account
 	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/accounts/%s/deposits", accountID),
-		body: amountBody{amount}, idem: idemKey("", opts), out: &out})
+		body: amountBody{amount, shardOf(opts)}, idem: idemKey("", opts), out: &out})
 	return out, err
 }
 
@@ -40,7 +41,7 @@ func (c *Client) Deposit(ctx context.Context, accountID, amount string, opts ...
 func (c *Client) Withdraw(ctx context.Context, accountID, amount string, opts ...CallOption) (Account, error) {
 	var out Account
 	err := c.do(ctx, request{method: http.MethodPost, path: pathf("/v1/accounts/%s/withdrawals", accountID),
-		body: amountBody{amount}, idem: idemKey("", opts), out: &out})
+		body: amountBody{amount, shardOf(opts)}, idem: idemKey("", opts), out: &out})
 	return out, err
 }
 
@@ -48,6 +49,20 @@ func (c *Client) Withdraw(ctx context.Context, accountID, amount string, opts ..
 func (c *Client) Account(ctx context.Context) (Account, error) {
 	var out Account
 	err := c.do(ctx, request{method: http.MethodGet, path: "/v1/account", out: &out})
+	return out, err
+}
+
+// Transfer moves money between two of the caller's wallets (shards)
+// through an API node: journaled on both shards under one transfer id,
+// exactly once (docs/CLUSTER.md). Status is "completed", or "pending" (202:
+// an API node's sweeper finishes it); repeating the call with the same
+// Idempotency-Key answers the transfer's current state. Errors: 422 with
+// the source's code (e.g. "insufficient_funds"), "same_shard",
+// "unknown_shard"; an engine node answers 422 (it holds one wallet).
+func (c *Client) Transfer(ctx context.Context, req TransferRequest, opts ...CallOption) (Transfer, error) {
+	var out Transfer
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/account/transfers", body: req,
+		idem: idemKey(req.IdempotencyKey, opts), out: &out})
 	return out, err
 }
 

@@ -73,6 +73,37 @@ type Account struct {
 	Held      string    `json:"held"`
 	Available string    `json:"available"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
+	// Wallets is set through an API node: the account's money per shard,
+	// which Balance, Held and Available sum.
+	Wallets []Wallet `json:"wallets,omitempty"`
+}
+
+// Wallet is an account's money on one shard.
+type Wallet struct {
+	Shard     string `json:"shard"`
+	Balance   string `json:"balance"`
+	Held      string `json:"held"`
+	Available string `json:"available"`
+}
+
+// TransferRequest moves Amount (a positive decimal) from the caller's
+// wallet on FromShard to its wallet on ToShard.
+type TransferRequest struct {
+	FromShard      string `json:"from_shard"`
+	ToShard        string `json:"to_shard"`
+	Amount         string `json:"amount"`
+	IdempotencyKey string `json:"-"`
+}
+
+// Transfer is a transfer between two wallets and how far it got.
+type Transfer struct {
+	ID        string  `json:"id"`
+	FromShard string  `json:"from_shard"`
+	ToShard   string  `json:"to_shard"`
+	Amount    string  `json:"amount"`
+	Status    string  `json:"status"`
+	Code      *string `json:"code,omitempty"`
+	CreatedAt string  `json:"created_at"`
 }
 
 // Market is one tradable GPU type in one region, e.g. "h100-sxm.us-east".

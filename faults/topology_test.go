@@ -102,8 +102,10 @@ func TestTopology(t *testing.T) {
 	if st != 422 || m["code"] != "shard_required" {
 		t.Errorf("deposit without a shard: %d %v, want 422 shard_required", st, m)
 	}
-	for _, s := range shards {
-		mustCall(t, hc, 200, "POST", a1+"/v1/accounts/"+id+"/deposits", adminKey, map[string]any{"amount": "1000.00", "shard": s})
+	for _, s := range shards { // through the SDK: client.WithShard
+		if _, err := client.New(a1, client.WithAPIKey(adminKey)).Deposit(ctx, id, "1000.00", client.WithShard(s)); err != nil {
+			t.Fatalf("deposit to %s: %v", s, err)
+		}
 	}
 
 	// A listing and a crossing bid in each shard's market, each sent
@@ -134,10 +136,23 @@ func TestTopology(t *testing.T) {
 	if after := wallets(a1); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the two API nodes answer different accounts:\n%v\n%v", before, after)
 	}
-	mustCall(t, hc, 201, "POST", a0+"/v1/account/transfers", key, map[string]any{"from_shard": shards[0], "to_shard": shards[1], "amount": "250.00"})
-	moved := wallets(a1)
-	if moved["balance"] != before["balance"] {
-		t.Errorf("balance %v after a transfer, %v before: a transfer between wallets changes no sum", moved["balance"], before["balance"])
+	tr, err := client.New(a0, client.WithAPIKey(key)).Transfer(ctx, client.TransferRequest{FromShard: shards[0], ToShard: shards[1], Amount: "250.00"})
+	if err != nil || tr.Status != "completed" {
+		t.Fatalf("transfer: %+v %v, want completed", tr, err)
+	}
+	moved, err := client.New(a1, client.WithAPIKey(key)).Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Balance != before["balance"] || len(moved.Wallets) != 2 {
+		t.Errorf("account after a transfer %+v, balance %v before: a transfer between wallets changes no sum", moved, before["balance"])
+	}
+	for _, w := range moved.Wallets {
+		for _, b := range before["wallets"].([]any) {
+			if bw := b.(map[string]any); bw["shard"] == w.Shard {
+				t.Logf("wallet %s: %v before the transfer, %s after", w.Shard, bw["balance"], w.Balance)
+			}
+		}
 	}
 
 	// Kill shard 0's leader; write to its market through an API node until
