@@ -18,14 +18,23 @@ import (
 // breakpoints and, ties going to the earliest start, it is enough to
 // evaluate the block at each breakpoint: O(breakpoints in the window ×
 // listings walked × log hours) instead of one evaluation per hour.
-func (e *Engine) bestBlock(m *market, need, minQ int64, start, end Time, d int64, limit Price, bidSeq uint64) (Time, bool) {
+//
+// query is true for a read (QuoteBlock), which may run beside other reads
+// under the sequencer's read lock: it then keeps its own buffers instead
+// of the engine's per-command scratch.
+func (e *Engine) bestBlock(m *market, need, minQ int64, start, end Time, d int64, limit Price, bidSeq uint64, query bool) (Time, bool) {
 	first := max(start, e.now.HourStart()+Hour)
 	span := Time(d) * Hour
 	last := end - span
 	if first > last {
 		return 0, false
 	}
-	starts := append(e.flexStarts[:0], first)
+	var starts []Time
+	var cbuf []candidate
+	if !query {
+		starts, cbuf = e.flexStarts[:0], e.cands[:0]
+	}
+	starts = append(starts, first)
 	add := func(s Time) {
 		if s > first && s <= last {
 			starts = append(starts, s)
@@ -52,13 +61,15 @@ func (e *Engine) bestBlock(m *market, need, minQ int64, start, end Time, d int64
 	})
 	slices.Sort(starts)
 	starts = slices.Compact(starts)
-	e.flexStarts = starts[:0]
 	var best Time
 	var bestQ, bestCost int64
 	found := false
+	if !query {
+		defer func() { e.flexStarts, e.cands = starts[:0], cbuf[:0] }()
+	}
 	for _, s := range starts {
-		cands, total := e.candidates(m, need, s, s+span, limit, e.cands[:0])
-		e.cands = cands[:0]
+		cands, total := e.candidates(m, need, s, s+span, limit, cbuf[:0])
+		cbuf = cands[:0]
 		if total == 0 || total < minQ || total < bestQ {
 			continue
 		}
@@ -116,7 +127,7 @@ func (e *Engine) QuoteBlock(market string, quantity, minQuantity int64, start, e
 	if limit <= 0 {
 		limit = MaxPrice
 	}
-	s, ok := e.bestBlock(m, quantity, minQuantity, start, end, durationHours, limit, math.MaxUint64)
+	s, ok := e.bestBlock(m, quantity, minQuantity, start, end, durationHours, limit, math.MaxUint64, true)
 	if !ok {
 		return Quote{Market: market, Quantity: quantity, Start: start, End: end}, nil
 	}

@@ -15,11 +15,10 @@ import "math/bits"
 // freeMask): a subtree none of whose listings has a GPU free in some hour
 // of the bid's window is skipped too, and so is such a listing itself.
 type listingBook struct {
-	root  *lbNode
-	n     int
-	ctr   uint64
-	free  *lbNode   // deleted nodes, linked by left, reused: no garbage per listing
-	stack []*lbNode // walk scratch
+	root *lbNode
+	n    int
+	ctr  uint64
+	free *lbNode // deleted nodes, linked by left, reused: no garbage per listing
 }
 
 type lbNode struct {
@@ -197,7 +196,7 @@ const (
 // walkCovering visits, cheapest first, the listings with a reserve of at
 // most limit whose window covers [start, end) (Start ≤ start and
 // End ≥ end) until fn returns false.
-// It walks iteratively with a reused stack, pruning subtrees that hold no
+// It walks iteratively with its own stack, pruning subtrees that hold no
 // such listing. fn must not change the book.
 func (t *listingBook) walkCovering(start, end Time, limit Price, fn func(*Listing) bool) {
 	t.walk(start, end, limit, hourBits(start, end), fn)
@@ -206,8 +205,12 @@ func (t *listingBook) walkCovering(start, end Time, limit Price, fn func(*Listin
 // walk is walkCovering that also skips listings and subtrees without a
 // GPU free in every hour whose bit is in want (0: no such condition).
 func (t *listingBook) walk(start, end Time, limit Price, want uint64, fn func(*Listing) bool) {
-	st := t.stack[:0]
-	t.stack = nil // a walk inside fn gets its own
+	// Each walk has its own stack, on the goroutine's stack unless the
+	// path is deeper than 64 (a treap of millions stays well under): read
+	// queries walk concurrently under the sequencer's read lock, so a
+	// buffer kept in the book would be shared between them.
+	var buf [64]*lbNode
+	st := buf[:0]
 	n := t.root
 	for {
 		for n != nil && n.minStart <= start && n.maxEnd >= end && n.free&want == want {
@@ -227,6 +230,4 @@ func (t *listingBook) walk(start, end Time, limit Price, want uint64, fn func(*L
 		}
 		n = n.right
 	}
-	clear(st)
-	t.stack = st[:0]
 }

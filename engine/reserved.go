@@ -407,7 +407,7 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 func (e *Engine) matchReserved(b *Bid) {
 	if b.flexible() {
 		fx := b.flex()
-		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, fx.hours, b.Limit, b.Seq)
+		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, fx.hours, b.Limit, b.Seq, false)
 		if !ok {
 			return
 		}
