@@ -10,12 +10,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 
@@ -178,6 +182,7 @@ func (c *cluster) relayNode(mainShard string, mod func(*relay.Config)) string {
 	r := relay.New(cfg)
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/v1/ws", r.Upgrade, r.Handler())
+	app.Get("/metrics", r.Feed().Metrics())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -258,8 +263,14 @@ func (r *reader) track(m client.Message) {
 // drain reads what has arrived until the feed is quiet for a moment.
 func (r *reader) drain() {
 	r.tb.Helper()
+	r.drainQuiet(300 * time.Millisecond)
+}
+
+// drainQuiet is drain with the quiet period that ends it.
+func (r *reader) drainQuiet(quiet time.Duration) {
+	r.tb.Helper()
 	for {
-		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+		ctx, cancel := context.WithTimeout(bg, quiet)
 		m, err := r.f.Next(ctx)
 		cancel()
 		if err != nil {
@@ -682,4 +693,92 @@ func TestRelayLimits(t *testing.T) {
 			t.Errorf("user after a failed auth: %+v", m)
 		}
 	})
+}
+
+// TestRelaySlowConsumer: a relayed client that does not read is closed
+// with 1013 "slow consumer", and the others keep their feed.
+func TestRelaySlowConsumer(t *testing.T) {
+	c := newCluster(t)
+	shard := redistest.Shard(t)
+	eng := c.startEngine(shard, nil)
+	relayA := c.relayNode(shard, func(cfg *relay.Config) { cfg.SendQueue = 16 })
+	owner := c.account(eng, "owner", "", client.RoleOwner)
+	buyer := c.account(eng, "buyer", "100000", client.RoleBuyer)
+	ownerC := client.New(eng.url, client.WithAPIKey(owner.key))
+	buyerC := client.New(eng.url, client.WithAPIKey(buyer.key))
+	const mk = "a100-40gb.us-east"
+	if _, err := ownerC.PlaceListing(bg, client.ListingRequest{Market: mk, Quantity: 2, Start: hour(0), End: hour(12), ReservePrice: client.FixedPrice("9.00"), SpotPriceFloor: client.FixedPrice("0.10")}); err != nil {
+		t.Fatal(err)
+	}
+	// The slow client: a tiny receive buffer, and it never reads.
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		nd := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+			return errors.Join(err, serr)
+		}}
+		return nd.Dial(network, addr)
+	}}
+	slow, _, err := d.Dial("ws"+strings.TrimPrefix(relayA, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if err := slow.WriteJSON(map[string]any{"op": "subscribe", "channels": []string{"prices", "book:" + mk}}); err != nil {
+		t.Fatal(err)
+	}
+	fast := subscribe(t, "fast", client.New(relayA), "book:"+mk)
+	fast.snapshots("book:" + mk)
+	dropped := func() float64 {
+		m, err := client.New(relayA).Metrics(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm := regexp.MustCompile(`(?m)^gpux_ws_dropped_clients_total ([0-9.e+]+)$`).FindSubmatch(m)
+		if sm == nil {
+			t.Fatal("no gpux_ws_dropped_clients_total")
+		}
+		v, _ := strconv.ParseFloat(string(sm[1]), 64)
+		return v
+	}
+	var ids []string
+	n := 0
+	for i := 0; i < 5000 && (i%10 != 0 || dropped() == 0); i++ {
+		// Each spot bid moves the book and mostly the clearing price.
+		b, err := buyerC.PlaceBid(bg, client.BidRequest{Type: client.BidSpot, Market: mk, Quantity: 1, LimitPrice: client.FixedPrice(strconv.Itoa(1+(i*37)%97) + ".00")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+		if len(ids) > 150 {
+			if _, err := buyerC.CancelBid(bg, ids[0]); err != nil {
+				t.Fatal(err)
+			}
+			ids = ids[1:]
+		}
+		if i%5 == 0 {
+			fast.drainQuiet(20 * time.Millisecond)
+		}
+		n = i
+	}
+	t.Logf("%d spot bids until the slow client was dropped", n)
+	if got := dropped(); got != 1 {
+		t.Fatalf("dropped clients: got %v, want 1 (the slow one)", got)
+	}
+	// What the slow client finds at the end of its buffer: close 1013.
+	_ = slow.SetReadDeadline(time.Now().Add(wait))
+	for {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater || ce.Text != "slow consumer" {
+				t.Errorf("slow client: got %v, want close 1013 slow consumer", err)
+			}
+			break
+		}
+	}
+	// The fast one still follows.
+	if _, err := ownerC.PlaceListing(bg, client.ListingRequest{Market: mk, Quantity: 1, Start: hour(0), End: hour(12), ReservePrice: client.FixedPrice("9.00")}); err != nil {
+		t.Fatal(err)
+	}
+	fast.next(is(client.MsgUpdate, "book:"+mk))
 }
