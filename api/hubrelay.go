@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -138,6 +139,14 @@ func (f *RelayFeed) Upgrade(c *fiber.Ctx) error {
 		return writeProblem(c, p)
 	}
 	return err
+}
+
+// Listener wraps the listener the API node's Fiber app serves on, so that
+// feed connections write what is queued for them in one syscall (corked,
+// as on engine nodes; without it each message is a write). Other requests
+// are not affected.
+func (f *RelayFeed) Listener(ln net.Listener) net.Listener {
+	return &trackingListener{Listener: ln, conns: &connSet{}}
 }
 
 // Handler is the Fiber handler that serves an upgraded feed connection.

@@ -123,6 +123,11 @@ func New(cfg Config) *Relay {
 // Upgrade admits a websocket upgrade (mount it, then Handler, at GET /v1/ws).
 func (r *Relay) Upgrade(c *fiber.Ctx) error { return r.feed.Upgrade(c) }
 
+// Listener wraps the listener of the app that mounts the relay: feed
+// connections accepted through it write batches of messages in one
+// syscall (see api.RelayFeed.Listener).
+func (r *Relay) Listener(ln net.Listener) net.Listener { return r.feed.Listener(ln) }
+
 // Handler serves an upgraded feed connection.
 func (r *Relay) Handler() fiber.Handler { return r.feed.Handler() }
 

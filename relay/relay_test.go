@@ -187,7 +187,7 @@ func (c *cluster) relayNode(mainShard string, mod func(*relay.Config)) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go app.Listener(ln)
+	go app.Listener(r.Listener(ln))
 	tb.Cleanup(func() {
 		r.Close()
 		_ = app.ShutdownWithTimeout(5 * time.Second)

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,7 +47,11 @@ func run() error {
 	shard := flag.String("shard", "bench", "the shard (engine: its journal's; api: the main shard)")
 	registry := flag.String("registry", "bench-registry", "the registry's hash tag")
 	adminKey := flag.String("admin-key", "", "admin key (engine: of the API; api: to fetch snapshots)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (for profiles during a run)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -125,7 +131,7 @@ func runAPI(ctx context.Context, log *slog.Logger, opt *redis.Options, addr, sha
 	if err != nil {
 		return err
 	}
-	go app.Listener(ln)
+	go app.Listener(r.Listener(ln))
 	<-ctx.Done()
 	r.Close()
 	return app.ShutdownWithTimeout(5 * time.Second)
