@@ -12,7 +12,6 @@ import (
 	"github.com/fasthttp/websocket"
 	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-
 )
 
 // The feed baseline: a bare websocket broadcast server, built on the same
