@@ -28,9 +28,10 @@ const (
 	// relayBufMax bounds the updates a channel buffers while its snapshot
 	// is fetched; past it the fetch is repeated.
 	relayBufMax = 4096
-	// relayTailMax bounds the updates a user channel keeps after its
-	// snapshot for new subscribers; past it the snapshot is fetched again.
-	relayTailMax = 256
+	// relayTailMax bounds the updates a user channel sends a new
+	// subscriber after its snapshot (well inside a send queue); past it
+	// the snapshot is fetched again first.
+	relayTailMax = 64
 	// relayFetchTimeout bounds one snapshot fetch; relayRetryMax the wait
 	// between failed ones (it doubles from relayRetryMin).
 	relayFetchTimeout = 10 * time.Second
@@ -362,12 +363,20 @@ func (h *hub) relayServe(key string) {
 		case compFetching:
 			ready = false
 		case compSynced:
-			if p.snap != nil && p.seq < p.snapSeq {
-				ready = false // a user snapshot ahead of the stream: wait for it
-			}
-			if len(p.tail) > relayBufMax {
+			switch {
+			case len(p.tail) > relayBufMax:
 				h.resyncComp(p, nil) // fresher snapshots keep failing: start over
 				ready = false
+			case p.snap != nil && len(p.tail) > relayTailMax:
+				// Snapshot and tail would flood a new subscriber's queue:
+				// wait for a fresher snapshot.
+				if !p.refreshing {
+					p.refreshing = true
+					h.startFetch(p, 0)
+				}
+				ready = false
+			case p.snap != nil && p.seq < p.snapSeq:
+				ready = false // a user snapshot ahead of the stream: wait for it
 			}
 		}
 	}
@@ -419,10 +428,6 @@ func (h *hub) sendSnapshots(key string, c *channel, to map[*wsClient]bool) {
 		frames = append(frames, prepare(p.snap))
 		for _, m := range p.tail {
 			frames = append(frames, prepare(m.Frame))
-		}
-		if len(p.tail) > relayTailMax && !p.refreshing {
-			p.refreshing = true
-			h.startFetch(p, 0)
 		}
 	}
 	for cl := range to {
