@@ -22,7 +22,7 @@ import (
 type fakeSource struct {
 	mu      sync.Mutex
 	shards  []string
-	route   string                    // the shard of every non-prices channel
+	route   string                   // the shard of every non-prices channel
 	snaps   map[string]func() []byte // shard/channel → its snapshot now; absent = unknown
 	fetches map[string]int
 }
