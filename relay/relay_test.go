@@ -43,12 +43,14 @@ var bg = context.Background()
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// cluster is the Redis of a test: its URL, a client, and a registry of its
-// own (the registry's hash tag is a random shard name, cleaned up).
+// cluster is the Redis of a test: the URL of the engines' journals, the
+// client of feeds, leases and the registry (the same Redis, or a Redis
+// Cluster), and a registry of its own (its hash tag is a random shard
+// name, cleaned up).
 type cluster struct {
 	tb       testing.TB
 	url      string
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	registry string
 }
 
@@ -94,7 +96,7 @@ func (c *cluster) startEngine(shard string, markets []engine.Market) *engineNode
 	}
 	n := &engineNode{tb: tb, shard: shard, seq: seq, journal: j}
 	n.leader.Store(true)
-	n.pub = relay.NewPublisher(relay.PublisherConfig{Redis: j.Client(), Shard: shard, Leader: n.leader.Load, Logger: quiet()})
+	n.pub = relay.NewPublisher(relay.PublisherConfig{Redis: c.rdb, Shard: shard, Leader: n.leader.Load, Logger: quiet()})
 	n.srv = api.NewServer(api.Config{Sequencer: seq, AdminKey: adminKey, FeedSink: n.pub, Logger: quiet()})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
