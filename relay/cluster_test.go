@@ -1,17 +1,20 @@
 package relay_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/relay"
 	"github.com/gpux/gpux/store/redistest"
 )
 
@@ -96,9 +99,15 @@ func TestRelayCluster(t *testing.T) {
 			t.Errorf("listing %d: relay %d %s, direct %d %s", q, m.Seq, r.data["book:"+mk][m.Seq], d.Seq, direct.data["book:"+mk][d.Seq])
 		}
 	}
-	// The feed is on the shard's slot: SPUBLISH found subscribers there.
-	n, err := cc.PubSubShardNumSub(bg, "gpux:{"+shard+"}:feed").Result()
-	if err != nil || n["gpux:{"+shard+"}:feed"] != 1 {
-		t.Errorf("shard channel subscribers: %v %v, want 1", n, err)
+	// The relay follows the feed as a shard channel (each master counts
+	// the shard channels of its own slots).
+	var subs atomic.Int64
+	err := cc.ForEachMaster(bg, func(ctx context.Context, m *redis.Client) error {
+		n, err := m.PubSubShardNumSub(ctx, relay.FeedChannel(shard)).Result()
+		subs.Add(n[relay.FeedChannel(shard)])
+		return err
+	})
+	if err != nil || subs.Load() != 1 {
+		t.Errorf("shard channel subscribers: %d (%v), want 1", subs.Load(), err)
 	}
 }
