@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -202,7 +203,7 @@ func appendBatch(b []byte, node string, n uint64, lost bool, msgs []api.FeedMess
 			b = append(b, ',')
 		}
 		b = append(b, `{"c":`...)
-		b = strconv.AppendQuote(b, m.Channel)
+		b = appendJSONString(b, m.Channel)
 		b = append(b, `,"s":`...)
 		b = strconv.AppendUint(b, m.Seq, 10)
 		b = append(b, `,"f":`...)
@@ -210,4 +211,19 @@ func appendBatch(b []byte, node string, n uint64, lost bool, msgs []api.FeedMess
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// appendJSONString appends s as a JSON string: channel names are plain
+// ASCII (market ids, account ids), which go in as they are; anything else
+// goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
