@@ -295,12 +295,13 @@ type hub struct {
 	// has subscribers here: API nodes relay them (FeedSink).
 	sink FeedSink
 	// seqBase is the seq every channel starts at: 0 without a sink; with
-	// one, the hub's start time in ms × 256, so a hub that takes over a
-	// shard (a new leader) continues every channel past where the last
-	// one stopped and relayed clients see a gap, never a seq that goes
-	// back (which the SDK would drop as stale). It holds while a channel
-	// averages under 256 messages a ms over a hub's life.
+	// one, the time in ms × 256 when the hub started or its node became
+	// the shard's leader (leadCheck), so a new leader continues every
+	// channel past where the last one stopped and relayed clients see a
+	// gap, never a seq that goes back (which the SDK would drop as stale).
+	// It holds while a channel averages under 256 messages a ms.
 	seqBase  uint64
+	leading  bool // sink mode: the node led its shard at the last check
 	in       chan []engine.Event
 	reqs     chan hubReq
 	closing  chan struct{}
@@ -424,6 +425,7 @@ func (h *hub) run() {
 			}
 			return
 		case evs := <-h.in:
+			h.leadCheck()
 			if lag := h.now().Sub(time.UnixMilli(int64(evs[0].Time))); lag > maxFeedLag && (len(h.clients) > 0 || h.sink != nil) {
 				h.log.Warn("feed hub is behind the engine", "lag", lag)
 				h.overflow.Store(true)
@@ -447,6 +449,25 @@ func (h *hub) run() {
 			h.reset()
 		}
 	}
+}
+
+// leadCheck re-bases every channel when the node has just become its
+// shard's leader (sink mode): as a standby its hub counted from its own
+// start, which may be before the old leader's, so its seqs could be
+// behind those relays last saw. Its own subscribers see the jump as a gap.
+func (h *hub) leadCheck() {
+	if h.sink == nil {
+		return
+	}
+	lead := h.s.cfg.Sequencer.Status().Leader
+	if lead && !h.leading {
+		base := uint64(h.now().UnixMilli()) << 8
+		h.seqBase = max(h.seqBase, base)
+		for _, c := range h.channels {
+			c.seq = max(c.seq+1, base)
+		}
+	}
+	h.leading = lead
 }
 
 // reset drops every client after the hub lost events: their channels
