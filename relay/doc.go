@@ -35,7 +35,9 @@
 //
 // A channel's seq on an API node is the engine node's (prices: the sum of
 // the shards' prices seqs, see api.RelayFeed). An engine hub with a sink
-// starts every channel at its start time in ms × 256, so after a takeover
-// the new leader's seqs are past the old one's: clients see a gap (the SDK
-// resubscribes), never a seq going back.
+// starts every channel at its start time in ms × 256, and moves every
+// channel there again when its node becomes the shard's leader, so after
+// a takeover the new leader's seqs are past the old one's: clients see a
+// gap (the SDK resubscribes), never a seq going back. (This holds while a
+// channel averages under 256 messages a millisecond.)
 package relay
