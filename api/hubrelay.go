@@ -361,7 +361,7 @@ func (h *hub) relayServe(key string) {
 			h.startFetch(p, 0)
 			ready = false
 		case compFetching:
-			ready = false
+			ready = ready && p.down()
 		case compSynced:
 			switch {
 			case len(p.tail) > relayBufMax:
@@ -385,6 +385,13 @@ func (h *hub) relayServe(key string) {
 	}
 }
 
+// down reports a prices part whose shard could not be fetched (no leader,
+// unreachable): prices is served without its rows meanwhile, so the other
+// shards' prices keep answering; its rows come with a fresh snapshot.
+func (p *relayComp) down() bool {
+	return p.channel == "prices" && p.state == compFetching && p.retry > 0
+}
+
 // sendSnapshots sends key's snapshot, built from its parts, to to (which
 // may be c.pending: those are no longer pending afterwards).
 func (h *hub) sendSnapshots(key string, c *channel, to map[*wsClient]bool) {
@@ -400,6 +407,9 @@ func (h *hub) sendSnapshots(key string, c *channel, to map[*wsClient]bool) {
 		data := []byte{'['}
 		for _, p := range parts {
 			seq += p.seq
+			if p.state != compSynced {
+				continue // down (see relayServe): no rows yet
+			}
 			for _, m := range p.order {
 				if len(data) > 1 {
 					data = append(data, ',')
@@ -645,6 +655,7 @@ func (h *hub) relayFetched(f fetchResult) {
 		p.retry = min(max(2*p.retry, relayRetryMin), relayRetryMax)
 		h.log.Warn("feed relay: snapshot failed; retrying", "channel", p.channel, "shard", p.shard, "in", p.retry, "err", f.err)
 		h.startFetch(p, p.retry)
+		h.relayServe(p.channel) // prices can answer without this shard
 		return
 	}
 	var snap struct {
@@ -718,7 +729,7 @@ func (h *hub) relayFetched(f fetchResult) {
 		return
 	}
 	for _, q := range h.compsOf(p.channel) {
-		if q.state != compSynced {
+		if q.state != compSynced && !q.down() {
 			return // the rest of prices is still on its way
 		}
 	}

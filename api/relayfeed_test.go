@@ -3,6 +3,8 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ type fakeSource struct {
 	route   string                   // the shard of every non-prices channel
 	snaps   map[string]func() []byte // shard/channel → its snapshot now; absent = unknown
 	fetches map[string]int
+	down    map[string]bool // shards without a leader
 }
 
 func (f *fakeSource) Route(string) string { return f.route }
@@ -39,6 +42,9 @@ func (f *fakeSource) Snapshot(_ context.Context, shard, channel string) ([]byte,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fetches[shard+"/"+channel]++
+	if f.down[shard] {
+		return nil, fmt.Errorf("fake: shard %s has no leader", shard)
+	}
 	s, ok := f.snaps[shard+"/"+channel]
 	if !ok {
 		return nil, fmt.Errorf("fake: %s/%s: %w", shard, channel, api.ErrUnknownChannel)
@@ -71,6 +77,7 @@ func startRelayFeed(t *testing.T, src api.FeedSource, account engine.ID) (*api.R
 		Source:           src,
 		Authenticate:     func(key string) (engine.ID, bool) { return account, key == "k" },
 		FeedConnsPerAddr: -1,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/v1/ws", f.Upgrade, f.Handler())
@@ -180,4 +187,25 @@ func TestRelayFeedUserTail(t *testing.T) {
 			t.Errorf("got %s %q, want unknown_channel", m.Code, m.Detail)
 		}
 	})
+}
+
+// TestRelayFeedPricesShardDown: prices answers without a shard that has
+// no leader, and sends a fresh snapshot with its rows once it has one.
+func TestRelayFeedPricesShardDown(t *testing.T) {
+	src := &fakeSource{shards: []string{"a", "b"}, route: "a", snaps: map[string]func() []byte{}, fetches: map[string]int{}, down: map[string]bool{"b": true}}
+	src.set("a", "prices", fixed(frame("prices", "snapshot", 10, `[{"market":"x.a","v":1}]`)))
+	src.set("b", "prices", fixed(frame("prices", "snapshot", 20, `[{"market":"y.b","v":1}]`)))
+	_, url := startRelayFeed(t, src, engine.ID{})
+	r := subscribe(t, client.New(url), "prices")
+	snap := r.next(is(client.MsgSnapshot, "prices"))
+	if got, want := string(compactJSON(t, snap.Data)), `[{"market":"x.a","v":1}]`; snap.Seq != 10 || got != want {
+		t.Fatalf("without b: seq %d %s, want 10 %s", snap.Seq, got, want)
+	}
+	src.mu.Lock()
+	src.down["b"] = false
+	src.mu.Unlock()
+	snap = r.next(is(client.MsgSnapshot, "prices")) // b's retry finds it
+	if got, want := string(compactJSON(t, snap.Data)), `[{"market":"x.a","v":1},{"market":"y.b","v":1}]`; snap.Seq != 30 || got != want {
+		t.Errorf("with b back: seq %d %s, want 30 %s", snap.Seq, got, want)
+	}
 }
