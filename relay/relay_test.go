@@ -703,7 +703,7 @@ func TestRelaySlowConsumer(t *testing.T) {
 	c := newCluster(t)
 	shard := redistest.Shard(t)
 	eng := c.startEngine(shard, nil)
-	relayA := c.relayNode(shard, func(cfg *relay.Config) { cfg.SendQueue = 16 })
+	relayA := c.relayNode(shard, func(cfg *relay.Config) { cfg.SendQueue = 64 })
 	owner := c.account(eng, "owner", "", client.RoleOwner)
 	buyer := c.account(eng, "buyer", "100000", client.RoleBuyer)
 	ownerC := client.New(eng.url, client.WithAPIKey(owner.key))
@@ -759,6 +759,8 @@ func TestRelaySlowConsumer(t *testing.T) {
 			ids = ids[1:]
 		}
 		if i%5 == 0 {
+			// A few messages at a time: far below the 64-message queue
+			// even under -race on a loaded machine.
 			fast.drainQuiet(20 * time.Millisecond)
 		}
 		n = i
