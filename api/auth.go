@@ -130,7 +130,8 @@ func (s *Server) identify(c *fiber.Ctx) error {
 		*w = s.authenticate(key)
 	}
 	c.Locals(callerKey, w)
-	if s.limiter != nil {
+	// A request an API node forwards was limited there already.
+	if s.limiter != nil && !s.fromGateway(c) {
 		id := "ip:" + c.IP()
 		switch {
 		case w.admin:
@@ -138,21 +139,30 @@ func (s *Server) identify(c *fiber.Ctx) error {
 		case w.valid:
 			id = "acct:" + w.account.ID.String()
 		}
-		ok, remaining, wait := s.limiter.take(id, time.Now())
-		c.Set("RateLimit-Limit", strconv.Itoa(s.limiter.rate))
-		c.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-		if !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			if secs < 1 {
-				secs = 1
-			}
-			c.Set("RateLimit-Reset", strconv.Itoa(secs))
-			p := problemf(CodeRateLimited, "", "rate limit of %d requests per second exceeded", s.limiter.rate)
-			p.retryAfter = secs
+		if p := rateLimit(s.limiter, c, id, time.Now()); p != nil {
 			return p
 		}
 	}
 	return c.Next()
+}
+
+// rateLimit spends one token of id's bucket, setting the RateLimit-*
+// headers; 429 rate_limited with Retry-After when none is left.
+func rateLimit(l *limiter, c *fiber.Ctx, id string, now time.Time) *Problem {
+	ok, remaining, wait := l.take(id, now)
+	c.Set("RateLimit-Limit", strconv.Itoa(l.rate))
+	c.Set("RateLimit-Remaining", strconv.Itoa(remaining))
+	if ok {
+		return nil
+	}
+	secs := int(math.Ceil(wait.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	c.Set("RateLimit-Reset", strconv.Itoa(secs))
+	p := problemf(CodeRateLimited, "", "rate limit of %d requests per second exceeded", l.rate)
+	p.retryAfter = secs
+	return p
 }
 
 // requireAccount answers the caller's account when it holds every role of

@@ -36,7 +36,9 @@ var errBodyTooLarge = errors.New("decoded body over the limit")
 // HTTP defines it), one at a time. Anything else (br, zstd, a chain of
 // encodings) → 415 unsupported_media_type; a body that does not decode →
 // 400 invalid_content_encoding; over the limit once decoded → 413.
-func (s *Server) decodeBody(c *fiber.Ctx) error {
+func (s *Server) decodeBody(c *fiber.Ctx) error { return decodeBodyLimited(c) }
+
+func decodeBodyLimited(c *fiber.Ctx) error {
 	var codings []string
 	// Every Content-Encoding header counts: two headers are a chain.
 	c.Request().Header.VisitAll(func(k, v []byte) {

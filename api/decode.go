@@ -371,6 +371,10 @@ func decodeCreateAccount(body []byte) (createAccountInput, *Problem) {
 	if p := decodeStrict(body, &r, fieldCodes); p != nil {
 		return createAccountInput{}, p
 	}
+	return r.validate()
+}
+
+func (r createAccountJSON) validate() (createAccountInput, *Problem) {
 	if r.Name == nil {
 		return createAccountInput{}, problem(CodeMissingField, "name", "name is required")
 	}
@@ -399,21 +403,42 @@ func decodeCreateAccount(body []byte) (createAccountInput, *Problem) {
 
 type amountJSON struct {
 	Amount *string `json:"amount"`
+	// Shard names the wallet of a sharded deployment (optional).
+	Shard *string `json:"shard"`
 }
 
+// maxShardLen bounds a shard name a client sends (names are regions:
+// engine.ValidMarketID allows 32 characters).
+const maxShardLen = 64
+
 func decodeAmount(body []byte) (engine.Money, *Problem) {
+	m, _, p := DecodeMoneyMove(body)
+	return m, p
+}
+
+// DecodeMoneyMove validates the body of a deposit or withdrawal:
+// {"amount", "shard"?}. shard is "" when absent. Codes: malformed_json,
+// unknown_field, duplicate_key, missing_field (amount), invalid_amount,
+// invalid_value (shard empty or over 64 bytes).
+func DecodeMoneyMove(body []byte) (amount engine.Money, shard string, p *Problem) {
 	var r amountJSON
 	if p := decodeStrict(body, &r, fieldCodes); p != nil {
-		return 0, p
+		return 0, "", p
 	}
 	if r.Amount == nil {
-		return 0, problem(CodeMissingField, "amount", "amount is required")
+		return 0, "", problem(CodeMissingField, "amount", "amount is required")
 	}
 	v, err := engine.ParseTicks(*r.Amount)
 	if err != nil || v <= 0 || v > engine.MaxAmount {
-		return 0, problem(engine.CodeInvalidAmount, "amount", "amount must be a positive decimal string with at most 4 places, at most 1000000000000")
+		return 0, "", problem(engine.CodeInvalidAmount, "amount", "amount must be a positive decimal string with at most 4 places, at most 1000000000000")
 	}
-	return engine.Money(v), nil
+	if r.Shard != nil {
+		if n := len(*r.Shard); n == 0 || n > maxShardLen {
+			return 0, "", problemf(CodeInvalidValue, "shard", "shard must be a shard name of 1 to %d bytes", maxShardLen)
+		}
+		shard = *r.Shard
+	}
+	return engine.Money(v), shard, nil
 }
 
 type listingJSON struct {

@@ -24,6 +24,13 @@
 // lists every limit and its answer. An API key is shown once, in the
 // answer that created it, and stored nowhere in plain text.
 //
+// With several shards (shards.go) a node runs one of them (Config.Role,
+// Config.Shard): a deposit or withdrawal may name only its shard, a write
+// refused by a standby answers 503 no_leader, and API nodes (package
+// gateway) create accounts on it through an admin-only internal route with
+// the id and key hash their registry holds; they forward requests with
+// GatewayHeader so this node does not rate-limit them twice.
+//
 // Every failure is an RFC 9457 application/problem+json body with a stable
 // code; the code → status table, and the websocket error codes, are in
 // problem.go.

@@ -46,12 +46,17 @@ type FeedSink interface {
 // node does not have (an unknown market or account).
 var ErrUnknownChannel = errors.New("unknown channel")
 
+// FeedSnapshotPath is the engine nodes' internal route (admin key) that
+// answers a channel's snapshot with its current seq: the relays on API
+// nodes start every channel from it. API nodes do not serve it.
+const FeedSnapshotPath = "/v1/internal/feed/snapshot"
+
 type snapshotReply struct {
 	frame        []byte
 	code, detail string
 }
 
-// feedSnapshot answers GET /v1/admin/feed/snapshot?channel=<hub channel>:
+// feedSnapshot answers GET /v1/internal/feed/snapshot?channel=<hub channel>:
 // the snapshot a new subscriber of the channel would get now, with the
 // channel's current seq, for an API node's relay (admin key only). The
 // channel is named as in FeedMessage (user:<account id> for an account's

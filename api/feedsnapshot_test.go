@@ -11,7 +11,7 @@ import (
 	"github.com/gpux/gpux/client"
 )
 
-// TestFeedSnapshotRoute: GET /v1/admin/feed/snapshot answers the admin key
+// TestFeedSnapshotRoute: GET /v1/internal/feed/snapshot answers the admin key
 // only, with the snapshot a subscriber gets (same seq, same data), and a
 // precise problem for every bad channel.
 func TestFeedSnapshotRoute(t *testing.T) {
@@ -20,7 +20,7 @@ func TestFeedSnapshotRoute(t *testing.T) {
 	const mk = "h100-sxm.us-east"
 	r := subscribe(t, e.anon, "book:"+mk)
 	sub := r.next(is(client.MsgSnapshot, "book:"+mk))
-	path := func(ch string) string { return "/v1/admin/feed/snapshot?channel=" + url.QueryEscape(ch) }
+	path := func(ch string) string { return "/v1/internal/feed/snapshot?channel=" + url.QueryEscape(ch) }
 
 	status, _, body := e.raw(http.MethodGet, path("book:"+mk), adminKey, nil)
 	var got client.Message
@@ -42,7 +42,7 @@ func TestFeedSnapshotRoute(t *testing.T) {
 	}{
 		{"no key", path("prices"), "", http.StatusUnauthorized, api.CodeUnauthorized},
 		{"an account's key", path("prices"), buyer.key, http.StatusForbidden, "forbidden"},
-		{"no channel", "/v1/admin/feed/snapshot", adminKey, http.StatusUnprocessableEntity, api.CodeMissingField},
+		{"no channel", "/v1/internal/feed/snapshot", adminKey, http.StatusUnprocessableEntity, api.CodeMissingField},
 		{"long channel", path("book:" + strings.Repeat("x", 200)), adminKey, http.StatusUnprocessableEntity, api.CodeInvalidValue},
 		{"unknown market", path("book:nope.nowhere"), adminKey, http.StatusNotFound, "not_found"},
 		{"not a channel", path("bogus"), adminKey, http.StatusNotFound, "not_found"},

@@ -127,6 +127,33 @@ func FuzzDecodeSmall(f *testing.F) {
 	})
 }
 
+// FuzzDecodeShards: the bodies only a sharded deployment sends (a deposit
+// naming its shard, a transfer, the internal account route) are accepted
+// only when every bound holds.
+func FuzzDecodeShards(f *testing.F) {
+	f.Add([]byte(`{"amount":"1.00","shard":"us-east"}`))
+	f.Add([]byte(`{"from_shard":"main","to_shard":"us-east","amount":"2"}`))
+	f.Add([]byte(`{"from_shard":"a","to_shard":"a","amount":"2"}`))
+	f.Add([]byte(`{"name":"x","roles":["buyer"],"key_hash":"` + strings.Repeat("ab", 32) + `"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if amt, shard, p := DecodeMoneyMove(body); p != nil {
+			checkRejection(t, p)
+		} else if amt <= 0 || amt > engine.MaxAmount || len(shard) > maxShardLen {
+			t.Fatalf("accepted amount %d shard %q", amt, shard)
+		}
+		if tr, p := DecodeTransfer(body); p != nil {
+			checkRejection(t, p)
+		} else if tr.From == tr.To || tr.From == "" || tr.To == "" || len(tr.From) > maxShardLen || len(tr.To) > maxShardLen || tr.Amount <= 0 || tr.Amount > engine.MaxAmount {
+			t.Fatalf("accepted transfer %+v", tr)
+		}
+		if name, roles, _, p := DecodeProvision(body); p != nil {
+			checkRejection(t, p)
+		} else if i, _ := badNameRune(name); i >= 0 || len(name) > maxNameLen || roles == 0 {
+			t.Fatalf("accepted account %q roles %v", name, roles)
+		}
+	})
+}
+
 // refDuplicateKey is duplicateKey written the slow, obvious way: walk the
 // tokens of a valid JSON text, folding keys as encoding/json does.
 func refDuplicateKey(b []byte) bool {

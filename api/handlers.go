@@ -110,6 +110,14 @@ type healthJSON struct {
 	// MaxSnapshotPauseSeconds is the longest such pause since start.
 	MaxSnapshotPauseSeconds float64 `json:"max_snapshot_pause_seconds"`
 	FeedClients             int64   `json:"feed_clients"`
+	// Role is "all" or "engine" here ("api" on an API node, which has no
+	// shard); Shard the shard this node's engine runs. Leader reports
+	// that it takes the shard's writes now, FencingToken the newest lease
+	// token it holds or has seen (0 without leases).
+	Role         string  `json:"role"`
+	Shard        *string `json:"shard"`
+	Leader       bool    `json:"leader"`
+	FencingToken uint64  `json:"fencing_token"`
 	// Warning says, for the in-memory journal, that nothing survives a
 	// restart.
 	Warning string `json:"warning,omitempty"`
@@ -121,6 +129,7 @@ func (s *Server) health(c *fiber.Ctx) error {
 		Status: "ok", Ready: st.Ready, Writable: st.Writable, Journal: st.Journal, Durable: st.Durable,
 		LastSeq: st.LastSeq, RecoveredCommands: st.RecoveredCommands, RecoverySeconds: st.RecoverySeconds,
 		LastSnapshotSeq: st.LastSnapshotSeq, SnapshotPauseSeconds: st.SnapshotPause.Seconds(), MaxSnapshotPauseSeconds: st.MaxSnapshotPause.Seconds(), FeedClients: s.hub.clientCount(),
+		Role: s.cfg.Role, Shard: &s.cfg.Shard, Leader: st.Leader, FencingToken: st.FencingToken,
 	}
 	if !st.Durable {
 		h.Warning = "in-memory journal: every account, order and balance is lost when the process stops"
@@ -212,9 +221,14 @@ func (s *Server) moveMoney(c *fiber.Ctx, kind engine.Kind) error {
 	if p != nil {
 		return p
 	}
-	amount, p := decodeAmount(c.Body())
+	amount, shard, p := DecodeMoneyMove(c.Body())
 	if p != nil {
 		return p
+	}
+	// The shard is not part of the idempotency hash: on this node it can
+	// only name this node's shard, the same wallet as no shard at all.
+	if shard != "" && shard != s.cfg.Shard {
+		return problemf(CodeWrongShard, "shard", "this node runs shard %q, not %q: send it to an API node, or to a node of that shard", s.cfg.Shard, truncate(shard, maxShardLen))
 	}
 	path := "/v1/accounts/" + id.String() + "/" + kind.String()
 	ih := idemHash(fiber.MethodPost, path, amount)

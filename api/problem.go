@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -46,6 +47,15 @@ const (
 	problemTypePrefix     = "https://gpux.dev/problems/"
 	problemContentType    = "application/problem+json"
 	defaultRetryAfterSecs = 1
+)
+
+// Codes of a sharded deployment (engine nodes and API nodes).
+const (
+	CodeNoLeader      = "no_leader"      // the shard has no leader right now: 503, retry
+	CodeWrongShard    = "wrong_shard"    // an engine node was asked to act for another shard
+	CodeUnknownShard  = "unknown_shard"  // no engine node of that shard was ever started
+	CodeShardRequired = "shard_required" // several shards: a deposit or withdrawal must name one
+	CodeSameShard     = "same_shard"     // a transfer from a shard to itself
 )
 
 // Codes of websocket errors, sent as {"type": "error", "code": ...} (or
@@ -114,6 +124,11 @@ var statusOf = map[string]int{
 	CodeUpgradeRequired:  http.StatusBadRequest,
 	CodeForbiddenOrigin:  http.StatusForbidden,
 	CodeInternal:         http.StatusInternalServerError,
+	CodeNoLeader:         http.StatusServiceUnavailable,
+	CodeWrongShard:       http.StatusUnprocessableEntity,
+	CodeUnknownShard:     http.StatusUnprocessableEntity,
+	CodeShardRequired:    http.StatusUnprocessableEntity,
+	CodeSameShard:        http.StatusUnprocessableEntity,
 }
 
 // Problem is an RFC 9457 problem: what every failed request answers. It is
@@ -163,6 +178,8 @@ func fromSubmit(err error) *Problem {
 		return problem(CodeUnavailable, "", "the journal is unavailable; the outcome is unknown: retry later with the same Idempotency-Key")
 	case errors.Is(err, sequencer.ErrNotReady):
 		return problem(CodeNotReady, "", "the exchange is still recovering")
+	case errors.Is(err, sequencer.ErrNotLeader):
+		return problem(CodeNoLeader, "", "this node does not lead its shard right now (a standby, or a leader that stepped down): retry, with the same Idempotency-Key")
 	case errors.Is(err, sequencer.ErrClosed):
 		return problem(CodeShuttingDown, "", "the exchange is shutting down")
 	}
@@ -184,7 +201,11 @@ func writeProblem(c *fiber.Ctx, p *Problem) error {
 }
 
 // errorHandler renders every error a handler or Fiber itself returns.
-func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error { return renderError(s.log, c, err) }
+
+// renderError renders err as problem+json; anything but a *Problem or a
+// Fiber error is logged and answers 500.
+func renderError(log *slog.Logger, c *fiber.Ctx, err error) error {
 	var p *Problem
 	var fe *fiber.Error
 	switch {
@@ -207,11 +228,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			p = &Problem{Type: "about:blank", Title: http.StatusText(fe.Code), Status: fe.Code, Code: "http_" + strconv.Itoa(fe.Code), Detail: fe.Message}
 		}
 	default:
-		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 		p = problem(CodeInternal, "", "internal error")
 	}
 	if p.Status == http.StatusInternalServerError && p.Code != CodeInternal {
-		s.log.Error("unmapped error code", "code", p.Code, "detail", p.Detail)
+		log.Error("unmapped error code", "code", p.Code, "detail", p.Detail)
 	}
 	return writeProblem(c, p)
 }

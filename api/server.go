@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,13 @@ var _ Sequencer = (*sequencer.Sequencer)(nil)
 // Config configures a Server.
 type Config struct {
 	Sequencer Sequencer
+	// Role is the node's role as /healthz shows it: "all" (the default:
+	// one process owns every market) or "engine" (one shard of several).
+	Role string
+	// Shard is the shard this node's engine runs (default "main"). A
+	// deposit or withdrawal that names another shard is refused (422
+	// wrong_shard).
+	Shard string
 	// ReadModels serves history (candles) and remembers the answers of
 	// idempotent admin requests; optional (history is then empty and
 	// admin idempotency is kept in memory).
@@ -119,6 +127,12 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.Rates == nil {
 		cfg.Rates = pricing.Default()
+	}
+	if cfg.Role == "" {
+		cfg.Role = RoleAll
+	}
+	if cfg.Shard == "" {
+		cfg.Shard = DefaultShard
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -223,7 +237,10 @@ func (s *Server) routes() {
 	// The websocket feed, and the snapshots API nodes' relays start from.
 	feed := s.feedServer()
 	v1.Get("/ws", feed.upgrade, feed.handler())
-	v1.Get("/admin/feed/snapshot", s.feedSnapshot)
+	v1.Get(strings.TrimPrefix(FeedSnapshotPath, "/v1"), s.feedSnapshot)
+
+	// Shards: the internal account route and transfers (shards.go).
+	s.shardRoutes(v1)
 
 	if s.cfg.Dashboard != nil {
 		a.Use("/", filesystem.New(filesystem.Config{Root: http.FS(s.cfg.Dashboard), Index: "index.html"}))

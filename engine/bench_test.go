@@ -59,13 +59,61 @@ func BenchmarkPlainBook(b *testing.B) {
 			target := open[j]
 			open[j] = open[len(open)-1]
 			open = open[:len(open)-1]
-			if _, ok := e.bids[target]; ok {
+			if e.bids.get(target) != nil {
 				c = Command{Time: t0, Kind: CmdCancelBid, Actor: buyer, Target: target}
 			} else {
 				c = Command{Time: t0, Kind: CmdCancelListing, Actor: owner, Target: target}
 			}
 		}
 		e.Apply(&c)
+	}
+	reportRate(b)
+}
+
+// BenchmarkPlainBookNoFill is BenchmarkPlainBook where nothing crosses:
+// bids rest below a fixed mid, listings above it, and a fifth of the
+// commands cancel; it measures the resting path alone (place, cancel, the
+// book walks), which allocates nothing per command (TestNoFillAllocs).
+func BenchmarkPlainBookNoFill(b *testing.B) {
+	e, buyer, owner, n := benchEngine(b)
+	r := rand.New(rand.NewPCG(1, 2))
+	start, end := t0.HourStart()+Hour, t0.HourStart()+2*Hour
+	const mid = 20000
+	open := make([]ID, 0, 1<<16)
+	var c Command
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		*n++
+		id := testID(*n)
+		x := r.IntN(10)
+		if len(open) > 5000 {
+			x = 9
+		}
+		switch {
+		case x < 4:
+			c = Command{Time: t0, Kind: CmdPlaceListing, Actor: owner, Target: id, Market: mkt, Quantity: 1 + r.Int64N(10), Start: start, End: end, Price: Price(mid + 1 + r.Int64N(200))}
+			open = append(open, id)
+		case x < 8:
+			c = Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: id, Market: mkt, Quantity: 1 + r.Int64N(10), MinQuantity: 1, Start: start, End: end, Price: Price(mid - r.Int64N(200))}
+			open = append(open, id)
+		default:
+			if len(open) == 0 {
+				continue
+			}
+			j := r.IntN(len(open))
+			target := open[j]
+			open[j] = open[len(open)-1]
+			open = open[:len(open)-1]
+			if e.bids.get(target) != nil {
+				c = Command{Time: t0, Kind: CmdCancelBid, Actor: buyer, Target: target}
+			} else {
+				c = Command{Time: t0, Kind: CmdCancelListing, Actor: owner, Target: target}
+			}
+		}
+		if _, err := e.Apply(&c); err != nil {
+			b.Fatal(err)
+		}
 	}
 	reportRate(b)
 }
@@ -99,7 +147,7 @@ func BenchmarkReservedWindows(b *testing.B) {
 		c := Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: testID(*n), Market: mkt,
 			Quantity: 1 + r.Int64N(8), MinQuantity: 1, Start: s, End: s + Time(1+r.IntN(72))*Hour, Price: Price(15000 + r.Int64N(10000))}
 		e.Apply(&c)
-		if b := e.bids[c.Target]; b != nil && b.Status.Open() {
+		if b := e.bids.get(c.Target); b != nil && b.Status.Open() {
 			resting = append(resting, c.Target)
 		}
 	}

@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"cmp"
-	"fmt"
-)
+import "fmt"
 
 // Config is what an operator chooses. It is part of the state (and of the
 // snapshot and hash), so a replay uses the configuration it was made with.
@@ -33,9 +30,12 @@ type Account struct {
 	// balance after the account's last ledger line.
 	unposted Money
 
-	bids     seqList[Bid]     // open bids
-	listings seqList[Listing] // active listings
-	coids    map[string]*Bid  // open bids by client_order_id
+	// open bids, in sequence order: a list through Bid.aPrev/aNext
+	bidHead, bidTail uint32
+	nBids            int
+	listings         listingList     // active listings
+	coids            map[string]*Bid // open bids by client_order_id
+	dirty            uint64          // Engine.cmd when last touched
 }
 
 // Available is the balance not held for resting bids.
@@ -67,45 +67,128 @@ type Listing struct {
 	mark       uint64
 	newInUse   int64
 	bookKey    listingKey
-	keyFloor   Price // the floor its supply entries are keyed by
+	freeMask   uint64 // hours with a GPU free, by hour mod 64 (setFreeMask)
+	keyFloor   Price  // the floor its supply entries are keyed by
 	cutReason  string
-	held       int64 // units kept by bids under notice (outside inUse)
-	pend       int64 // placed units waiting for held units to leave
+	held       int64          // units kept by bids under notice (outside inUse)
+	links      [3]listingLink // on the engine's, its owner's and its market's lists
+	pend       int64          // placed units waiting for held units to leave
 }
 
-// Bid is a buyer's reserved or spot bid.
+// Bid is a buyer's reserved or spot bid. Bids live in the engine's slab
+// (see bidstore.go); what most resting bids lack (an expiry, a peg, a
+// client order id, fills, a flexible window) lives in *bidExtra, so a
+// plain resting bid stays small (TestRestingBidMemory).
 type Bid struct {
-	ID            ID
-	Seq           uint64
-	Buyer         ID
-	Market        string
-	Type          BidType
-	Status        BidStatus // next to Type: one word for both
-	Quantity      int64
-	MinQuantity   int64
-	Start, End    Time
-	ExpiresAt     Time
-	Limit         Price
-	limitPeg      *Peg // nil: a fixed limit (most bids; a pointer keeps the bid small)
-	ClientOrderID string
-	Reason        string
-	CreatedAt     Time
-	Filled        int64
-	Fills         []*Fill
-	Hold          Money // still held for the unfilled part (reserved)
-	// flex is set for a flexible reserved bid (a pointer keeps the other
-	// bids small): one block of flex.hours inside [flex.start, flex.end).
-	// Until its first fill Start/End are those bounds; the first fill
-	// pins them to the block.
-	flex *flexBid
+	ID          ID
+	Seq         uint64
+	Buyer       ID
+	Quantity    int64
+	MinQuantity int64
+	Filled      int64
+	Start, End  Time
+	Limit       Price
+	CreatedAt   Time
+	Hold        Money // still held for the unfilled part (reserved)
 
-	m       *market
-	restKey bidKey
-	heapIdx int // position in the expiry heap; -1 when not in it
+	m *market
+	x *bidExtra // nil: none of its fields set
 
 	// *spotBid holds what only a spot bid needs (nil for a reserved bid,
 	// which is most of a resting book: this keeps a resting bid small).
 	*spotBid
+
+	h            uint32 // this bid's handle in the slab
+	qPrev, qNext uint32 // its price level's queue (resting reserved bids)
+	aPrev, aNext uint32 // its account's open bids; aNext links the free list
+	heapIdx      int32  // position in the expiry heap; -1 when not in it
+
+	Type        BidType
+	Status      BidStatus
+	closeReason reasonCode
+	inBook      bool // in its market's resting book
+}
+
+// bidExtra is what only some bids carry.
+type bidExtra struct {
+	expiresAt     Time
+	limitPeg      Peg // PegNone: a fixed limit
+	clientOrderID string
+	fills         []*Fill
+	// flex is set (hours > 0) for a flexible reserved bid: one block of
+	// flex.hours inside [flex.start, flex.end). Until its first fill
+	// Start/End are those bounds; the first fill pins them to the block.
+	flex flexBid
+}
+
+func (b *Bid) ext() *bidExtra {
+	if b.x == nil {
+		b.x = &bidExtra{}
+	}
+	return b.x
+}
+
+// ExpiresAt is when a resting reserved bid lapses (0: at its start).
+func (b *Bid) ExpiresAt() Time {
+	if b.x == nil {
+		return 0
+	}
+	return b.x.expiresAt
+}
+
+// ClientOrderID is the buyer's own id for the bid ("" when none).
+func (b *Bid) ClientOrderID() string {
+	if b.x == nil {
+		return ""
+	}
+	return b.x.clientOrderID
+}
+
+// Fills are the bid's reserved fills, oldest first.
+func (b *Bid) Fills() []*Fill {
+	if b.x == nil {
+		return nil
+	}
+	return b.x.fills
+}
+
+// flex is the flexible window of a flexible reserved bid, nil otherwise.
+func (b *Bid) flex() *flexBid {
+	if b.x == nil || b.x.flex.hours == 0 {
+		return nil
+	}
+	return &b.x.flex
+}
+
+// Market is the id of the bid's market.
+func (b *Bid) Market() string { return b.m.ID }
+
+// Reason is why the bid closed, as the API names it ("" when open).
+func (b *Bid) Reason() string { return reasonNames[b.closeReason] }
+
+func (b *Bid) key() bidKey { return bidKey{b.Limit, b.Seq} }
+
+// reasonCode is a close reason in one byte (a string would be 16 bytes
+// on every bid).
+type reasonCode uint8
+
+var reasonNames = [...]string{"", ReasonOutbid, ReasonReservationStarting, ReasonListingCancelled, ReasonHourBoundary, ReasonInsufficientFunds, ReasonCancelled}
+
+func reasonOf(s string) (reasonCode, bool) {
+	for i, n := range reasonNames {
+		if n == s {
+			return reasonCode(i), true
+		}
+	}
+	return 0, false
+}
+
+func (b *Bid) setReason(s string) {
+	c, ok := reasonOf(s)
+	if !ok {
+		panic("engine: unknown close reason " + s)
+	}
+	b.closeReason = c
 }
 
 type spotBid struct {
@@ -127,25 +210,18 @@ type spotBid struct {
 
 // LimitPeg is what the bid's limit follows (the zero Peg: a fixed limit).
 func (b *Bid) LimitPeg() Peg {
-	if b.limitPeg == nil {
+	if b.x == nil {
 		return Peg{}
 	}
-	return *b.limitPeg
+	return b.x.limitPeg
 }
 
 // pegKind is LimitPeg().Kind without the copy.
 func (b *Bid) pegKind() PegKind {
-	if b.limitPeg == nil {
+	if b.x == nil {
 		return PegNone
 	}
-	return b.limitPeg.Kind
-}
-
-func pegRef(p Peg) *Peg {
-	if p.Kind == PegNone {
-		return nil
-	}
-	return &p
+	return b.x.limitPeg.Kind
 }
 
 // Allocated is the number of GPUs a spot bid holds now (0 for reserved).
@@ -166,14 +242,17 @@ func (b *Bid) spent() Money {
 
 // Hours is the length of a reserved bid's window in hours.
 func (b *Bid) Hours() int64 {
-	if b.flex != nil {
-		return b.flex.hours
+	if f := b.flex(); f != nil {
+		return f.hours
 	}
 	return int64((b.End - b.Start) / Hour)
 }
 
 // flexible reports whether a reserved bid still chooses its block.
-func (b *Bid) flexible() bool { return b.flex != nil && b.End-b.Start > Time(b.flex.hours)*Hour }
+func (b *Bid) flexible() bool {
+	f := b.flex()
+	return f != nil && b.End-b.Start > Time(f.hours)*Hour
+}
 
 type flexBid struct {
 	hours      int64
@@ -183,9 +262,12 @@ type flexBid struct {
 // expiryOf is when a resting reserved bid stops: when its (last possible)
 // start is no longer in the future, or at expires_at if earlier.
 func expiryOf(b *Bid) Time {
+	if b.x == nil {
+		return b.Start // a fixed window of whole hours: End − hours = Start
+	}
 	exp := b.End - Time(b.Hours())*Hour
-	if b.ExpiresAt != 0 && b.ExpiresAt < exp {
-		exp = b.ExpiresAt
+	if b.x.expiresAt != 0 && b.x.expiresAt < exp {
+		exp = b.x.expiresAt
 	}
 	return exp
 }
@@ -209,7 +291,17 @@ type listingKey struct {
 }
 
 func cmpListingKey(a, b listingKey) int {
-	return cmp.Or(cmp.Compare(a.price, b.price), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.price < b.price:
+		return -1
+	case a.price > b.price:
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 type bidKey struct {
@@ -219,14 +311,24 @@ type bidKey struct {
 
 // cmpBidKey orders bids by price descending, then oldest first.
 func cmpBidKey(a, b bidKey) int {
-	return cmp.Or(cmp.Compare(b.price, a.price), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.price > b.price:
+		return -1
+	case a.price < b.price:
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 type market struct {
 	Market
-	listings *osTree[listingKey, *Listing] // active listings with capacity, cheapest reserve first
-	active   seqList[Listing]              // active listings, oldest first
-	resting  *osTree[bidKey, *Bid]         // resting reserved bids, best first
+	listings listingBook // active listings with capacity, cheapest reserve first
+	active   listingList // active listings, oldest first
+	resting  restingBook // resting reserved bids, best first
 	spot     spotBook
 	trades   []Fill // ring of recent fills
 	tradeN   int    // fills ever, for the ring position
@@ -234,33 +336,29 @@ type market struct {
 	peggedL  []*Listing
 }
 
-type expiry struct {
-	at  Time
-	seq uint64
-	bid *Bid
-}
-
-// expiryHeap is a binary min-heap of resting-bid expiries by (time, seq).
+// expiryHeap is a binary min-heap of resting bids by (expiry, seq); the
+// expiry is computed from the bid (expiryOf), so an entry is one pointer.
 // Typed rather than container/heap, so a push does not box its value.
-type expiryHeap []expiry
+type expiryHeap []*Bid
 
 func (h expiryHeap) less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
+	a, b := expiryOf(h[i]), expiryOf(h[j])
+	if a != b {
+		return a < b
 	}
-	return h[i].seq < h[j].seq
+	return h[i].Seq < h[j].Seq
 }
 
 // swap exchanges two entries and keeps each bid's heapIdx true.
 func (h expiryHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].bid.heapIdx = i
-	h[j].bid.heapIdx = j
+	h[i].heapIdx = int32(i)
+	h[j].heapIdx = int32(j)
 }
 
-func (h *expiryHeap) push(x expiry) {
-	*h = append(*h, x)
-	x.bid.heapIdx = len(*h) - 1
+func (h *expiryHeap) push(b *Bid) {
+	*h = append(*h, b)
+	b.heapIdx = int32(len(*h) - 1)
 	h.up(len(*h) - 1)
 }
 
@@ -275,7 +373,7 @@ func (h expiryHeap) up(i int) {
 	}
 }
 
-func (h *expiryHeap) pop() expiry {
+func (h *expiryHeap) pop() *Bid {
 	top := (*h)[0]
 	h.remove(0)
 	return top
@@ -285,12 +383,12 @@ func (h *expiryHeap) pop() expiry {
 func (h *expiryHeap) remove(i int) {
 	s := *h
 	n := len(s) - 1
-	s[i].bid.heapIdx = -1
+	s[i].heapIdx = -1
 	if i != n {
 		s[i] = s[n]
-		s[i].bid.heapIdx = i
+		s[i].heapIdx = int32(i)
 	}
-	s[n] = expiry{}
+	s[n] = nil
 	s = s[:n]
 	*h = s
 	if i < n {
@@ -318,11 +416,11 @@ func (h expiryHeap) down(i int) {
 
 // init orders an unordered slice into a heap.
 func (h expiryHeap) init() {
+	for i := range h {
+		h[i].heapIdx = int32(i)
+	}
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
-	}
-	for i := range h {
-		h[i].bid.heapIdx = i
 	}
 }
 
@@ -353,10 +451,9 @@ type Engine struct {
 	keys         map[[32]byte]*Account
 	markets      map[string]*market
 	marketOrder  []*market
-	bids         map[ID]*Bid
+	bids         *bidTable // open bids by id, in their slab
 	listings     map[ID]*Listing
-	bidOrder     seqList[Bid]     // open bids, in sequence order
-	listingOrder seqList[Listing] // active listings, in sequence order
+	listingOrder listingList // active listings, in sequence order
 	expiries     expiryHeap
 	idem         map[idemKey]*idemEntry
 	idemQueue    []*idemEntry // in expiry order: expiries only grow
@@ -372,14 +469,41 @@ type Engine struct {
 
 	// per-command scratch
 	events     []Event
-	dirty      []*Account
-	dirtySet   map[*Account]bool
+	dirty      []*Account // touched by this command, each once (Account.dirty)
+	cmd        uint64     // commands applied by this value (marks dirty accounts)
 	epoch      uint64
 	cands      []candidate
 	recheck    []*Bid
 	spotL      []*Listing
 	spotB      []*Bid
 	flexStarts []Time
+
+	// Final views of closed objects are carved from chunks: the read side
+	// keeps each one, so they cannot be reused, but one allocation serves
+	// viewChunk closes.
+	bidViews     []BidView
+	listingViews []ListingView
+	// Retired listings, reused by the next placement with their sold-hours
+	// buffer (see newListing).
+	freeListings []*Listing
+}
+
+const viewChunk = 64
+
+func (e *Engine) newBidView() *BidView {
+	if len(e.bidViews) == cap(e.bidViews) {
+		e.bidViews = make([]BidView, 0, viewChunk)
+	}
+	e.bidViews = e.bidViews[:len(e.bidViews)+1]
+	return &e.bidViews[len(e.bidViews)-1]
+}
+
+func (e *Engine) newListingView() *ListingView {
+	if len(e.listingViews) == cap(e.listingViews) {
+		e.listingViews = make([]ListingView, 0, viewChunk)
+	}
+	e.listingViews = e.listingViews[:len(e.listingViews)+1]
+	return &e.listingViews[len(e.listingViews)-1]
 }
 
 type candidate struct {
@@ -405,23 +529,20 @@ func New(cfg Config) *Engine {
 		accounts: map[ID]*Account{},
 		keys:     map[[32]byte]*Account{},
 		markets:  map[string]*market{},
-		bids:     map[ID]*Bid{},
+		bids:     &bidTable{},
 		listings: map[ID]*Listing{},
 		idem:     map[idemKey]*idemEntry{},
 		rates:    map[[2]string]Price{},
-		dirtySet: map[*Account]bool{},
 	}
+	e.listingOrder.which = inEngine
 	for _, mk := range cfg.Markets {
-		m := &market{
-			Market:   mk,
-			listings: newOSTree[listingKey, *Listing](cmpListingKey),
-			resting:  newOSTree[bidKey, *Bid](cmpBidKey),
-		}
+		m := &market{Market: mk, active: listingList{which: inMarket}}
+		m.resting = newRestingBook(e.bids)
 		m.spot.init()
 		e.markets[mk.ID] = m
 		e.marketOrder = append(e.marketOrder, m)
 	}
-	fee := &Account{ID: FeeAccount, Name: "platform-fees", Roles: RoleAdmin, coids: map[string]*Bid{}}
+	fee := &Account{ID: FeeAccount, Name: "platform-fees", Roles: RoleAdmin, coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 	e.accounts[fee.ID] = fee
 	e.accountOrder = append(e.accountOrder, fee)
 	return e
@@ -439,6 +560,7 @@ func (e *Engine) Now() Time { return e.now }
 // The returned slice is reused by the next Apply; copy what you keep.
 func (e *Engine) Apply(c *Command) ([]Event, *Error) {
 	e.events = e.events[:0]
+	e.cmd++
 	if c.Seq != 0 && c.Seq <= e.seq {
 		err := errorf(CodeInvalidCommand, "seq", fmt.Sprintf("sequence %d is not after %d", c.Seq, e.seq))
 		e.emit(Event{Kind: EvRejected, Err: err, Accounts: [2]ID{c.Actor}})
@@ -533,8 +655,8 @@ func (e *Engine) touch(a *Account) {
 	if e.quiet {
 		return
 	}
-	if !e.dirtySet[a] {
-		e.dirtySet[a] = true
+	if a.dirty != e.cmd {
+		a.dirty = e.cmd
 		e.dirty = append(e.dirty, a)
 	}
 }
@@ -542,7 +664,6 @@ func (e *Engine) touch(a *Account) {
 func (e *Engine) flushBalances() {
 	for _, a := range e.dirty {
 		e.emit(Event{Kind: EvBalanceChanged, Accounts: [2]ID{a.ID}, Balance: a.Balance, Held: a.Held})
-		delete(e.dirtySet, a)
 	}
 	e.dirty = e.dirty[:0]
 }
@@ -579,7 +700,7 @@ func (e *Engine) createAccount(c *Command) *Error {
 	if c.KeyHash != ([32]byte{}) && e.keys[c.KeyHash] != nil {
 		return errorf(CodeDuplicateID, "api_key", "api key already in use")
 	}
-	a := &Account{ID: c.Target, Name: c.Name, Roles: c.Roles, KeyHash: c.KeyHash, CreatedAt: e.now, Seq: e.seq, coids: map[string]*Bid{}}
+	a := &Account{ID: c.Target, Name: c.Name, Roles: c.Roles, KeyHash: c.KeyHash, CreatedAt: e.now, Seq: e.seq, coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 	e.accounts[a.ID] = a
 	e.accountOrder = append(e.accountOrder, a)
 	if c.KeyHash != ([32]byte{}) {
@@ -729,11 +850,10 @@ func (e *Engine) tick() {
 			e.recomputeSpot(m, ReasonOutbid)
 		}
 	}
-	for len(e.expiries) > 0 && e.expiries[0].at <= e.now {
-		x := e.expiries.pop()
-		if b := x.bid; b.Status == BidResting || b.Status == BidPartiallyFilled {
+	for len(e.expiries) > 0 && expiryOf(e.expiries[0]) <= e.now {
+		if b := e.expiries.pop(); b.Status == BidResting || b.Status == BidPartiallyFilled {
 			e.closeReserved(b, BidExpired)
-			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID})
+			e.emit(Event{Kind: EvBidExpired, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID})
 			e.retireBid(b)
 		}
 	}
@@ -795,15 +915,16 @@ func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }
 // final state to the read side, which answers for it from then on.
 func (e *Engine) retireBid(b *Bid) {
 	if !e.quiet {
-		v := b.view()
-		e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, FinalBid: &v})
+		v := e.newBidView()
+		*v = b.view()
+		e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, FinalBid: v})
 	}
-	delete(e.bids, b.ID)
-	e.bidOrder.remove(b.Seq)
-	e.accounts[b.Buyer].bids.remove(b.Seq)
+	e.bids.remove(b)
+	e.bids.unlinkAccount(e.accounts[b.Buyer], b)
 	if b.heapIdx >= 0 {
-		e.expiries.remove(b.heapIdx)
+		e.expiries.remove(int(b.heapIdx))
 	}
+	e.bids.release(b)
 }
 
 // retireListing takes an ended or cancelled listing out of the engine, as
@@ -811,11 +932,32 @@ func (e *Engine) retireBid(b *Bid) {
 // (and by the bids still open that bought them).
 func (e *Engine) retireListing(l *Listing) {
 	if !e.quiet {
-		v := e.listingView(l)
-		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: &v})
+		v := e.newListingView()
+		*v = e.listingView(l)
+		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: v})
 	}
 	delete(e.listings, l.ID)
-	e.listingOrder.remove(l.Seq)
-	e.accounts[l.Owner].listings.remove(l.Seq)
-	l.m.active.remove(l.Seq)
+	e.listingOrder.remove(l)
+	e.accounts[l.Owner].listings.remove(l)
+	l.m.active.remove(l)
+	// Nothing points at a retired listing any more (its placements and
+	// notices ended with its spot units, its book entries went with
+	// endListing), so the next placement reuses it.
+	clear(l.Fills)
+	clear(l.placements)
+	e.freeListings = append(e.freeListings, l)
+}
+
+// newListing returns a zeroed listing with a sold-hours record for hours,
+// reusing a retired listing and its buffers when there is one.
+func (e *Engine) newListing(hours int) *Listing {
+	n := len(e.freeListings)
+	if n == 0 {
+		return &Listing{sold: newSoldHours(hours)}
+	}
+	l := e.freeListings[n-1]
+	e.freeListings[n-1] = nil
+	e.freeListings = e.freeListings[:n-1]
+	*l = Listing{sold: l.sold.reset(hours), Fills: l.Fills[:0], placements: l.placements[:0]}
+	return l
 }

@@ -11,7 +11,7 @@ func (e *Engine) BestAsk(market string) (p Price, ok bool) {
 		return 0, false
 	}
 	hour := e.now.HourStart()
-	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+	m.listings.Ascend(func(l *Listing) bool {
 		from := max(l.Start, hour)
 		if from >= l.End {
 			return true

@@ -31,7 +31,7 @@ func (e *Engine) bestBlock(m *market, need, minQ int64, start, end Time, d int64
 			starts = append(starts, s)
 		}
 	}
-	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+	m.listings.Ascend(func(l *Listing) bool {
 		if l.Reserve > limit {
 			return false
 		}

@@ -107,13 +107,13 @@ func TestFlexibleRestsThenFillsOrExpires(t *testing.T) {
 		if c.end != "" {
 			end = h.hour(3) + MaxFlexWindow + Hour
 		}
-		bids, held := len(h.e.bids), h.balance(x).Held
+		bids, held := h.e.bids.len(), h.balance(x).Held
 		_, err := h.apply(Command{Kind: CmdPlaceBid, BidType: Reserved, Actor: x, Target: h.newID(), Market: mkt, Quantity: 1,
 			Start: h.hour(3), End: end, DurationHours: c.d, Price: p(t, "0.01")})
 		if e, ok := err.(*Error); !ok || e.Code != CodeInvalidWindow || e.Field != c.field {
 			t.Fatalf("duration %d end %s: %v, want invalid_window on %s", c.d, c.end, err, c.field)
 		}
-		if len(h.e.bids) != bids || h.balance(x).Held != held {
+		if h.e.bids.len() != bids || h.balance(x).Held != held {
 			t.Fatalf("duration %d: a rejected bid changed the state", c.d)
 		}
 	}

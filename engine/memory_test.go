@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"unsafe"
 )
 
 // steadyMarket drives a market whose open set stays near a fixed size
@@ -115,7 +116,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 	for s.issued < first {
 		s.step()
 	}
-	h1, open1 := heapAfterGC(), len(s.e.bids)+len(s.e.listings)
+	h1, open1 := heapAfterGC(), s.e.bids.len()+len(s.e.listings)
 	// The growth table of docs/BENCHMARKS.md, when the soak runs: heap
 	// and snapshot size at 1 M, 2 M, 5 M... commands.
 	for _, at := range []int{1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000} {
@@ -126,12 +127,12 @@ func TestMemoryStaysFlat(t *testing.T) {
 			s.step()
 		}
 		t.Logf("growth: %d commands: heap %.1f MiB, snapshot %.2f MiB, %d orders open, engine time +%d h",
-			at, float64(heapAfterGC())/(1<<20), float64(len(s.e.Snapshot()))/(1<<20), len(s.e.bids)+len(s.e.listings), (s.now-t0)/Hour)
+			at, float64(heapAfterGC())/(1<<20), float64(len(s.e.Snapshot()))/(1<<20), s.e.bids.len()+len(s.e.listings), (s.now-t0)/Hour)
 	}
 	for s.issued < total {
 		s.step()
 	}
-	h2, open2 := heapAfterGC(), len(s.e.bids)+len(s.e.listings)
+	h2, open2 := heapAfterGC(), s.e.bids.len()+len(s.e.listings)
 	snap := len(s.e.Snapshot())
 	t.Logf("after %d commands: heap %.1f MiB, %d open; after %d: heap %.1f MiB, %d open, snapshot %.1f MiB, engine time +%v h",
 		first, float64(h1)/(1<<20), open1, total, float64(h2)/(1<<20), open2, float64(snap)/(1<<20), (s.now-t0)/Hour)
@@ -168,5 +169,98 @@ func TestIdempotencyKeysExpire(t *testing.T) {
 	h.must(c)
 	if got := h.balance(buyer).Balance; got != m(t, "100")+2 {
 		t.Fatalf("balance %s, want 100.0002", got)
+	}
+}
+
+// TestRestingBidMemory places 100,000 resting reserved bids (random
+// prices over 10,000 ticks, one-hour windows over 30 days, as
+// BenchmarkRestingBidMemory does with 1,000,000) and bounds the heap they
+// take, measured after a GC: at most 200 bytes a bid, everything counted
+// (the bid, its id index entry, price level, expiry heap entry, account
+// list). A memory bound, not a timing.
+func TestRestingBidMemory(t *testing.T) {
+	const bids, bound = 100_000, 200
+	r := rand.New(rand.NewPCG(7, 8))
+	h0 := t0.HourStart() + Hour
+	buyer := testID(1)
+	var c Command
+	before := heapAfterGC()
+	e := New(Config{})
+	e.Apply(&Command{Time: t0, Kind: CmdCreateAccount, Target: buyer, Name: "b", Roles: RoleBuyer})
+	e.Apply(&Command{Time: t0, Kind: CmdDeposit, Target: buyer, Amount: MaxAmount})
+	for j := 0; j < bids; j++ {
+		s := h0 + Time(r.IntN(24*30))*Hour
+		c = Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: testID(uint64(j) + 10), Market: mkt,
+			Quantity: 1, Start: s, End: s + Hour, Price: Price(1000 + r.Int64N(10000))}
+		if _, err := e.Apply(&c); err != nil {
+			t.Fatalf("bid %d: %v", j, err)
+		}
+	}
+	after := heapAfterGC()
+	if e.bids.len() != bids {
+		t.Fatalf("%d bids open, want %d", e.bids.len(), bids)
+	}
+	per := float64(int64(after)-int64(before)) / bids
+	t.Logf("%.1f bytes of heap per resting bid (%d bids, Bid struct %d bytes)", per, bids, unsafe.Sizeof(Bid{}))
+	if per > bound {
+		t.Fatalf("a resting bid costs %.1f bytes of heap, want at most %d", per, bound)
+	}
+	runtime.KeepAlive(e)
+}
+
+// TestNoFillAllocs: placing and cancelling a bid and a listing that do not
+// cross allocates nothing per command. The bid and listing come from free
+// lists, the events go into the engine's reused buffer, and the final
+// views of the closed bid and listing (which the read side keeps, so they
+// are never reused) are carved from chunks of 64: under one allocation
+// per command on average, which AllocsPerRun counts as 0.
+func TestNoFillAllocs(t *testing.T) {
+	for _, mode := range []string{"live", "replay"} {
+		t.Run(mode, func(t *testing.T) {
+			e := New(Config{FeeBps: 20})
+			buyer, owner := testID(1), testID(2)
+			e.Apply(&Command{Time: t0, Kind: CmdCreateAccount, Target: buyer, Name: "b", Roles: RoleBuyer})
+			e.Apply(&Command{Time: t0, Kind: CmdCreateAccount, Target: owner, Name: "o", Roles: RoleOwner})
+			e.Apply(&Command{Time: t0, Kind: CmdDeposit, Target: buyer, Amount: MaxAmount})
+			start, end := t0.HourStart()+Hour, t0.HourStart()+2*Hour
+			n := uint64(100)
+			// A standing book, so the walks have something to pass over.
+			for i := 0; i < 200; i++ {
+				n++
+				e.Apply(&Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: testID(n), Market: mkt, Quantity: 2, MinQuantity: 1, Start: start, End: end, Price: Price(10000 + i)})
+				n++
+				e.Apply(&Command{Time: t0, Kind: CmdPlaceListing, Actor: owner, Target: testID(n), Market: mkt, Quantity: 2, Start: start, End: end, Price: Price(20000 + i)})
+			}
+			apply := func(c *Command) {
+				var err *Error
+				if mode == "live" {
+					_, err = e.Apply(c)
+				} else {
+					err = e.ApplyReplay(c)
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", c.Kind, err)
+				}
+			}
+			var c Command
+			round := func() {
+				n++
+				bid, listing := testID(n), testID(n+1<<40)
+				c = Command{Time: t0, Kind: CmdPlaceBid, BidType: Reserved, Actor: buyer, Target: bid, Market: mkt, Quantity: 3, MinQuantity: 1, Start: start, End: end, Price: Price(10000 + n%300)}
+				apply(&c)
+				c = Command{Time: t0, Kind: CmdPlaceListing, Actor: owner, Target: listing, Market: mkt, Quantity: 3, Start: start, End: end, Price: Price(20000 + n%300)}
+				apply(&c)
+				c = Command{Time: t0, Kind: CmdCancelBid, Actor: buyer, Target: bid}
+				apply(&c)
+				c = Command{Time: t0, Kind: CmdCancelListing, Actor: owner, Target: listing}
+				apply(&c)
+			}
+			for i := 0; i < 1000; i++ { // warm the free lists and scratch buffers
+				round()
+			}
+			if got := testing.AllocsPerRun(2000, round); got != 0 {
+				t.Fatalf("%v allocations per place+cancel round of a bid and a listing, want 0", got)
+			}
+		})
 	}
 }

@@ -118,7 +118,7 @@ func (e *Engine) endListingNotices(l *Listing, reason string) {
 		}
 		b, u := n.bid, n.units
 		e.endNotice(n, u)
-		e.emit(Event{Kind: EvSpotPreempted, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: u, Allocated: b.won, Reason: reason})
+		e.emit(Event{Kind: EvSpotPreempted, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, Quantity: u, Allocated: b.won, Reason: reason})
 		sb.changedBids = append(sb.changedBids, b)
 	}
 }

@@ -73,6 +73,24 @@ func (t *osTree[K, V]) Get(key K) (V, int64, bool) {
 	return zero, 0, false
 }
 
+// ref returns a pointer to the value stored at key (nil when absent),
+// valid until the tree next changes shape (Set of a new key, Delete).
+func (t *osTree[K, V]) ref(key K) *V {
+	n := t.root
+	for n != nil {
+		c := t.cmp(key, n.key)
+		switch {
+		case c < 0:
+			n = n.left
+		case c > 0:
+			n = n.right
+		default:
+			return &n.val
+		}
+	}
+	return nil
+}
+
 // Set inserts key or replaces its value and weight.
 func (t *osTree[K, V]) Set(key K, val V, w int64) {
 	if t.update(t.root, key, val, w) {
@@ -90,27 +108,39 @@ func (t *osTree[K, V]) Set(key K, val V, w int64) {
 	t.n++
 }
 
-// update changes an existing key's value and weight in place, fixing sums on
-// the way back up; it reports whether the key was found.
-func (t *osTree[K, V]) update(n *osNode[K, V], key K, val V, w int64) bool {
+// update changes an existing key's value and weight in place; it reports
+// whether the key was found. Iterative: one walk finds the node, and when
+// the weight changes a second adds the difference to the sums on its path.
+func (t *osTree[K, V]) update(root *osNode[K, V], key K, val V, w int64) bool {
+	n := root
+	for n != nil {
+		c := t.cmp(key, n.key)
+		if c == 0 {
+			break
+		}
+		if c < 0 {
+			n = n.left
+		} else {
+			n = n.right
+		}
+	}
 	if n == nil {
 		return false
 	}
-	c := t.cmp(key, n.key)
-	var found bool
-	switch {
-	case c < 0:
-		found = t.update(n.left, key, val, w)
-	case c > 0:
-		found = t.update(n.right, key, val, w)
-	default:
-		n.val, n.w = val, w
-		found = true
+	n.val = val
+	if d := w - n.w; d != 0 {
+		n.w = w
+		for p := root; p != n; {
+			p.sum += d
+			if t.cmp(key, p.key) < 0 {
+				p = p.left
+			} else {
+				p = p.right
+			}
+		}
+		n.sum += d
 	}
-	if found {
-		n.fix()
-	}
-	return found
+	return true
 }
 
 func (t *osTree[K, V]) insert(n, nn *osNode[K, V]) *osNode[K, V] {

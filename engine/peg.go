@@ -117,12 +117,12 @@ func (e *Engine) reprice(kind PegKind) {
 		for _, l := range slices.Clone(m.peggedL) {
 			if l.ReservePeg.Kind == kind {
 				if p, err := e.pegPrice(m, l.ReservePeg, "reserve_price"); err == nil && p != l.Reserve {
-					_, _, onBook := m.listings.Get(l.bookKey)
+					onBook := m.listings.Has(l.bookKey)
 					m.listings.Delete(l.bookKey)
 					l.Reserve = p
 					l.bookKey = listingKey{p, l.Seq}
 					if onBook {
-						m.listings.Set(l.bookKey, l, 1)
+						m.listings.Set(l.bookKey, l)
 					}
 					e.emit(Event{Kind: EvListingRepriced, Accounts: [2]ID{l.Owner}, Market: m.ID, Listing: l.ID, Price: p, HasPrice: true})
 					e.recheckResting(m, l)
@@ -141,15 +141,14 @@ func (e *Engine) reprice(kind PegKind) {
 			if b.pegKind() != kind || !b.Status.Open() {
 				continue
 			}
-			p, err := e.pegPrice(m, *b.limitPeg, "limit_price")
+			p, err := e.pegPrice(m, b.x.limitPeg, "limit_price")
 			if err != nil || p == b.Limit {
 				continue
 			}
 			if b.Type == Spot {
 				m.spot.advance(e.now)
-				m.spot.demand.Delete(b.restKey)
+				m.spot.demand.Delete(b.key())
 				b.Limit = p
-				b.restKey = bidKey{p, b.Seq}
 				e.addSpotBid(b)
 				spotTouched = true
 				e.emit(Event{Kind: EvBidRepriced, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Price: p, HasPrice: true})
@@ -160,7 +159,7 @@ func (e *Engine) reprice(kind PegKind) {
 			hold, ok := mulMoney(b.Quantity-b.Filled, b.Hours(), p)
 			if !ok || hold-b.Hold > a.Available() {
 				e.closeReserved(b, BidCancelled)
-				b.Reason = ReasonInsufficientFunds
+				b.setReason(ReasonInsufficientFunds)
 				e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Reason: ReasonInsufficientFunds})
 				e.retireBid(b)
 				continue
@@ -168,10 +167,9 @@ func (e *Engine) reprice(kind PegKind) {
 			a.Held += hold - b.Hold
 			b.Hold = hold
 			e.touch(a)
-			m.resting.Delete(b.restKey)
+			m.resting.remove(b)
 			b.Limit = p
-			b.restKey = bidKey{p, b.Seq}
-			m.resting.Set(b.restKey, b, 1)
+			m.resting.insert(b)
 			e.emit(Event{Kind: EvBidRepriced, Accounts: [2]ID{b.Buyer}, Market: m.ID, Bid: b.ID, Price: p, HasPrice: true})
 			e.matchReserved(b)
 		}

@@ -81,16 +81,16 @@ type BidView struct {
 
 func (b *Bid) view() BidView {
 	v := BidView{
-		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.Market, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
-		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt, Limit: b.Limit, LimitPeg: b.LimitPeg(),
-		ClientOrderID: b.ClientOrderID, Status: b.Status, Reason: b.Reason, Filled: b.Filled, Allocated: b.Allocated(),
-		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills)),
+		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.m.ID, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
+		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt(), Limit: b.Limit, LimitPeg: b.LimitPeg(),
+		ClientOrderID: b.ClientOrderID(), Status: b.Status, Reason: b.Reason(), Filled: b.Filled, Allocated: b.Allocated(),
+		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills())),
 	}
-	for i, f := range b.Fills {
+	for i, f := range b.Fills() {
 		v.Fills[i] = *f
 	}
-	if b.flex != nil {
-		v.DurationHours, v.FlexStart, v.FlexEnd = b.flex.hours, b.flex.start, b.flex.end
+	if fx := b.flex(); fx != nil {
+		v.DurationHours, v.FlexStart, v.FlexEnd = fx.hours, fx.start, fx.end
 	}
 	if b.spotBid != nil {
 		v.Preempting, v.PreemptAt = b.noticed, b.preemptAt()
@@ -101,7 +101,7 @@ func (b *Bid) view() BidView {
 
 // Bid returns a bid by id.
 func (e *Engine) Bid(id ID) (BidView, bool) {
-	b := e.bids[id]
+	b := e.bids.get(id)
 	if b == nil {
 		return BidView{}, false
 	}
@@ -162,7 +162,7 @@ func (e *Engine) Listing(id ID) (ListingView, bool) {
 // Closed bids have left the engine (EvBidClosed); the read side lists them.
 func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []BidView, next ID) {
 	before, ok := e.cursorSeq(cursor, func(id ID) (uint64, bool) {
-		b := e.bids[id]
+		b := e.bids.get(id)
 		return seqOf(b, b != nil && b.Buyer == account)
 	})
 	if !ok {
@@ -184,7 +184,7 @@ func (e *Engine) BidsBefore(account ID, status string, before uint64, limit int)
 		return nil
 	}
 	var out []BidView
-	a.bids.before(before, func(b *Bid) bool {
+	e.bids.accountBefore(a, before, func(b *Bid) bool {
 		if status == "" || b.Status.String() == status {
 			out = append(out, b.view())
 		}
@@ -313,12 +313,12 @@ func (e *Engine) Book(market string) (BookView, bool) {
 	}
 	v := BookView{Market: market}
 	v.Spot, _ = e.Spot(market)
-	m.resting.Ascend(nil, func(k bidKey, b *Bid, _ int64) bool {
+	m.resting.ascend(func(b *Bid) bool {
 		v.Bids = addLevel(v.Bids, Level{b.Limit, b.Quantity - b.Filled, b.Start, b.End})
 		return true
 	})
 	hour := e.now.HourStart()
-	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+	m.listings.Ascend(func(l *Listing) bool {
 		from := max(l.Start, hour)
 		if from >= l.End {
 			return true

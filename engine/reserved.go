@@ -95,18 +95,18 @@ func (e *Engine) placeListing(c *Command) *Error {
 	if c.Target.IsZero() || e.listings[c.Target] != nil {
 		return errorf(CodeDuplicateID, "id", "missing or duplicate listing id")
 	}
-	l := &Listing{
-		ID: c.Target, Seq: e.seq, Owner: a.ID, Market: m.ID, Quantity: c.Quantity,
-		Start: c.Start, End: c.End, Reserve: reserve, ReservePeg: c.PricePeg,
-		SpotFloor: floor, FloorPeg: c.SpotFloorPeg, Status: ListingActive, CreatedAt: e.now,
-		m: m, sold: newSoldHours(int((c.End - c.Start) / Hour)), keyFloor: floor,
-	}
+	l := e.newListing(int((c.End - c.Start) / Hour))
+	l.ID, l.Seq, l.Owner, l.Market, l.Quantity = c.Target, e.seq, a.ID, m.ID, c.Quantity
+	l.Start, l.End, l.Reserve, l.ReservePeg = c.Start, c.End, reserve, c.PricePeg
+	l.SpotFloor, l.FloorPeg, l.Status, l.CreatedAt = floor, c.SpotFloorPeg, ListingActive, e.now
+	l.m, l.keyFloor = m, floor
 	e.listings[l.ID] = l
-	e.listingOrder.add(l.Seq, l)
-	a.listings.add(l.Seq, l)
+	e.listingOrder.add(l)
+	a.listings.add(l)
 	l.bookKey = listingKey{l.Reserve, l.Seq}
-	m.listings.Set(l.bookKey, l, 1)
-	m.active.add(l.Seq, l)
+	l.setFreeMask()
+	m.listings.Set(l.bookKey, l)
+	m.active.add(l)
 	if l.ReservePeg.Kind != PegNone || l.FloorPeg.Kind != PegNone {
 		m.peggedL = append(m.peggedL, l)
 	}
@@ -127,34 +127,54 @@ func (e *Engine) placeListing(c *Command) *Error {
 // and the walk stops once the listing is sold out in every hour.
 //
 // The bids that could use the listing (limit at or over its reserve, window
-// inside its window) are collected in one walk of the book, then offered in
+// inside its window) are collected by walking the book, then offered in
 // that order: matching one bid fills only that bid, so the others stay
-// where they were and the order is the book's.
+// where they were and the order is the book's. A walk stops once the bids
+// it collected want at least what the listing has free; if the listing is
+// not sold out after them, the next walk resumes after the last one
+// collected, so the bids offered and their order are those of one whole
+// walk, without collecting a long book behind a small listing.
 func (e *Engine) recheckResting(m *market, l *Listing) {
-	if l.sold.MinAll() >= l.Quantity {
-		return
+	var after *bidKey
+	var last bidKey
+	for l.sold.MinAll() < l.Quantity {
+		free := l.Quantity - l.sold.MinAll() // the most free in any hour
+		bids := e.recheck[:0]
+		var want int64
+		more := false
+		m.resting.ascendAfter(after, func(b *Bid) bool {
+			if b.Limit < l.Reserve {
+				return false
+			}
+			if b.Start >= l.Start && b.End <= l.End ||
+				b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex().hours)*Hour {
+				if want >= free {
+					more = true
+					return false
+				}
+				bids = append(bids, b)
+				want += b.Quantity - b.Filled
+			}
+			return true
+		})
+		if len(bids) > 0 {
+			last = bids[len(bids)-1].key()
+			after = &last
+		}
+		for _, b := range bids {
+			if l.sold.MinAll() >= l.Quantity {
+				break
+			}
+			if b.Status.Open() && (b.flexible() || l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity) {
+				e.matchReserved(b)
+			}
+		}
+		clear(bids)
+		e.recheck = bids[:0]
+		if !more {
+			return
+		}
 	}
-	bids := e.recheck[:0]
-	m.resting.Ascend(nil, func(_ bidKey, b *Bid, _ int64) bool {
-		if b.Limit < l.Reserve {
-			return false
-		}
-		if b.Start >= l.Start && b.End <= l.End ||
-			b.flexible() && min(b.End, l.End)-max(b.Start, l.Start) >= Time(b.flex.hours)*Hour {
-			bids = append(bids, b)
-		}
-		return true
-	})
-	for _, b := range bids {
-		if l.sold.MinAll() >= l.Quantity {
-			break
-		}
-		if b.Status.Open() && (b.flexible() || l.sold.Max(l.hourIndex(b.Start), l.hourIndex(b.End)) < l.Quantity) {
-			e.matchReserved(b)
-		}
-	}
-	clear(bids)
-	e.recheck = bids[:0]
 }
 
 func (e *Engine) cancelListing(c *Command) *Error {
@@ -245,12 +265,8 @@ func (e *Engine) placeBid(c *Command) *Error {
 			return errorf(CodeDuplicateClientOrder, "client_order_id", "an open order already uses this client_order_id")
 		}
 	}
-	if c.Target.IsZero() || e.bids[c.Target] != nil {
+	if c.Target.IsZero() || e.bids.get(c.Target) != nil {
 		return errorf(CodeDuplicateID, "id", "missing or duplicate bid id")
-	}
-	b := &Bid{
-		ID: c.Target, Seq: e.seq, Buyer: a.ID, Market: m.ID, Type: c.BidType, Quantity: c.Quantity,
-		Limit: limit, limitPeg: pegRef(c.PricePeg), ClientOrderID: c.ClientOrderID, CreatedAt: e.now, m: m, heapIdx: -1,
 	}
 	if c.BidType == Reserved {
 		if err := e.validateWindow(c.Start, c.End, true); err != nil {
@@ -266,27 +282,35 @@ func (e *Engine) placeBid(c *Command) *Error {
 		if c.ExpiresAt != 0 && c.ExpiresAt <= e.now {
 			return errorf(CodeInvalidWindow, "expires_at", "expires_at must be in the future")
 		}
-		b.Start, b.End, b.MinQuantity, b.ExpiresAt = c.Start, c.End, minQ, c.ExpiresAt
+		hours := int64((c.End - c.Start) / Hour)
 		if c.DurationHours != 0 {
 			if err := validFlex(c.Start, c.End, c.DurationHours); err != nil {
 				return err
 			}
-			b.flex = &flexBid{c.DurationHours, c.Start, c.End}
+			hours = c.DurationHours
 		}
-		hold, ok := mulMoney(c.Quantity, b.Hours(), limit)
+		hold, ok := mulMoney(c.Quantity, hours, limit)
 		if !ok {
 			return errorf(CodeAmountTooLarge, "limit_price", fmt.Sprintf("the bid's hold (quantity × hours × limit) would pass %s", MaxMoney))
 		}
 		if hold > a.Available() {
 			return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("the bid needs %s held; %s is available", hold, a.Available()))
 		}
+		b := e.newBid(a, m, c, limit)
+		b.Start, b.End, b.MinQuantity = c.Start, c.End, minQ
+		if c.ExpiresAt != 0 {
+			b.ext().expiresAt = c.ExpiresAt
+		}
+		if c.DurationHours != 0 {
+			b.ext().flex = flexBid{c.DurationHours, c.Start, c.End}
+		}
 		e.acceptBid(a, b, c)
 		b.Hold = hold
 		a.Held += hold
 		e.touch(a)
 		b.Status = BidResting
-		m.resting.Set(b.restKey, b, 1)
-		e.expiries.push(expiry{at: expiryOf(b), seq: b.Seq, bid: b})
+		m.resting.insert(b)
+		e.expiries.push(b)
 		e.emit(Event{Kind: EvBidPlaced, Accounts: [2]ID{a.ID}, Market: m.ID, Bid: b.ID})
 		e.matchReserved(b)
 		return nil
@@ -301,6 +325,7 @@ func (e *Engine) placeBid(c *Command) *Error {
 	if need > a.Available() {
 		return errorf(CodeInsufficientFunds, "limit_price", fmt.Sprintf("a spot bid needs one hour at its limit (%s) available; %s is", need, a.Available()))
 	}
+	b := e.newBid(a, m, c, limit)
 	b.spotBid = &spotBid{}
 	e.acceptBid(a, b, c)
 	b.Status = BidWaiting
@@ -311,13 +336,25 @@ func (e *Engine) placeBid(c *Command) *Error {
 	return nil
 }
 
+// newBid takes a slot for a validated bid and sets what every bid has.
+func (e *Engine) newBid(a *Account, m *market, c *Command, limit Price) *Bid {
+	b := e.bids.alloc()
+	b.ID, b.Seq, b.Buyer, b.m, b.Type, b.Quantity = c.Target, e.seq, a.ID, m, c.BidType, c.Quantity
+	b.Limit, b.CreatedAt = limit, e.now
+	if c.PricePeg.Kind != PegNone {
+		b.ext().limitPeg = c.PricePeg
+	}
+	if c.ClientOrderID != "" {
+		b.ext().clientOrderID = c.ClientOrderID
+	}
+	return b
+}
+
 func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
-	b.restKey = bidKey{b.Limit, b.Seq}
-	e.bids[b.ID] = b
-	e.bidOrder.add(b.Seq, b)
-	a.bids.add(b.Seq, b)
-	if b.ClientOrderID != "" {
-		a.coids[b.ClientOrderID] = b
+	e.bids.add(b)
+	e.bids.linkAccount(a, b)
+	if coid := b.ClientOrderID(); coid != "" {
+		a.coids[coid] = b
 	}
 	if b.pegKind() != PegNone {
 		b.m.pegged = append(b.m.pegged, b)
@@ -326,7 +363,7 @@ func (e *Engine) acceptBid(a *Account, b *Bid, c *Command) {
 }
 
 func (e *Engine) cancelBid(c *Command) *Error {
-	b := e.bids[c.Target]
+	b := e.bids.get(c.Target)
 	if b == nil || b.Buyer != c.Actor {
 		return errorf(CodeNotFound, "id", "no such bid")
 	}
@@ -339,7 +376,7 @@ func (e *Engine) cancelBid(c *Command) *Error {
 		e.closeSpot(b, BidCancelled, ReasonCancelled)
 		e.recomputeSpot(b.m, ReasonOutbid)
 	}
-	e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Reason: ReasonCancelled})
+	e.emit(Event{Kind: EvBidCancelled, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, Reason: ReasonCancelled})
 	e.retireBid(b)
 	return nil
 }
@@ -347,7 +384,7 @@ func (e *Engine) cancelBid(c *Command) *Error {
 // closeReserved ends a resting reserved bid and releases its hold.
 func (e *Engine) closeReserved(b *Bid, st BidStatus) {
 	a := e.accounts[b.Buyer]
-	b.m.resting.Delete(b.restKey)
+	b.m.resting.remove(b)
 	a.Held -= b.Hold
 	b.Hold = 0
 	e.touch(a)
@@ -356,8 +393,8 @@ func (e *Engine) closeReserved(b *Bid, st BidStatus) {
 }
 
 func (e *Engine) forgetOpen(a *Account, b *Bid) {
-	if b.ClientOrderID != "" && a.coids[b.ClientOrderID] == b {
-		delete(a.coids, b.ClientOrderID)
+	if coid := b.ClientOrderID(); coid != "" && a.coids[coid] == b {
+		delete(a.coids, coid)
 	}
 	if b.pegKind() != PegNone {
 		b.m.pegged = removeBid(b.m.pegged, b)
@@ -369,16 +406,17 @@ func (e *Engine) forgetOpen(a *Account, b *Bid) {
 // trades only when at least MinQuantity can be filled at once.
 func (e *Engine) matchReserved(b *Bid) {
 	if b.flexible() {
-		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, b.flex.hours, b.Limit, b.Seq)
+		fx := b.flex()
+		s, ok := e.bestBlock(b.m, b.Quantity, b.MinQuantity, b.Start, b.End, fx.hours, b.Limit, b.Seq)
 		if !ok {
 			return
 		}
 		// Pinned: from here on an ordinary reserved bid for the block.
-		b.Start, b.End = s, s+Time(b.flex.hours)*Hour
 		if b.heapIdx >= 0 {
-			e.expiries.remove(b.heapIdx)
+			e.expiries.remove(int(b.heapIdx)) // before its expiry changes
 		}
-		e.expiries.push(expiry{at: expiryOf(b), seq: b.Seq, bid: b})
+		b.Start, b.End = s, s+Time(fx.hours)*Hour
+		e.expiries.push(b)
 	}
 	cands, total := e.candidates(b.m, b.Quantity-b.Filled, b.Start, b.End, b.Limit, e.cands[:0])
 	e.cands = cands[:0]
@@ -404,12 +442,9 @@ func (e *Engine) matchReserved(b *Bid) {
 // each covering the whole window, at most need GPUs in all.
 func (e *Engine) candidates(m *market, need int64, start, end Time, limit Price, cands []candidate) ([]candidate, int64) {
 	var total int64
-	m.listings.Ascend(nil, func(_ listingKey, l *Listing, _ int64) bool {
+	m.listings.walkCovering(start, end, limit, func(l *Listing) bool {
 		if l.Reserve > limit {
 			return false
-		}
-		if l.Start > start || l.End < end {
-			return true
 		}
 		avail := l.Quantity - l.sold.Max(l.hourIndex(start), l.hourIndex(end))
 		if avail <= 0 {
@@ -515,15 +550,22 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
 	}
 	f := &Fill{
-		ID: fid, Market: b.Market, BidID: b.ID, ListingID: l.ID,
+		ID: fid, Market: b.m.ID, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
 	}
-	b.Fills = append(b.Fills, f)
+	x := b.ext()
+	x.fills = append(x.fills, f)
 	l.Fills = append(l.Fills, f)
 	if l.sold.MinAll() >= l.Quantity {
 		// Sold out in every hour: off the book, so matching never walks it.
 		l.m.listings.Delete(l.bookKey)
+	} else {
+		old := l.freeMask
+		l.setFreeMask()
+		if l.freeMask != old && l.m.listings.Delete(l.bookKey) {
+			l.m.listings.Set(l.bookKey, l) // again, so the unions on its path hold the new mask
+		}
 	}
 	m := b.m
 	if len(m.trades) < e.cfg.RecentTrades {
@@ -532,7 +574,7 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 		m.trades[m.tradeN%e.cfg.RecentTrades] = *f
 	}
 	m.tradeN++
-	e.emit(Event{Kind: EvFilled, Accounts: [2]ID{b.Buyer, l.Owner}, Market: b.Market, Bid: b.ID, Listing: l.ID, Fill: *f, Quantity: q, Price: price, HasPrice: true})
+	e.emit(Event{Kind: EvFilled, Accounts: [2]ID{b.Buyer, l.Owner}, Market: b.m.ID, Bid: b.ID, Listing: l.ID, Fill: *f, Quantity: q, Price: price, HasPrice: true})
 }
 
 // fillID makes a UUIDv7-shaped id from the engine time and a counter, so

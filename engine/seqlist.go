@@ -1,69 +1,82 @@
 package engine
 
-import "sort"
-
-// seqList holds live objects in sequence order (oldest first) with O(log n)
-// removal: a removed entry becomes a tombstone, and the list is compacted
-// once tombstones outnumber live entries, so its size stays within twice
-// the live count and order is never disturbed.
-type seqList[T any] struct {
-	s    []seqEntry[T]
-	dead int
+// listingList holds active listings in sequence order (oldest first),
+// linked through the listings themselves (Listing.links[which]), so adding
+// and removing are O(1) and allocate nothing. A listing is on three such
+// lists: the engine's, its owner's and its market's.
+type listingList struct {
+	head, tail *Listing
+	n          int
+	which      uint8
 }
 
-type seqEntry[T any] struct {
-	seq uint64
-	v   *T // nil: removed
+type listingLink struct {
+	prev, next *Listing
+	in         bool
 }
 
-// add appends v; seq must be larger than every seq added before.
-func (l *seqList[T]) add(seq uint64, v *T) { l.s = append(l.s, seqEntry[T]{seq, v}) }
+const (
+	inEngine = iota
+	inAccount
+	inMarket
+)
 
-// remove drops the entry with seq, if present.
-func (l *seqList[T]) remove(seq uint64) {
-	i := sort.Search(len(l.s), func(j int) bool { return l.s[j].seq >= seq })
-	if i == len(l.s) || l.s[i].seq != seq || l.s[i].v == nil {
+// add appends l; its Seq must be larger than every Seq added before.
+func (s *listingList) add(l *Listing) {
+	k := &l.links[s.which]
+	if k.in {
 		return
 	}
-	l.s[i].v = nil
-	l.dead++
-	if l.dead > 32 && l.dead*2 > len(l.s) {
-		live := l.s[:0]
-		for _, x := range l.s {
-			if x.v != nil {
-				live = append(live, x)
-			}
-		}
-		clear(l.s[len(live):])
-		l.s = live
-		l.dead = 0
+	*k = listingLink{prev: s.tail, in: true}
+	if s.tail != nil {
+		s.tail.links[s.which].next = l
+	} else {
+		s.head = l
 	}
+	s.tail = l
+	s.n++
 }
 
-// len is the number of live entries.
-func (l *seqList[T]) len() int { return len(l.s) - l.dead }
+// remove drops l, if it is on the list.
+func (s *listingList) remove(l *Listing) {
+	k := &l.links[s.which]
+	if !k.in {
+		return
+	}
+	if k.prev != nil {
+		k.prev.links[s.which].next = k.next
+	} else {
+		s.head = k.next
+	}
+	if k.next != nil {
+		k.next.links[s.which].prev = k.prev
+	} else {
+		s.tail = k.prev
+	}
+	*k = listingLink{}
+	s.n--
+}
 
-// all returns the live entries, oldest first.
-func (l *seqList[T]) all() []*T {
-	out := make([]*T, 0, l.len())
-	for _, x := range l.s {
-		if x.v != nil {
-			out = append(out, x.v)
-		}
+// len is the number of listings on the list.
+func (s *listingList) len() int { return s.n }
+
+// all returns the listings, oldest first.
+func (s *listingList) all() []*Listing {
+	out := make([]*Listing, 0, s.n)
+	for l := s.head; l != nil; l = l.links[s.which].next {
+		out = append(out, l)
 	}
 	return out
 }
 
-// before visits live entries with seq < before (0: all), newest first,
-// until fn returns false.
-func (l *seqList[T]) before(before uint64, fn func(*T) bool) {
-	i := len(l.s)
-	if before != 0 {
-		i = sort.Search(len(l.s), func(j int) bool { return l.s[j].seq >= before })
-	}
-	for i--; i >= 0; i-- {
-		if v := l.s[i].v; v != nil && !fn(v) {
+// before visits listings with Seq < before (0: all), newest first, until
+// fn returns false. It starts from the newest (see accountBefore).
+func (s *listingList) before(before uint64, fn func(*Listing) bool) {
+	for l := s.tail; l != nil; {
+		prev := l.links[s.which].prev
+		if (before == 0 || l.Seq < before) && !fn(l) {
 			return
 		}
+		l = prev
 	}
 }

@@ -19,7 +19,7 @@ const (
 func (e *Engine) Snapshot() []byte {
 	// Sized up front: growing a buffer of tens of MiB by doubling copies
 	// it several times over, on the sequencer goroutine.
-	w := wbuf{b: make([]byte, 0, 1<<16+128*(e.bidOrder.len()+e.listingOrder.len()))}
+	w := wbuf{b: make([]byte, 0, 1<<16+128*(e.bids.len()+e.listingOrder.len()))}
 	w.s(snapshotMagic)
 	w.u(uint64(len(e.cfg.Markets)))
 	for _, m := range e.cfg.Markets {
@@ -72,7 +72,7 @@ func (e *Engine) Snapshot() []byte {
 		}
 	}
 	for _, b := range bids {
-		for _, f := range b.Fills {
+		for _, f := range b.Fills() {
 			if !seen[f] {
 				seen[f] = true
 				fills = append(fills, f)
@@ -110,22 +110,22 @@ func (e *Engine) Snapshot() []byte {
 		w.id(b.ID)
 		w.u(b.Seq)
 		w.id(b.Buyer)
-		w.s(b.Market)
+		w.s(b.m.ID)
 		w.u(uint64(b.Type))
 		w.i(b.Quantity)
 		w.i(b.MinQuantity)
 		w.i(int64(b.Start))
 		w.i(int64(b.End))
-		w.i(int64(b.ExpiresAt))
+		w.i(int64(b.ExpiresAt()))
 		w.i(int64(b.Limit))
 		w.peg(b.LimitPeg())
-		w.s(b.ClientOrderID)
+		w.s(b.ClientOrderID())
 		w.u(uint64(b.Status))
-		w.s(b.Reason)
+		w.s(b.Reason())
 		w.i(int64(b.CreatedAt))
 		w.i(b.Filled)
 		w.i(int64(b.Hold))
-		fx := b.flex
+		fx := b.flex()
 		if fx == nil {
 			fx = &flexBid{} // a fixed bid writes zeros
 		}
@@ -139,8 +139,8 @@ func (e *Engine) Snapshot() []byte {
 		w.i(int64(sp.Spent))
 		w.i(sp.won)
 		w.bool(sp.broke)
-		w.u(uint64(len(b.Fills)))
-		for _, f := range b.Fills {
+		w.u(uint64(len(b.Fills())))
+		for _, f := range b.Fills() {
 			w.id(f.ID)
 		}
 		w.u(uint64(len(sp.placements)))
@@ -225,7 +225,7 @@ func (e *Engine) Snapshot() []byte {
 // needed.
 func (e *Engine) sortedListings() []*Listing { return e.listingOrder.all() }
 
-func (e *Engine) sortedBids() []*Bid { return e.bidOrder.all() }
+func (e *Engine) sortedBids() []*Bid { return e.bids.all() }
 
 func (w *wbuf) fill(f *Fill) {
 	w.id(f.ID)
@@ -293,7 +293,7 @@ func Restore(data []byte) (*Engine, error) {
 	clear(e.accounts)
 	for i, n := 0, r.n(len(data)); i < n && r.err == nil; i++ {
 		a := &Account{ID: r.id(), Name: r.s(), Roles: Role(r.u()), KeyHash: r.h(), Balance: Money(r.i()),
-			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}}
+			Held: Money(r.i()), CreatedAt: Time(r.i()), Seq: r.u(), unposted: Money(r.i()), coids: map[string]*Bid{}, listings: listingList{which: inAccount}}
 		e.accounts[a.ID] = a
 		e.accountOrder = append(e.accountOrder, a)
 		if a.KeyHash != ([32]byte{}) {
@@ -321,37 +321,57 @@ func Restore(data []byte) (*Engine, error) {
 		l.m = m
 		l.sold = newSoldHours(int((l.End - l.Start) / Hour))
 		e.listings[l.ID] = l
-		e.listingOrder.add(l.Seq, l)
-		a.listings.add(l.Seq, l)
+		e.listingOrder.add(l)
+		a.listings.add(l)
 		listings = append(listings, l)
 	}
 
 	nb := r.n(len(data))
 	for i := 0; i < nb && r.err == nil; i++ {
-		b := &Bid{ID: r.id(), Seq: r.u(), Buyer: r.id(), Market: r.s(), Type: BidType(r.u()), Quantity: r.i(),
-			MinQuantity: r.i(), Start: Time(r.i()), End: Time(r.i()), ExpiresAt: Time(r.i()), Limit: Price(r.i()),
-			limitPeg: pegRef(r.peg()), ClientOrderID: r.s(), Status: BidStatus(r.u()), Reason: r.s(), CreatedAt: Time(r.i()),
-			Filled: r.i(), Hold: Money(r.i())}
+		b := e.bids.alloc()
+		b.ID, b.Seq, b.Buyer = r.id(), r.u(), r.id()
+		market := r.s()
+		b.Type, b.Quantity, b.MinQuantity = BidType(r.u()), r.i(), r.i()
+		b.Start, b.End = Time(r.i()), Time(r.i())
+		if exp := Time(r.i()); exp != 0 {
+			b.ext().expiresAt = exp
+		}
+		b.Limit = Price(r.i())
+		if pg := r.peg(); pg.Kind != PegNone {
+			b.ext().limitPeg = pg
+		}
+		if coid := r.s(); coid != "" {
+			b.ext().clientOrderID = coid
+		}
+		b.Status = BidStatus(r.u())
+		reason, ok := reasonOf(r.s())
+		if !ok {
+			return nil, fmt.Errorf("restore bid %s: unknown close reason", b.ID)
+		}
+		b.closeReason = reason
+		b.CreatedAt, b.Filled, b.Hold = Time(r.i()), r.i(), Money(r.i())
 		if fx := (flexBid{r.i(), Time(r.i()), Time(r.i())}); fx.hours > 0 {
-			b.flex = &fx
+			b.ext().flex = fx
 		}
 		sp := &spotBid{Spent: Money(r.i()), won: r.i(), broke: r.bool()}
 		if b.Type == Spot {
 			b.spotBid = sp
 		}
-		m, a := e.markets[b.Market], e.accounts[b.Buyer]
+		m, a := e.markets[market], e.accounts[b.Buyer]
 		if m == nil || a == nil {
 			return nil, fmt.Errorf("restore bid %s: bad market or buyer", b.ID)
 		}
+		if r.err == nil && e.bids.get(b.ID) != nil {
+			return nil, fmt.Errorf("restore bid %s: duplicate id", b.ID)
+		}
 		b.m = m
-		b.restKey = bidKey{b.Limit, b.Seq}
-		b.heapIdx = -1
 		for j, nf := 0, r.n(len(data)); j < nf && r.err == nil; j++ {
 			f := fills[r.id()]
 			if f == nil {
 				return nil, fmt.Errorf("restore bid %s: unknown fill", b.ID)
 			}
-			b.Fills = append(b.Fills, f)
+			x := b.ext()
+			x.fills = append(x.fills, f)
 		}
 		for j, np := 0, r.n(len(data)); j < np && r.err == nil; j++ {
 			l := e.listings[r.id()]
@@ -366,18 +386,17 @@ func Restore(data []byte) (*Engine, error) {
 			sp.pend += p.pend
 			l.pend += p.pend
 		}
-		e.bids[b.ID] = b
-		e.bidOrder.add(b.Seq, b)
-		a.bids.add(b.Seq, b)
-		if b.ClientOrderID != "" && b.Status.Open() {
-			a.coids[b.ClientOrderID] = b
+		e.bids.add(b)
+		e.bids.linkAccount(a, b)
+		if coid := b.ClientOrderID(); coid != "" && b.Status.Open() {
+			a.coids[coid] = b
 		}
 		switch {
 		case b.Type == Reserved && (b.Status == BidResting || b.Status == BidPartiallyFilled):
-			m.resting.Set(b.restKey, b, 1)
-			e.expiries = append(e.expiries, expiry{at: expiryOf(b), seq: b.Seq, bid: b})
+			m.resting.insert(b)
+			e.expiries = append(e.expiries, b)
 		case b.Type == Spot && b.Status.Open():
-			m.spot.demand.Set(b.restKey, b, b.Quantity)
+			m.spot.demand.Set(b.key(), b, b.Quantity)
 		}
 	}
 	e.expiries.init()
@@ -392,7 +411,7 @@ func Restore(data []byte) (*Engine, error) {
 			l.sold.Add(l.hourIndex(f.Start), l.hourIndex(f.End), f.Quantity)
 		}
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
-			b := e.bids[r.id()]
+			b := e.bids.get(r.id())
 			if b == nil {
 				return nil, fmt.Errorf("restore listing %s: unknown placement bid", l.ID)
 			}
@@ -403,10 +422,11 @@ func Restore(data []byte) (*Engine, error) {
 			}
 		}
 		l.bookKey = listingKey{l.Reserve, l.Seq}
+		l.setFreeMask()
 		if l.Status == ListingActive {
-			l.m.active.add(l.Seq, l)
+			l.m.active.add(l)
 			if l.sold.MinAll() < l.Quantity {
-				l.m.listings.Set(l.bookKey, l, 1)
+				l.m.listings.Set(l.bookKey, l)
 			}
 		}
 		if l.spotUnits > 0 {
@@ -428,7 +448,7 @@ func Restore(data []byte) (*Engine, error) {
 			m.trades = append(m.trades, r.fill())
 		}
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
-			if b := e.bids[r.id()]; b != nil {
+			if b := e.bids.get(r.id()); b != nil {
 				m.pegged = append(m.pegged, b)
 			}
 		}
@@ -438,7 +458,7 @@ func Restore(data []byte) (*Engine, error) {
 			}
 		}
 		for j, n := 0, r.n(len(data)); j < n && r.err == nil; j++ {
-			b, l := e.bids[r.id()], e.listings[r.id()]
+			b, l := e.bids.get(r.id()), e.listings[r.id()]
 			if b == nil || b.spotBid == nil || l == nil {
 				return nil, fmt.Errorf("restore market %s: notice of unknown bid or listing", m.ID)
 			}

@@ -43,7 +43,23 @@ type supplyKey struct {
 }
 
 func cmpSupplyKey(a, b supplyKey) int {
-	return cmp.Or(cmp.Compare(a.floor, b.floor), cmp.Compare(a.free, b.free), cmp.Compare(a.seq, b.seq))
+	switch {
+	case a.floor != b.floor:
+		if a.floor < b.floor {
+			return -1
+		}
+		return 1
+	case a.free != b.free:
+		if a.free < b.free {
+			return -1
+		}
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 func (s *spotBook) init() {
@@ -215,7 +231,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) *placement {
 
 func (e *Engine) addSpotBid(b *Bid) {
 	sb := &b.m.spot
-	sb.demand.Set(b.restKey, b, b.Quantity)
+	sb.demand.Set(b.key(), b, b.Quantity)
 	sb.changedBids = append(sb.changedBids, b)
 }
 
@@ -232,13 +248,13 @@ func (e *Engine) closeSpot(b *Bid, st BidStatus, reason string) {
 	for _, n := range sb.noticesOf(b) {
 		e.endNotice(n, n.units)
 	}
-	sb.demand.Delete(b.restKey)
+	sb.demand.Delete(b.key())
 	if reason == ReasonInsufficientFunds {
-		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.Market, Bid: b.ID, Quantity: b.won + held, Reason: reason})
+		e.emit(Event{Kind: EvSpotReleased, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, Quantity: b.won + held, Reason: reason})
 	}
 	b.won = 0
 	b.Status = st
-	b.Reason = reason
+	b.setReason(reason)
 	b.broke = false
 	e.forgetOpen(e.accounts[b.Buyer], b)
 }
@@ -285,14 +301,52 @@ func (e *Engine) rekeySupply(l *Listing, floor Price) {
 }
 
 // clearing finds k, the number of winning units, and the uniform price.
+// k is the largest m ≤ min(demand, supply) whose m-th best bid unit pays
+// at least the m-th cheapest supply unit's floor (that holds for every
+// smaller m). A command moves it by a few units, so the search gallops out
+// from the last k and then bisects: O(log distance) pairs of selects, not
+// O(log units).
 func (sb *spotBook) clearing() (k int64, price Price, has bool) {
 	d, s := sb.demand.Total(), sb.supply.Total()
-	lo, hi := int64(0), min(d, s)
+	top := min(d, s)
+	crosses := func(m int64) bool { // m in [1, top]
+		dk, _, _, _ := sb.demand.Select(m - 1)
+		sk, _, _, _ := sb.supply.Select(m - 1)
+		return dk.price >= sk.floor
+	}
+	// Bracket k in [lo, hi] with crosses(lo) (or lo = 0) and, above hi,
+	// nothing crosses.
+	lo, hi := int64(0), top
+	if k0 := min(sb.k, top); k0 > 0 && crosses(k0) {
+		lo = k0
+		for step := int64(1); ; step *= 2 {
+			m := lo + step
+			if m > top {
+				break
+			}
+			if !crosses(m) {
+				hi = m - 1
+				break
+			}
+			lo = m
+		}
+	} else if k0 > 0 {
+		hi = k0 - 1
+		for step := int64(1); ; step *= 2 {
+			m := hi - step + 1 // the lowest of the next block down
+			if m < 1 {
+				break
+			}
+			if crosses(m) {
+				lo = m
+				break
+			}
+			hi = m - 1
+		}
+	}
 	for lo < hi {
 		mid := (lo + hi + 1) / 2
-		dk, _, _, _ := sb.demand.Select(mid - 1)
-		sk, _, _, _ := sb.supply.Select(mid - 1)
-		if dk.price >= sk.floor {
+		if crosses(mid) {
 			lo = mid
 		} else {
 			hi = mid - 1
@@ -375,7 +429,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 	}
 	for _, b := range tb {
 		if b.Status.Open() {
-			b.newWon = clamp(k-sb.demand.Rank(b.restKey), 0, b.Quantity)
+			b.newWon = clamp(k-sb.demand.Rank(b.key()), 0, b.Quantity)
 		} else {
 			b.newWon = 0
 		}
@@ -501,7 +555,7 @@ func (e *Engine) recomputeSpot(m *market, reason string) {
 			rooms = append(rooms, l)
 		}
 	}
-	slices.SortFunc(needs, func(x, y *Bid) int { return cmpBidKey(x.restKey, y.restKey) })
+	slices.SortFunc(needs, func(x, y *Bid) int { return cmpBidKey(x.key(), y.key()) })
 	slices.SortFunc(rooms, func(x, y *Listing) int {
 		return cmpSupplyKey(supplyKey{x.keyFloor, 0, x.Seq}, supplyKey{y.keyFloor, 0, y.Seq})
 	})

@@ -36,7 +36,7 @@ func audit(tb testing.TB, redisURL, shard string, l *ledger) audited {
 	}
 	defer j.Close()
 	var a audited
-	eng := engine.New(engine.Config{Markets: engine.Catalogue(faultGPUs, faultRegions), FeeBps: feeBps})
+	eng := engine.New(engine.Config{Markets: l.catalogue, FeeBps: feeBps})
 	snap, ok, err := j.LoadSnapshot(ctx)
 	if err != nil {
 		tb.Fatalf("audit: load snapshot: %v", err)

@@ -35,9 +35,12 @@ type daemon struct {
 	addr string
 	// recovered is what the sequencer logged at the end of recovery.
 	recovered recovery
-	logs      *syncBuffer
-	exited    chan struct{}
-	waitErr   error
+	// final is the sequencer's "final state" log line at a graceful stop
+	// (read it after the process exited).
+	final   finalState
+	logs    *syncBuffer
+	exited  chan struct{}
+	waitErr error
 }
 
 // recovery is the sequencer's "recovered" log line.
@@ -47,6 +50,14 @@ type recovery struct {
 	Replayed    int     `json:"replayed"`
 	SnapshotSeq uint64  `json:"snapshot_seq"`
 	Seconds     float64 `json:"seconds"`
+}
+
+// finalState is the sequencer's "final state" log line.
+type finalState struct {
+	Seq    uint64 `json:"seq"`
+	Hash   string `json:"hash"`
+	Leader bool   `json:"leader"`
+	Token  uint64 `json:"token"`
 }
 
 // startGpuxd runs the gpuxd binary on a free loopback port against the
@@ -98,6 +109,8 @@ func startGpuxd(tb testing.TB, redisURL, shard string, extra ...string) *daemon 
 				}
 			case "ready":
 				ready <- rec.Addr
+			case "final state":
+				json.Unmarshal(line, &d.final)
 			}
 		}
 	}()

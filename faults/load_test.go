@@ -75,6 +75,10 @@ type party struct {
 type ledger struct {
 	owner  party
 	buyers []party
+	// markets are the markets the load trades in, all of the shard's
+	// catalogue (the audit builds a fresh engine from it).
+	markets   []string
+	catalogue []engine.Market
 
 	mu                 sync.Mutex
 	acked              []op
@@ -97,7 +101,7 @@ func setupLedger(tb testing.TB, d *daemon) *ledger {
 	tb.Helper()
 	ctx := context.Background()
 	admin := d.admin()
-	l := &ledger{openBids: map[string][]string{}}
+	l := &ledger{openBids: map[string][]string{}, markets: faultMarkets, catalogue: engine.Catalogue(faultGPUs, faultRegions)}
 	mk := func(name string, roles ...string) party {
 		a, err := admin.CreateAccount(ctx, client.CreateAccountRequest{Name: name, Roles: roles, IdempotencyKey: newKey()})
 		if err != nil {
@@ -194,20 +198,28 @@ type load struct {
 }
 
 func startLoad(l *ledger, d *daemon, workers int, seed uint64) *load {
+	return startLoadAt(l, d.url, workers, seed, httpClient())
+}
+
+// startLoadAt is startLoad against whatever base URL target returns when
+// each request starts (a shard's current leader).
+func startLoadAt(l *ledger, target func() string, workers int, seed uint64, hc *http.Client) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	ld := &load{l: l, cancel: cancel}
-	hc := httpClient()
-	base := client.New(d.url(), client.WithHTTPClient(hc))
-	admin := base.WithKey(adminKey)
-	owner := base.WithKey(l.owner.key)
 	for w := range workers {
 		ld.wg.Add(1)
 		go func() {
 			defer ld.wg.Done()
 			r := mrand.New(mrand.NewPCG(seed, uint64(w)))
 			buyer := l.buyers[w%len(l.buyers)]
-			bc := base.WithKey(buyer.key)
+			var url string
+			var admin, owner, bc *client.Client
 			for ctx.Err() == nil {
+				if u := target(); u != url {
+					url = u
+					base := client.New(url, client.WithHTTPClient(hc))
+					admin, owner, bc = base.WithKey(adminKey), base.WithKey(l.owner.key), base.WithKey(buyer.key)
+				}
 				ld.started.Add(1)
 				ld.one(ctx, r, admin, owner, bc, buyer)
 			}
@@ -225,7 +237,7 @@ func (ld *load) stop() {
 func (ld *load) one(ctx context.Context, r *mrand.Rand, admin, owner, bc *client.Client, buyer party) {
 	l := ld.l
 	hour := time.Now().UTC().Truncate(time.Hour)
-	market := faultMarkets[r.IntN(len(faultMarkets))]
+	market := l.markets[r.IntN(len(l.markets))]
 	key := newKey()
 	// A command cut off by the load's own stop is not a fault; its outcome
 	// is unknown all the same, which is how it is counted.

@@ -5,7 +5,7 @@
 //
 // It holds no exchange state and never touches an engine: channel state on
 // an API node is what the engine nodes' hubs sent, from a snapshot fetched
-// from the shard's leader (GET /v1/admin/feed/snapshot, admin key) and the
+// from the shard's leader (GET /v1/internal/feed/snapshot, admin key) and the
 // updates published since.
 //
 // # Message format

@@ -364,7 +364,7 @@ func (s source) Snapshot(ctx context.Context, shard, channel string) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: read lease of shard %s: %w", channel, shard, err)
 	}
-	u := "http://" + addr + "/v1/admin/feed/snapshot?channel=" + url.QueryEscape(channel)
+	u := "http://" + addr + api.FeedSnapshotPath + "?channel=" + url.QueryEscape(channel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", channel, err)

@@ -9,6 +9,13 @@
 // stored is not applied, nothing sent after it is acknowledged, and writes
 // stop until the journal's tail has been re-verified against the engine and
 // the journal takes writes again.
+//
+// With a shard lease (Config.Lease, gpuxd --role engine) several sequencers
+// run the same shard on different nodes: the one holding the lease leads
+// (sequences, with every journal write fenced by its token), the others are
+// standbys that tail the journal into a warm engine, answer reads, refuse
+// writes with ErrNotLeader, and take over when the lease lapses. See
+// lease.go.
 package sequencer
 
 import (
@@ -70,6 +77,11 @@ type Config struct {
 	// ReadSide, when set, is the read model that keeps what the engine
 	// forgets (closed orders): see ReadSide. SetReadSide sets it later.
 	ReadSide ReadSide
+	// Lease, when set, is the shard's lease this sequencer contends for
+	// with the shard's other engine nodes; the Journal must then be a
+	// store.Fencer. Nil: this sequencer owns the shard alone and always
+	// leads (--role all).
+	Lease Lease
 }
 
 // ReadSide is a read model fed by OnEvents that stores what the engine no
@@ -165,6 +177,20 @@ type Sequencer struct {
 
 	statMu sync.Mutex
 	stat   Status
+
+	// Lease state (see lease.go). leading is true while the loop sequences
+	// (always, without a lease); held is the token of the lease the lease
+	// keeper holds (0: none); seen the newest token held or seen.
+	leading   atomic.Bool
+	held      atomic.Uint64
+	seen      atomic.Uint64
+	caughtUp  atomic.Bool   // a standby has tailed the journal: it may take the lease
+	won       chan uint64   // keeper → loop: lease taken with this token
+	lost      chan uint64   // keeper → loop: the lease of this token is lost
+	leaseDone chan struct{} // closed when the keeper has stopped
+	settled   chan struct{} // closed once a leased node knows whether it leads
+	settle    sync.Once
+	term      uint64 // the token the loop leads with (loop goroutine)
 }
 
 // New prepares a sequencer; it holds no engine until Recover.
@@ -197,11 +223,24 @@ func New(cfg Config) (*Sequencer, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Sequencer{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		in:   make(chan *request, 4*cfg.MaxBatch),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		in:        make(chan *request, 4*cfg.MaxBatch),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		won:       make(chan uint64, 1),
+		lost:      make(chan uint64, 1),
+		leaseDone: make(chan struct{}),
+		settled:   make(chan struct{}),
+	}
+	if cfg.Lease != nil {
+		if _, ok := cfg.Journal.(store.Fencer); !ok {
+			return nil, fmt.Errorf("sequencer: a lease needs a journal that can be fenced; %s cannot", cfg.Journal.Kind())
+		}
+	} else {
+		s.leading.Store(true)
+		s.settleNow()
+		close(s.leaseDone)
 	}
 	s.stat.Journal = cfg.Journal.Kind()
 	s.stat.Durable = cfg.Journal.Durable()
@@ -247,7 +286,8 @@ func (s *Sequencer) Recover(ctx context.Context) error {
 	if last != eng.Seq() {
 		return fmt.Errorf("recover: journal ends at %d but replay reached %d", last, eng.Seq())
 	}
-	if s.cfg.Journal.Durable() {
+	if s.cfg.Journal.Durable() && s.cfg.Lease == nil {
+		// (With a lease the follower starts when this node leads.)
 		// The follower recovers its own engine from the same snapshot and
 		// journal, on its own goroutine: the sequencer does not wait.
 		var base []byte
@@ -341,31 +381,40 @@ func Replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents f
 func replay(ctx context.Context, j store.Journal, eng *engine.Engine, onEvents func([]engine.Event)) (int, error) {
 	n := 0
 	err := j.Replay(ctx, eng.Seq(), func(b store.Batch) error {
-		data := b.Data
-		for len(data) > 0 {
-			c, rest, err := engine.DecodeCommand(data)
-			if err != nil {
-				return fmt.Errorf("batch %d: %w", b.First, err)
-			}
-			data = rest
-			if c.Seq <= eng.Seq() {
-				continue
-			}
-			if c.Seq != eng.Seq()+1 {
-				return fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
-			}
-			if onEvents != nil {
-				evs, _ := eng.Apply(&c)
-				onEvents(evs)
-			} else {
-				eng.ApplyReplay(&c) // recovery: the events went out when the command first ran
-			}
-			n++
-		}
-		return nil
+		k, err := applyBatch(eng, b, onEvents)
+		n += k
+		return err
 	})
 	if err != nil {
 		return n, fmt.Errorf("replay journal after %d: %w", eng.Seq(), err)
+	}
+	return n, nil
+}
+
+// applyBatch applies the commands of a journaled batch that follow eng's
+// sequence number and returns how many it applied. onEvents, when set,
+// sees each command's events; otherwise they are not built.
+func applyBatch(eng *engine.Engine, b store.Batch, onEvents func([]engine.Event)) (int, error) {
+	n := 0
+	for data := b.Data; len(data) > 0; {
+		c, rest, err := engine.DecodeCommand(data)
+		if err != nil {
+			return n, fmt.Errorf("batch %d: %w", b.First, err)
+		}
+		data = rest
+		if c.Seq <= eng.Seq() {
+			continue
+		}
+		if c.Seq != eng.Seq()+1 {
+			return n, fmt.Errorf("batch %d: command %d does not follow %d", b.First, c.Seq, eng.Seq())
+		}
+		if onEvents != nil {
+			evs, _ := eng.Apply(&c)
+			onEvents(evs)
+		} else {
+			eng.ApplyReplay(&c) // recovery: the events went out when the command first ran
+		}
+		n++
 	}
 	return n, nil
 }
@@ -384,8 +433,9 @@ func (s *Sequencer) Status() Status {
 	defer s.statMu.Unlock()
 	st := s.stat
 	st.Ready = s.ready.Load()
-	st.Writable = s.writable.Load() && !s.closed.Load()
-	st.Leader = true
+	st.Leader = s.leading.Load()
+	st.Writable = s.writable.Load() && !s.closed.Load() && st.Leader
+	st.FencingToken = s.seen.Load()
 	return st
 }
 
@@ -398,6 +448,8 @@ func (s *Sequencer) Submit(ctx context.Context, c engine.Command, view func(e *e
 		return Outcome{}, ErrClosed
 	case !s.ready.Load():
 		return Outcome{}, ErrNotReady
+	case !s.leading.Load():
+		return Outcome{}, ErrNotLeader
 	case !s.writable.Load():
 		return Outcome{}, ErrUnavailable
 	}
@@ -433,8 +485,36 @@ func (s *Sequencer) Submit(ctx context.Context, c engine.Command, view func(e *e
 // writes: it and every batch sent after it answer ErrUnavailable (their
 // outcome is unknown), and repair waits for the journal to answer each of
 // them before it reconciles the engine with the journal's tail.
+//
+// With a lease, Run alternates between standing by (tailing the journal)
+// and leading (the loop above), and keeps the lease on its own goroutine.
 func (s *Sequencer) Run(ctx context.Context) error {
 	defer close(s.done)
+	if s.cfg.Lease == nil {
+		return s.lead(ctx)
+	}
+	go s.keepLease(ctx)
+	for {
+		if err := s.standby(ctx); !errors.Is(err, errPromoted) {
+			return err
+		}
+		if err := s.lead(ctx); !errors.Is(err, errSteppedDown) {
+			return err
+		}
+		s.stepDown()
+	}
+}
+
+// lead sequences until Close, ctx, or (with a lease) until the lease is
+// lost: then it stops taking commands, lets the batches in flight finish
+// and returns errSteppedDown; an append refused as fenced returns it at
+// once, failing that batch and every later one with ErrNotLeader.
+func (s *Sequencer) lead(ctx context.Context) error {
+	var lostC <-chan uint64
+	if s.cfg.Lease != nil {
+		lostC = s.lost
+	}
+	stepping := false
 	var tick <-chan time.Time
 	var hour *time.Timer
 	var hourC <-chan time.Time
@@ -450,8 +530,11 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		// A full window takes nothing new; ticks wait (a ticker drops the
 		// ones missed, the hour timer keeps its value).
 		in, tickC, hourCC := s.in, tick, hourC
-		if len(s.flight) >= s.cfg.MaxInFlight {
+		if len(s.flight) >= s.cfg.MaxInFlight || stepping {
 			in, tickC, hourCC = nil, nil, nil
+		}
+		if stepping && len(s.flight) == 0 {
+			return errSteppedDown
 		}
 		var oldest <-chan error
 		if len(s.flight) > 0 {
@@ -467,7 +550,18 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			s.drain(ctx)
 			return nil
 		case err := <-oldest:
-			s.complete(ctx, err)
+			if s.complete(ctx, err) {
+				return errSteppedDown
+			}
+			continue
+		case tok := <-lostC:
+			if tok == s.term && !stepping {
+				// Batches in flight may still have been stored before the
+				// new owner's token moved the fence: their answers decide.
+				stepping = true
+				s.leading.Store(false)
+				s.log.Warn("lease lost: no new commands; finishing the batches in flight", "token", tok, "in_flight", len(s.flight))
+			}
 			continue
 		case r := <-in:
 			f = s.newInflight()
@@ -552,7 +646,9 @@ func (s *Sequencer) drain(ctx context.Context) {
 		if len(s.flight) == 0 {
 			return
 		}
-		s.complete(ctx, <-s.flight[0].done)
+		if s.complete(ctx, <-s.flight[0].done) {
+			return
+		}
 	}
 }
 
@@ -568,6 +664,11 @@ func fail(batch []*request, err error) {
 // sent (or the engine's, with nothing in flight) and a time that never goes
 // back, and starts its append.
 func (s *Sequencer) send(f *inflight, at engine.Time) {
+	if !s.leading.Load() {
+		fail(f.reqs, ErrNotLeader)
+		s.recycle(f)
+		return
+	}
 	if !s.writable.Load() {
 		fail(f.reqs, ErrUnavailable)
 		s.recycle(f)
@@ -617,7 +718,12 @@ func (s *Sequencer) send(f *inflight, at engine.Time) {
 				// Stop writes now, not when the loop reaches this batch:
 				// it may be busy with earlier batches (their observers
 				// write to the same Redis), and meanwhile new writes
-				// would queue and /readyz would say ready.
+				// would queue and /readyz would say ready. A fenced
+				// append also ends leadership: new writes hear
+				// ErrNotLeader, not ErrUnavailable.
+				if errors.Is(err, store.ErrFenced) {
+					s.leading.Store(false)
+				}
 				s.writable.Store(false)
 			}
 			done <- err
@@ -630,13 +736,27 @@ func (s *Sequencer) send(f *inflight, at engine.Time) {
 }
 
 // complete takes the answer to the oldest batch in flight: applies and
-// answers it, or stops writes.
-func (s *Sequencer) complete(ctx context.Context, err error) {
+// answers it, or stops writes. It returns true when the append was fenced
+// (another node holds the lease): that batch and every later one fail with
+// ErrNotLeader, nothing of them is applied, and the caller steps down.
+func (s *Sequencer) complete(ctx context.Context, err error) (fenced bool) {
 	f := s.flight[0]
 	s.flight[0] = nil
 	s.flight = s.flight[1:]
 	if len(s.flight) == 0 {
 		s.flight = s.flight[:0:0]
+	}
+	if errors.Is(err, store.ErrFenced) {
+		// Known outcome: not stored, and no later append with this token
+		// can be (the fence only grows), so nothing after it is kept.
+		s.leading.Store(false)
+		s.log.Warn("journal append fenced: another node holds the lease; stepping down", "first", f.b.First, "token", s.term, "in_flight_after", len(s.flight))
+		fail(f.reqs, ErrNotLeader)
+		for _, g := range s.flight {
+			fail(g.reqs, ErrNotLeader)
+		}
+		s.flight = s.flight[:0:0]
+		return true
 	}
 	if err != nil {
 		s.writable.Store(false)
@@ -651,14 +771,19 @@ func (s *Sequencer) complete(ctx context.Context, err error) {
 			unanswered = append(unanswered, g.done)
 		}
 		s.flight = s.flight[:0:0]
-		go s.repair(ctx, unanswered)
-		return
+		// Marked here, not in the goroutine: a promotion (lease.go) must
+		// see a repair as soon as it is due.
+		if s.repairing.CompareAndSwap(false, true) {
+			go s.repair(ctx, unanswered)
+		}
+		return false
 	}
 	if s.cfg.OnBatch != nil {
 		s.cfg.OnBatch(len(f.reqs), time.Since(f.sent))
 	}
 	s.apply(f.reqs, f.b.Data)
 	s.recycle(f)
+	return false
 }
 
 // notePause records a snapshot's stop of the sequencer goroutine.
@@ -767,11 +892,9 @@ func (s *Sequencer) saveSnapshot(snap store.Snapshot) {
 
 // repair waits for the journal to answer again, then checks its tail: a
 // batch whose append failed may still have been stored, in which case the
-// engine applies it from the journal so it never lags or leads it.
+// engine applies it from the journal so it never lags or leads it. The
+// caller has set repairing.
 func (s *Sequencer) repair(ctx context.Context, unanswered []<-chan error) {
-	if !s.repairing.CompareAndSwap(false, true) {
-		return
-	}
 	// Cleared before writes resume, so a failure right after resuming
 	// starts a new repair instead of finding this one still marked.
 	done := func() { s.repairing.Store(false) }
@@ -852,12 +975,21 @@ func (s *Sequencer) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("close sequencer: %w", ctx.Err())
 	}
+	select {
+	case <-s.leaseDone:
+	case <-ctx.Done():
+		return fmt.Errorf("close sequencer: lease keeper: %w", ctx.Err())
+	}
+	// With a lease, the lease goes last: a standby takes over at once
+	// instead of after the TTL, and only after the final snapshot.
+	defer s.leaveLease(ctx)
 	if s.fol != nil {
 		if err := s.fol.close(ctx); err != nil {
 			return fmt.Errorf("close sequencer: %w", err)
 		}
 	}
-	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() {
+	if s.eng == nil || !s.cfg.Journal.Durable() || !s.writable.Load() || !s.leading.Load() {
+		s.logFinal()
 		return nil
 	}
 	// The read side stores what the last batches closed before the final
@@ -875,8 +1007,28 @@ func (s *Sequencer) Close(ctx context.Context) error {
 	for s.snapBusy.Load() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := s.cfg.Journal.SaveSnapshot(ctx, snap); err != nil && !errors.Is(err, store.ErrConflict) {
+	s.log.Info("final state", "seq", snap.Seq, "hash", snap.Hash, "leader", true, "token", s.term)
+	err := s.cfg.Journal.SaveSnapshot(ctx, snap)
+	switch {
+	case errors.Is(err, store.ErrFenced):
+		// The lease lapsed while stopping and another node took over:
+		// its snapshots cover this state.
+		s.log.Warn("final snapshot fenced: another node holds the lease", "seq", snap.Seq)
+	case err != nil && !errors.Is(err, store.ErrConflict):
 		return fmt.Errorf("close sequencer: final snapshot: %w", err)
 	}
 	return nil
+}
+
+// logFinal logs the engine's sequence number and state hash at Close when
+// no final snapshot is written (a standby, or writes stopped), so that an
+// operator (and the fault tests) can compare it with a replay.
+func (s *Sequencer) logFinal() {
+	if s.eng == nil {
+		return
+	}
+	s.mu.RLock()
+	seq, hash := s.eng.Seq(), s.eng.Hash()
+	s.mu.RUnlock()
+	s.log.Info("final state", "seq", seq, "hash", hash, "leader", s.leading.Load(), "token", s.seen.Load())
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -40,9 +41,15 @@ var _ Pipeliner = (*RedisJournal)(nil)
 // appendNextScript appends a batch only if it follows the newest stored
 // one: a pipelined batch must never land after a batch that failed.
 //
-// KEYS[1] journal stream, KEYS[2] snapshot hash.
-// ARGV: entry id "<First>-1", Last, data, First-1 (decimal).
+// With a fencing token it first checks the shard's fence (see Fencer).
+//
+// KEYS[1] journal stream, KEYS[2] snapshot hash, KEYS[3] fence counter.
+// ARGV: entry id "<First>-1", Last, data, First-1 (decimal), fencing token
+// ("" = no check).
 const appendNextSrc = `
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then
+  return redis.error_reply('GPUXFENCED journal fenced: token ' .. ARGV[5] .. ' is not the shard fence')
+end
 local prev = '0'
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #top == 1 then
@@ -65,8 +72,11 @@ var appendNextScript = redis.NewScript(appendNextSrc)
 // one writer (the caller of AppendAsync, under mu) and one reader per
 // connection, which matches replies to appends in order.
 type pipeline struct {
-	opt *redis.Options
-	j   *RedisJournal
+	// opts returns the options of the Redis that holds the journal: the
+	// client's own, or on a Cluster the master of the journal's slot,
+	// looked up at each dial so that a moved slot is followed.
+	opts func(ctx context.Context) (*redis.Options, error)
+	j    *RedisJournal
 
 	mu   sync.Mutex
 	sess *session // nil or dead: dial on the next append
@@ -92,9 +102,10 @@ type pendingAppend struct {
 const maxPending = 1024
 
 // AppendAsync streams b over the journal's pipeline connection. See
-// Pipeliner. A journal built by NewRedisJournal on a client that is not a
-// *redis.Client has no pipeline: done gets Append's outcome instead, which
-// is synchronous.
+// Pipeliner. On a *redis.ClusterClient the connection goes to the master
+// of the journal's slot (ClusterClient.MasterForKey); a journal built by
+// NewRedisJournal on another kind of client has no pipeline and done gets
+// an error.
 func (j *RedisJournal) AppendAsync(b Batch, deadline time.Time, done func(error)) {
 	if err := b.validate(); err != nil {
 		done(fmt.Errorf("journal append %d: %w", b.First, err))
@@ -111,8 +122,17 @@ func (j *RedisJournal) AppendAsync(b Batch, deadline time.Time, done func(error)
 // pipe returns the journal's pipeline, creating it on first use.
 func (j *RedisJournal) pipe() *pipeline {
 	j.pipeOnce.Do(func() {
-		if c, ok := j.rdb.(*redis.Client); ok {
-			j.pipeline = &pipeline{opt: c.Options(), j: j}
+		switch c := j.rdb.(type) {
+		case *redis.Client:
+			j.pipeline = &pipeline{opts: func(context.Context) (*redis.Options, error) { return c.Options(), nil }, j: j}
+		case *redis.ClusterClient:
+			j.pipeline = &pipeline{j: j, opts: func(ctx context.Context) (*redis.Options, error) {
+				m, err := c.MasterForKey(ctx, j.journalKey)
+				if err != nil {
+					return nil, err
+				}
+				return m.Options(), nil
+			}}
 		}
 	})
 	return j.pipeline
@@ -134,8 +154,8 @@ func (p *pipeline) append(b Batch, deadline time.Time, done func(error)) {
 		p.sess = s
 	}
 	j := p.j
-	writeCommand(s.w, "EVALSHA", appendNextScript.Hash(), "2", j.journalKey, j.snapshotKey,
-		entryID(b.First), strconv.FormatUint(b.Last, 10), b.Data, strconv.FormatUint(b.First-1, 10))
+	writeCommand(s.w, "EVALSHA", appendNextScript.Hash(), "3", j.journalKey, j.snapshotKey, j.fenceKey,
+		entryID(b.First), strconv.FormatUint(b.Last, 10), b.Data, strconv.FormatUint(b.First-1, 10), j.fenceArg())
 	pa := &pendingAppend{first: b.First, deadline: deadline, done: done}
 	s.conn.SetWriteDeadline(deadline)
 	// Flush per append: the sequencer hands over whole batches, so this is
@@ -171,10 +191,14 @@ func (p *pipeline) close() {
 // dial opens a connection, authenticates, selects the database and loads
 // the script, each bounded by deadline, then starts the reader.
 func (p *pipeline) dial(deadline time.Time) (*session, error) {
-	o := p.opt
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	o, err := p.opts(ctx)
+	cancel()
+	if err != nil {
+		return nil, wrapRedis("journal pipeline: find the journal's master", err)
+	}
 	d := net.Dialer{Timeout: max(time.Until(deadline), time.Millisecond)}
 	var conn net.Conn
-	var err error
 	if o.TLSConfig != nil {
 		conn, err = tls.DialWithDialer(&d, "tcp", o.Addr, o.TLSConfig)
 	} else {
@@ -256,7 +280,9 @@ func (s *session) read(r *bufio.Reader) {
 			// The server answered: the connection is fine, unless the
 			// script cache was flushed; a new connection loads it again.
 			pa.done(classifyAppendReply(pa.first, rerr))
-			if strings.HasPrefix(string(rerr), "NOSCRIPT") {
+			// On a Cluster, MOVED or ASK: the slot lives elsewhere now, and
+			// the next dial looks its master up again.
+			if strings.HasPrefix(string(rerr), "NOSCRIPT") || strings.HasPrefix(string(rerr), "MOVED") || strings.HasPrefix(string(rerr), "ASK") {
 				s.fail(fmt.Errorf("%w: journal pipeline: %s", ErrUnavailable, rerr))
 				s.drain()
 				return
@@ -283,6 +309,9 @@ func (s *session) drain() {
 }
 
 func classifyAppendReply(first uint64, e replyError) error {
+	if strings.HasPrefix(string(e), "GPUXFENCED") {
+		return fmt.Errorf("journal append %d: %w: %s", first, ErrFenced, e)
+	}
 	if strings.HasPrefix(string(e), "GPUXORDER") {
 		return fmt.Errorf("journal append %d: %w: %s", first, ErrConflict, e)
 	}

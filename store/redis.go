@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,7 +34,10 @@ const DefaultBulkTimeout = 30 * time.Second
 // replayPage is how many journal entries Replay reads per round trip.
 const replayPage = 1000
 
-var _ Journal = (*RedisJournal)(nil)
+var (
+	_ Journal = (*RedisJournal)(nil)
+	_ Fencer  = (*RedisJournal)(nil)
+)
 
 // RedisJournal is a Journal on a Redis Stream, gpux:{<shard>}:journal, with
 // the snapshot in a Hash, gpux:{<shard>}:snapshot. Entry ids are
@@ -47,6 +52,12 @@ type RedisJournal struct {
 	journalKey  string
 	snapshotKey string
 	probeKey    string
+	fenceKey    string
+
+	// fenced is set by the first Fence; token is the fencing token every
+	// write then checks (see Fencer).
+	fenced atomic.Bool
+	token  atomic.Uint64
 
 	pipeOnce sync.Once
 	pipeline *pipeline // AppendAsync's connection; nil without a *redis.Client
@@ -77,10 +88,66 @@ func ClientOptions(url string) (*redis.Options, error) {
 	return opt, nil
 }
 
-// OpenRedis connects to the Redis at url (see ClientOptions) and returns
-// the journal of shard. It fails, wrapping ErrUnavailable, when Redis does
-// not answer a PING. Close closes the connection.
+// ClusterScheme starts a URL that names a Redis Cluster by some of its
+// nodes: redis+cluster://[user:password@]host:port,host:port,...
+const ClusterScheme = "redis+cluster://"
+
+// IsClusterURL reports whether url names a Redis Cluster.
+func IsClusterURL(url string) bool { return strings.HasPrefix(url, ClusterScheme) }
+
+// ClusterClientOptions parses a redis+cluster:// URL into cluster client
+// options with the journal's defaults (see ClientOptions): retries off,
+// one dial attempt, short timeouts, context deadlines honoured. Redirects
+// (MOVED, ASK) are still followed.
+func ClusterClientOptions(url string) (*redis.ClusterOptions, error) {
+	if !IsClusterURL(url) {
+		return nil, fmt.Errorf("parse redis cluster url: want %shost:port,host:port,...", ClusterScheme)
+	}
+	rest := strings.TrimPrefix(url, ClusterScheme)
+	rest, _, _ = strings.Cut(rest, "/")
+	var user, pass string
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		cred := rest[:at]
+		rest = rest[at+1:]
+		if u, p, ok := strings.Cut(cred, ":"); ok {
+			user, pass = u, p
+		} else {
+			pass = cred
+		}
+	}
+	var addrs []string
+	for _, a := range strings.Split(rest, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("parse redis cluster url: node %q: %w", a, err)
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("parse redis cluster url: no node address")
+	}
+	return &redis.ClusterOptions{
+		Addrs: addrs, Username: user, Password: pass,
+		MaxRetries: -1, DialerRetries: 1,
+		DialTimeout: DefaultDialTimeout, ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout,
+		ContextTimeoutEnabled: true,
+	}, nil
+}
+
+// OpenRedis connects to the Redis at url (see ClientOptions), or to the
+// Redis Cluster a redis+cluster:// url names (see ClusterClientOptions),
+// and returns the journal of shard. It fails, wrapping ErrUnavailable,
+// when Redis does not answer a PING. Close closes the connection.
 func OpenRedis(ctx context.Context, url, shard string) (*RedisJournal, error) {
+	if IsClusterURL(url) {
+		opt, err := ClusterClientOptions(url)
+		if err != nil {
+			return nil, err
+		}
+		return OpenRedisCluster(ctx, opt, shard)
+	}
 	opt, err := ClientOptions(url)
 	if err != nil {
 		return nil, err
@@ -120,6 +187,33 @@ func OpenRedisOptions(ctx context.Context, opt *redis.Options, shard string) (*R
 	return j, nil
 }
 
+// OpenRedisCluster is OpenRedisOptions on a Redis Cluster: the journal,
+// its snapshot and its fence live in the slot of the shard's hash tag.
+func OpenRedisCluster(ctx context.Context, opt *redis.ClusterOptions, shard string) (*RedisJournal, error) {
+	o := *opt
+	o.MaxRetries = -1
+	if err := checkShard(shard); err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	bo := o
+	bo.PoolSize = 2
+	bo.MinIdleConns, bo.MaxIdleConns = 0, 0
+	bo.ReadTimeout = max(bo.ReadTimeout, DefaultBulkTimeout)
+	bo.WriteTimeout = max(bo.WriteTimeout, DefaultBulkTimeout)
+	j, err := NewRedisJournal(redis.NewClusterClient(&o), shard)
+	if err != nil {
+		return nil, err
+	}
+	j.bulk, j.own = redis.NewClusterClient(&bo), true
+	// A read of the journal's key, not a PING: the master of the shard's
+	// slot must answer, not just some node of the cluster.
+	if err := j.rdb.Exists(ctx, j.journalKey).Err(); err != nil {
+		j.Close()
+		return nil, wrapRedis(fmt.Sprintf("open journal %s: reach cluster %v", shard, o.Addrs), err)
+	}
+	return j, nil
+}
+
 // NewRedisJournal returns the journal of shard on an existing client, which
 // should have retries off and short timeouts (see ClientOptions). Close does
 // not close rdb.
@@ -134,12 +228,28 @@ func NewRedisJournal(rdb redis.UniversalClient, shard string) (*RedisJournal, er
 		journalKey:  shardKey(shard, "journal"),
 		snapshotKey: shardKey(shard, "snapshot"),
 		probeKey:    shardKey(shard, "probe"),
+		fenceKey:    shardKey(shard, "fence"),
 	}, nil
 }
 
 // shardKey returns the key gpux:{<shard>}:<suffix>.
 func shardKey(shard, suffix string) string {
 	return "gpux:{" + shard + "}:" + suffix
+}
+
+// Fence sets the token every later write checks. See Fencer.
+func (j *RedisJournal) Fence(token uint64) {
+	j.token.Store(token)
+	j.fenced.Store(true)
+}
+
+// fenceArg is the token argument of the write scripts: "" (no check) for
+// a journal never fenced, else the token in decimal.
+func (j *RedisJournal) fenceArg() string {
+	if !j.fenced.Load() {
+		return ""
+	}
+	return strconv.FormatUint(j.token.Load(), 10)
 }
 
 // Client returns the journal's Redis client, e.g. to build ReadModels on
@@ -182,11 +292,20 @@ func (j *RedisJournal) Append(ctx context.Context, b Batch) error {
 	if err := b.validate(); err != nil {
 		return fmt.Errorf("journal append %d: %w", b.First, err)
 	}
-	err := j.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: j.journalKey,
-		ID:     entryID(b.First),
-		Values: []any{"l", strconv.FormatUint(b.Last, 10), "d", b.Data},
-	}).Err()
+	var err error
+	if tok := j.fenceArg(); tok != "" {
+		err = appendFencedScript.Run(ctx, j.rdb, []string{j.journalKey, j.fenceKey},
+			entryID(b.First), strconv.FormatUint(b.Last, 10), b.Data, tok).Err()
+		if redis.HasErrorPrefix(err, "GPUXFENCED") {
+			return fmt.Errorf("journal append %d: %w: %s", b.First, ErrFenced, err)
+		}
+	} else {
+		err = j.rdb.XAdd(ctx, &redis.XAddArgs{
+			Stream: j.journalKey,
+			ID:     entryID(b.First),
+			Values: []any{"l", strconv.FormatUint(b.Last, 10), "d", b.Data},
+		}).Err()
+	}
 	if err == nil {
 		return nil
 	}
@@ -208,6 +327,20 @@ func (j *RedisJournal) Append(ctx context.Context, b Batch) error {
 	}
 	return nil
 }
+
+// appendFencedScript is Append's XADD behind the fencing check: the check
+// and the write are one atomic step, so an owner that lost its lease can
+// never append after the new owner's first write. XADD runs under pcall so
+// that its refusal of an id not after the top comes back as itself.
+//
+// KEYS[1] journal stream, KEYS[2] fence counter.
+// ARGV: entry id, Last, data, token.
+var appendFencedScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then
+  return redis.error_reply('GPUXFENCED journal fenced: token ' .. ARGV[4] .. ' is not the shard fence ' .. tostring(redis.call('GET', KEYS[2])))
+end
+return redis.pcall('XADD', KEYS[1], ARGV[1], 'l', ARGV[2], 'd', ARGV[3])
+`)
 
 // isIDNotAfterTop reports whether err is XADD's refusal of an explicit id
 // equal to or smaller than the stream's newest id.
@@ -357,12 +490,16 @@ func (r *replayer) emit(b Batch) error {
 // covers. Sequence numbers travel as decimal strings and are compared as
 // such, so they stay exact beyond 2^53.
 //
-// KEYS[1] snapshot hash, KEYS[2] journal stream.
-// ARGV: seq, hash, data, taken_at, id of entry <seq>-1, id <seq+1>-0.
+// KEYS[1] snapshot hash, KEYS[2] journal stream, KEYS[3] fence counter.
+// ARGV: seq, hash, data, taken_at, id of entry <seq>-1, id <seq+1>-0,
+// fencing token ("" = no check).
 var saveSnapshotScript = redis.NewScript(`
 local function less(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
+end
+if ARGV[7] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[7] then
+  return redis.error_reply('GPUXFENCED snapshot fenced: token ' .. ARGV[7] .. ' is not the shard fence')
 end
 local cur = redis.call('HMGET', KEYS[1], 'seq', 'hash')
 if cur[1] then
@@ -394,11 +531,14 @@ func (j *RedisJournal) SaveSnapshot(ctx context.Context, s Snapshot) error {
 		return fmt.Errorf("journal save snapshot %d: seq out of range", s.Seq)
 	}
 	seq := strconv.FormatUint(s.Seq, 10)
-	err := saveSnapshotScript.Run(ctx, j.bulk, []string{j.snapshotKey, j.journalKey},
+	err := saveSnapshotScript.Run(ctx, j.bulk, []string{j.snapshotKey, j.journalKey, j.fenceKey},
 		seq, s.Hash, s.Data, s.TakenAt.UTC().Format(time.RFC3339Nano),
-		entryID(s.Seq), strconv.FormatUint(s.Seq+1, 10)+"-0",
+		entryID(s.Seq), strconv.FormatUint(s.Seq+1, 10)+"-0", j.fenceArg(),
 	).Err()
 	if err != nil {
+		if redis.HasErrorPrefix(err, "GPUXFENCED") {
+			return fmt.Errorf("journal save snapshot %d: %w: %s", s.Seq, ErrFenced, err)
+		}
 		if redis.HasErrorPrefix(err, "GPUXSTALE") || redis.HasErrorPrefix(err, "GPUXHASH") {
 			return fmt.Errorf("journal save snapshot %d: %w: %s", s.Seq, ErrConflict, err)
 		}
@@ -468,9 +608,11 @@ func isUnavailable(err error) bool {
 // notNowReplies are the prefixes of the error replies by which Redis says
 // "not now" rather than "no": loading, read-only replica, cluster down or
 // moving, out of memory (maxmemory with noeviction), the AOF or RDB cannot
-// be written (MISCONF: a full disk), a busy script, too many clients.
+// be written (MISCONF: a full disk), a busy script, too many clients, and
+// on a Cluster a slot that moved (MOVED, ASK: the pipeline's raw connection
+// does not follow redirects; its next dial finds the new master).
 // Checked by prefix so the append pipeline's own replies classify alike.
 var notNowReplies = []string{
 	"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "OOM ",
-	"NOREPLICAS", "BUSY", "MISCONF", "max number of clients",
+	"NOREPLICAS", "BUSY", "MISCONF", "max number of clients", "MOVED ", "ASK ",
 }

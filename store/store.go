@@ -51,7 +51,23 @@ var (
 	// a sequence number after the replay start is missing (trimmed or never
 	// written) or covered twice.
 	ErrGap = errors.New("journal gap")
+
+	// ErrFenced reports that a fenced journal (see Fencer) refused a write
+	// because the shard's fencing counter no longer equals the writer's
+	// token: another node has taken the shard's lease since. The outcome is
+	// known: nothing was stored, and no later write with that token will be.
+	ErrFenced = errors.New("journal fenced: another node holds the shard's lease")
 )
+
+// Fencer is a Journal whose writes a shard lease can fence (RedisJournal).
+type Fencer interface {
+	// Fence makes every later Append, AppendAsync and SaveSnapshot check,
+	// atomically with the write, that the shard's fencing counter
+	// gpux:{<shard>}:fence equals token, and fail with ErrFenced
+	// otherwise. Token 0 fences out every write (a node that holds no
+	// lease). A journal that was never fenced checks nothing.
+	Fence(token uint64)
+}
 
 // Batch is one journal entry: encoded commands with sequence numbers
 // First..Last (inclusive). Sequence numbers start at 1 and the batches of a

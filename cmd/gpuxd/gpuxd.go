@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,9 +30,21 @@ import (
 
 // Config is everything an operator chooses; it lives here only.
 type Config struct {
-	Addr             string
-	RedisURL         string
-	Shard            string
+	Addr     string
+	RedisURL string // redis://... one Redis; redis+cluster://host:port,... a Redis Cluster
+	// Role is "all" (one process owns every market, no lease), "engine"
+	// (one of Shard's engine nodes: leader or standby by the shard's
+	// lease) or "api" (not built in this binary yet).
+	Role  string
+	Shard string
+	// LeaseTTL is the shard lease's time to live (role engine); the
+	// leader renews it about every third of it.
+	LeaseTTL time.Duration
+	// AdvertiseAddr is the host:port where other nodes reach this node's
+	// HTTP API (role engine; in the shard's lease and nodes set). Empty:
+	// the listen address, with the hostname when its host part is empty
+	// or unspecified.
+	AdvertiseAddr    string
 	AdminKey         string
 	Demo             bool
 	RateLimit        int
@@ -62,10 +76,17 @@ type Config struct {
 	MarketNotices    map[string]time.Duration
 }
 
+// The roles of --role.
+const (
+	RoleAll    = "all"
+	RoleEngine = "engine"
+	RoleAPI    = "api"
+)
+
 // DefaultConfig is the configuration without flags or environment.
 func DefaultConfig() Config {
 	return Config{
-		Addr: ":8080", Shard: "main", RateLimit: 200, LogFormat: "json", LogLevel: "info",
+		Addr: ":8080", Role: RoleAll, Shard: "main", LeaseTTL: 2 * time.Second, RateLimit: 200, LogFormat: "json", LogLevel: "info",
 		GPUs: engine.DefaultGPUs, Regions: engine.DefaultRegions,
 		SnapshotEvery: 100_000, SnapshotInterval: 5 * time.Minute, ShutdownTimeout: 30 * time.Second,
 		RatesStaleAfter:  pricing.DefaultStaleAfter,
@@ -80,12 +101,15 @@ type Main struct {
 	// Stderr the logs.
 	Stdout, Stderr io.Writer
 
-	log        *slog.Logger
-	journal    store.Journal
-	readModels store.ReadModelStore
-	seq        *sequencer.Sequencer
-	server     *api.Server
-	ln         net.Listener
+	log     *slog.Logger
+	journal store.Journal
+	// redisJournal is journal when it is in Redis (its client carries the
+	// lease).
+	redisJournal *store.RedisJournal
+	readModels   store.ReadModelStore
+	seq          *sequencer.Sequencer
+	server       *api.Server
+	ln           net.Listener
 
 	seqCancel context.CancelFunc
 	seqDone   chan error
@@ -157,8 +181,11 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 	str(&notices, "preemption-notice-markets", "GPUX_PREEMPTION_NOTICE_MARKETS", "per-market notices overriding --preemption-notice, e.g. h100-sxm.us-east=5m,l4.eu-west=0s")
 	fee := int(c.FeeBps)
 	str(&c.Addr, "addr", "GPUX_ADDR", "listen address")
-	str(&c.RedisURL, "redis", "GPUX_REDIS_URL", "redis://host:port/db; empty = in-memory journal (nothing survives a restart)")
-	str(&c.Shard, "shard", "GPUX_SHARD", "shard id (Redis key hash tag)")
+	str(&c.RedisURL, "redis", "GPUX_REDIS_URL", "redis://host:port/db, or redis+cluster://host:port,host:port,... for a Redis Cluster; empty = in-memory journal (nothing survives a restart)")
+	str(&c.Role, "role", "GPUX_ROLE", "all (one process, every market), engine (one engine node of --shard: leader or hot standby) or api")
+	str(&c.Shard, "shard", "GPUX_SHARD", "shard id (Redis key hash tag); with --role engine, main (every market) or a region of --regions (its markets)")
+	duration(&c.LeaseTTL, "lease-ttl", "GPUX_LEASE_TTL", "the shard lease's time to live (--role engine): a standby takes over about this long after its leader dies")
+	str(&c.AdvertiseAddr, "advertise-addr", "GPUX_ADVERTISE_ADDR", "host:port where other nodes reach this node's API (--role engine); empty = the listen address (the hostname when its host is empty)")
 	str(&c.AdminKey, "admin-key", "GPUX_ADMIN_KEY", "admin API key; empty = generate one and print it")
 	boolean(&c.Demo, "demo", "GPUX_DEMO", "seed demo accounts and listings and run simulated bidders")
 	integer(&c.RateLimit, "rate-limit", "GPUX_RATE_LIMIT", "requests per second per API key (burst 2x); 0 = off")
@@ -234,8 +261,22 @@ func (m *Main) parse(args []string, env func(string) (string, bool)) error {
 		return errors.New("--fee-bps must be in [0, 10000)")
 	case c.Shard == "":
 		return errors.New("--shard must not be empty")
+	case c.Role != RoleAll && c.Role != RoleEngine && c.Role != RoleAPI:
+		return fmt.Errorf("--role %q: all, engine or api", c.Role)
+	case c.Role == RoleEngine && c.RedisURL == "":
+		return errors.New("--role engine needs --redis: the shard's lease, journal and standbys live there")
+	case c.Role == RoleEngine && c.LeaseTTL < 30*time.Millisecond:
+		return fmt.Errorf("--lease-ttl %v: want at least 30ms", c.LeaseTTL)
 	case c.LogFormat != "json" && c.LogFormat != "text":
 		return fmt.Errorf("--log-format %q: json or text", c.LogFormat)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("--advertise-addr %q: want host:port: %w", c.AdvertiseAddr, err)
+		}
+	}
+	if _, err := c.ShardMarkets(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -290,6 +331,57 @@ func (c Config) Markets() []engine.Market {
 	return ms
 }
 
+// ShardMarkets is the catalogue part this node's engine owns: every
+// market with --role all, or with --role engine and shard main; the
+// markets of the region a shard is named after otherwise.
+func (c Config) ShardMarkets() ([]engine.Market, error) {
+	all := c.Markets()
+	if c.Role != RoleEngine || c.Shard == "main" {
+		return all, nil
+	}
+	var out []engine.Market
+	for _, mk := range all {
+		if mk.Region == c.Shard {
+			out = append(out, mk)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--shard %q with --role engine: want main or a region of --regions (%s)", c.Shard, strings.Join(c.Regions, ","))
+	}
+	return out, nil
+}
+
+// advertise is the address other nodes reach this node's API at: the
+// flag, else the listen address's host (the hostname when it is empty or
+// unspecified) with the port actually listened on.
+func (c Config) advertise(ln net.Addr) (string, error) {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr, nil
+	}
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return "", fmt.Errorf("advertise address from --addr %q: %w", c.Addr, err)
+	}
+	_, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return "", fmt.Errorf("advertise address from %s: %w", ln, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("advertise address: hostname: %w (set --advertise-addr)", err)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// nodeID is an id unique to this process: hostname, pid and random bits.
+func nodeID() string {
+	host, _ := os.Hostname()
+	var b [6]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, x := range strings.Split(s, ",") {
@@ -337,6 +429,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.log = log
+	if m.Config.Role == RoleAPI {
+		return errors.New("role api: not built in this binary yet")
+	}
+	markets, err := m.Config.ShardMarkets()
+	if err != nil {
+		return err
+	}
 	rates := pricing.Default()
 	if m.Config.RatesFile != "" {
 		if rates, err = pricing.LoadFile(m.Config.RatesFile); err != nil {
@@ -349,10 +448,11 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("open journal: %w", err)
 		}
 		m.journal = j
+		m.redisJournal = j
 		if m.readModels, err = store.NewReadModels(j.Client(), m.Config.Shard, store.ReadModelOptions{}); err != nil {
 			return err
 		}
-		log.Info("journal", "kind", "redis", "shard", m.Config.Shard)
+		log.Info("journal", "kind", "redis", "shard", m.Config.Shard, "cluster", store.IsClusterURL(m.Config.RedisURL))
 	} else {
 		m.journal = store.NewMemoryJournal()
 		m.readModels = store.NewMemoryReadModels(store.ReadModelOptions{})
@@ -364,8 +464,27 @@ func (m *Main) Run(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "gpuxd: generated admin key (set --admin-key or GPUX_ADMIN_KEY to choose one): %s\n", key)
 	}
 
+	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
+	}
+	var lease sequencer.Lease
+	if m.Config.Role == RoleEngine {
+		adv, err := m.Config.advertise(m.ln.Addr())
+		if err != nil {
+			return err
+		}
+		l, err := store.NewLease(m.redisJournal.Client(), m.Config.Shard, nodeID(), adv, m.Config.LeaseTTL)
+		if err != nil {
+			return err
+		}
+		if err := l.Register(ctx); err != nil {
+			return err
+		}
+		lease = l
+		log.Info("engine node", "shard", m.Config.Shard, "holder", l.Holder(), "advertise_addr", adv, "lease_ttl", m.Config.LeaseTTL.String(), "markets", len(markets))
+	}
 	m.seq, err = sequencer.New(sequencer.Config{
-		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: m.Config.Markets(),
+		Journal: m.journal, FeeBps: m.Config.FeeBps, Markets: markets, Lease: lease,
 		SnapshotEvery: m.Config.SnapshotEvery, SnapshotInterval: m.Config.SnapshotInterval,
 		TickInterval: m.Config.TickInterval, Logger: log.With("component", "sequencer"),
 	})
@@ -392,9 +511,6 @@ func (m *Main) Run(ctx context.Context) error {
 		go http.Serve(pl, mux) //nolint:errcheck // ends with the process
 		log.Info("pprof", "addr", pl.Addr().String())
 	}
-	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
-		return fmt.Errorf("listen %s: %w", m.Config.Addr, err)
-	}
 	m.serveDone = make(chan error, 1)
 	go func() {
 		err := m.server.Listener(m.ln)
@@ -418,10 +534,30 @@ func (m *Main) Run(ctx context.Context) error {
 			m.failed <- fmt.Errorf("sequencer: %w", err)
 		}
 	}()
-	if err := m.syncReferenceRates(ctx, rates); err != nil {
-		return err
+	leader := true
+	if lease != nil {
+		// A new shard's first node takes the lease; another finds it held
+		// and stands by. Either way it is ready: a standby serves reads.
+		select {
+		case <-m.seq.Settled():
+		case <-time.After(3*m.Config.LeaseTTL + 5*time.Second):
+			log.Warn("lease undecided (Redis slow?); starting as a standby")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		leader = m.seq.Status().Leader
 	}
-	if m.Config.Demo {
+	if leader {
+		if err := m.syncReferenceRates(ctx, rates); err != nil {
+			if lease == nil || !errors.Is(err, sequencer.ErrNotLeader) {
+				return err
+			}
+			log.Warn("lease lost before the reference rates were synced", "err", err)
+		}
+	} else {
+		log.Info("standby: the leader keeps the reference rates and any demo")
+	}
+	if m.Config.Demo && leader {
 		m.demo, err = startDemo(ctx, m.seq, log.With("component", "demo"), m.Stdout)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
@@ -430,7 +566,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.warnMarketDrift(log)
 	st := m.seq.Status()
 	log.Info("ready", "addr", m.ln.Addr().String(), "journal", st.Journal, "durable", st.Durable,
-		"last_seq", st.LastSeq, "recovered_commands", st.RecoveredCommands, "recovery_seconds", st.RecoverySeconds)
+		"last_seq", st.LastSeq, "recovered_commands", st.RecoveredCommands, "recovery_seconds", st.RecoverySeconds,
+		"role", m.Config.Role, "shard", m.Config.Shard, "leader", st.Leader, "fencing_token", st.FencingToken)
 	return nil
 }
 
@@ -480,6 +617,9 @@ func (m *Main) Close() error {
 		var errs []error
 		if m.demo != nil {
 			m.demo.stop()
+		}
+		if m.ln != nil && m.serveDone == nil {
+			m.ln.Close() // Run failed between listening and serving
 		}
 		if m.server != nil {
 			if err := m.server.Shutdown(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/store"
 	"github.com/gpux/gpux/store/redistest"
 )
 
@@ -50,6 +54,51 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("config: got %+v", c)
 		}
 	})
+	t.Run("engine node", func(t *testing.T) {
+		m := NewMain()
+		err := m.parse([]string{"--role", "engine", "--shard", "eu-west", "--regions", "us-east,eu-west", "--gpus", "h100-sxm,l4"},
+			env(map[string]string{"GPUX_REDIS_URL": "redis+cluster://a:1,b:2", "GPUX_LEASE_TTL": "500ms", "GPUX_ADVERTISE_ADDR": "node-1:8080"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := m.Config
+		if c.Role != RoleEngine || c.Shard != "eu-west" || c.LeaseTTL != 500*time.Millisecond || c.AdvertiseAddr != "node-1:8080" {
+			t.Errorf("config: got %+v", c)
+		}
+		ms, err := c.ShardMarkets()
+		if err != nil || len(ms) != 2 || ms[0].ID != "h100-sxm.eu-west" || ms[1].ID != "l4.eu-west" {
+			t.Errorf("markets of shard eu-west: %v, %v; want h100-sxm.eu-west and l4.eu-west", ms, err)
+		}
+		c.Shard = "main"
+		if ms, err := c.ShardMarkets(); err != nil || len(ms) != 4 {
+			t.Errorf("markets of shard main: %d, %v; want all 4", len(ms), err)
+		}
+	})
+	t.Run("role defaults", func(t *testing.T) {
+		m := NewMain()
+		if err := m.parse(nil, env(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if c := m.Config; c.Role != RoleAll || c.LeaseTTL != 2*time.Second || c.AdvertiseAddr != "" {
+			t.Errorf("defaults: role %q lease ttl %v advertise %q; want all, 2s, empty", c.Role, c.LeaseTTL, c.AdvertiseAddr)
+		}
+	})
+	t.Run("advertise address", func(t *testing.T) {
+		host, _ := os.Hostname()
+		ln := &net.TCPAddr{IP: net.IPv6zero, Port: 8123}
+		for _, tc := range []struct{ addr, flag, want string }{
+			{":8080", "", net.JoinHostPort(host, "8123")},
+			{"0.0.0.0:0", "", net.JoinHostPort(host, "8123")},
+			{"127.0.0.1:0", "", "127.0.0.1:8123"},
+			{":8080", "gpuxd-1:9000", "gpuxd-1:9000"},
+		} {
+			c := DefaultConfig()
+			c.Addr, c.AdvertiseAddr = tc.addr, tc.flag
+			if got, err := c.advertise(ln); err != nil || got != tc.want {
+				t.Errorf("--addr %q --advertise-addr %q: %q, %v; want %q", tc.addr, tc.flag, got, err, tc.want)
+			}
+		}
+	})
 	t.Run("catalogue", func(t *testing.T) {
 		m := NewMain()
 		if err := m.parse([]string{"--gpus", "h100-sxm, gb200"}, env(map[string]string{"GPUX_REGIONS": "ap-south"})); err != nil {
@@ -63,13 +112,19 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		env  map[string]string
 	}{
-		"bad env int":    {env: map[string]string{"GPUX_RATE_LIMIT": "lots"}},
-		"bad gpu id":     {args: []string{"--gpus", "H100 SXM"}},
-		"no regions":     {env: map[string]string{"GPUX_REGIONS": " , "}},
-		"negative limit": {args: []string{"--rate-limit=-1"}},
-		"bad format":     {args: []string{"--log-format=xml"}},
-		"extra args":     {args: []string{"serve"}},
-		"unknown flag":   {args: []string{"--nope"}},
+		"bad env int":               {env: map[string]string{"GPUX_RATE_LIMIT": "lots"}},
+		"bad gpu id":                {args: []string{"--gpus", "H100 SXM"}},
+		"no regions":                {env: map[string]string{"GPUX_REGIONS": " , "}},
+		"negative limit":            {args: []string{"--rate-limit=-1"}},
+		"bad format":                {args: []string{"--log-format=xml"}},
+		"extra args":                {args: []string{"serve"}},
+		"unknown flag":              {args: []string{"--nope"}},
+		"unknown role":              {args: []string{"--role", "worker"}},
+		"engine without redis":      {args: []string{"--role", "engine"}},
+		"engine shard not a region": {args: []string{"--role", "engine", "--redis", "redis://x:1/0", "--shard", "mars"}},
+		"tiny lease ttl":            {args: []string{"--role", "engine", "--redis", "redis://x:1/0", "--lease-ttl", "1ms"}},
+		"bad lease ttl env":         {env: map[string]string{"GPUX_LEASE_TTL": "soon"}},
+		"bad advertise addr":        {args: []string{"--advertise-addr", "nohost"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := NewMain()
@@ -343,5 +398,89 @@ func TestHealthcheck(t *testing.T) {
 	srv.Close()
 	if got := healthcheck(srv.URL+"/readyz", time.Second); got != 1 {
 		t.Fatalf("no server: exit %d, want 1", got)
+	}
+}
+
+// TestEngineNodes runs two engine nodes of one region shard in process on
+// the shared Redis: the first takes the lease and serves writes, the
+// second stands by (refusing writes) and registers itself; when the first
+// stops, the second takes over with the next fencing token and serves the
+// account the first created.
+func TestEngineNodes(t *testing.T) {
+	url, shard := redistest.URL(t), redistest.Shard(t)
+	t.Cleanup(func() {
+		rdb := redis.NewClient(&redis.Options{Addr: redistest.SharedAddr})
+		defer rdb.Close()
+		rdb.SRem(context.Background(), store.RegistryShardsKey, shard)
+	})
+	start := func() (*Main, *client.Client) {
+		t.Helper()
+		m := newTestMain(t)
+		m.Config.RedisURL, m.Config.Shard, m.Config.Role = url, shard, RoleEngine
+		m.Config.Regions = []string{"us-east", shard}
+		m.Config.LeaseTTL = 300 * time.Millisecond
+		m.Config.Addr = "127.0.0.1:0"
+		if err := m.Run(context.Background()); err != nil {
+			m.Close()
+			t.Fatal(err)
+		}
+		return m, client.New("http://"+m.Addr(), client.WithAPIKey("admin"))
+	}
+	ctx := context.Background()
+	m1, admin1 := start()
+	defer m1.Close()
+	if st := m1.seq.Status(); !st.Leader || st.FencingToken == 0 {
+		t.Fatalf("first node: leader %v token %d, want the leader", st.Leader, st.FencingToken)
+	}
+	a, err := admin1.CreateAccount(ctx, client.CreateAccountRequest{Name: "n1", Roles: []string{"buyer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, admin2 := start()
+	defer m2.Close()
+	st2 := m2.seq.Status()
+	if st2.Leader || st2.FencingToken != m1.seq.Status().FencingToken {
+		t.Fatalf("second node: leader %v token %d, want a standby that saw token %d", st2.Leader, st2.FencingToken, m1.seq.Status().FencingToken)
+	}
+	if _, err := admin2.CreateAccount(ctx, client.CreateAccountRequest{Name: "n2", Roles: []string{"buyer"}}); err == nil {
+		t.Fatal("the standby accepted a write")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.SharedAddr})
+	defer rdb.Close()
+	if ok, err := rdb.SIsMember(ctx, store.RegistryShardsKey, shard).Result(); err != nil || !ok {
+		t.Errorf("shard registered: %v, %v", ok, err)
+	}
+	nodes, err := rdb.ZRange(ctx, "gpux:{"+shard+"}:nodes", 0, -1).Result()
+	if err != nil || len(nodes) != 2 {
+		t.Errorf("nodes set = %v, %v; want both nodes", nodes, err)
+	}
+	tok := m1.seq.Status().FencingToken
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !m2.seq.Status().Leader {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not take over within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := m2.seq.Status().FencingToken; got != tok+1 {
+		t.Errorf("token after takeover %d, want %d", got, tok+1)
+	}
+	if _, err := admin2.Deposit(ctx, a.ID, "5.00"); err != nil {
+		t.Fatalf("deposit through the new leader: %v", err)
+	}
+}
+
+// TestRoleAPINotBuilt: --role api is accepted by the flags and refused at
+// start with a message that says why.
+func TestRoleAPINotBuilt(t *testing.T) {
+	m := newTestMain(t)
+	m.Config.Role = RoleAPI
+	err := m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "role api: not built in this binary yet") {
+		t.Fatalf("Run with --role api = %v", err)
 	}
 }

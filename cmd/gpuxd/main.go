@@ -5,7 +5,11 @@
 // same meaning (see API.md): --addr/GPUX_ADDR, --redis/GPUX_REDIS_URL,
 // --admin-key/GPUX_ADMIN_KEY, --demo/GPUX_DEMO, --rate-limit/GPUX_RATE_LIMIT,
 // --rates/GPUX_RATES_FILE, --rates-stale-after/GPUX_RATES_STALE_AFTER,
-// --shard/GPUX_SHARD and the snapshot settings. `gpuxd rates import` builds
+// --shard/GPUX_SHARD and the snapshot settings. --role/GPUX_ROLE engine
+// makes it one engine node of its shard (leader or hot standby by the
+// shard's lease, --lease-ttl/GPUX_LEASE_TTL, reachable by other nodes at
+// --advertise-addr/GPUX_ADVERTISE_ADDR); --redis redis+cluster://... runs
+// it on a Redis Cluster. `gpuxd rates import` builds
 // a rates file from the providers' price files and `gpuxd rates put`
 // installs one in a running server (see docs/PRICES.md).
 // SIGTERM or SIGINT stops it gracefully: no new connections, in-flight

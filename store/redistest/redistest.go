@@ -1,6 +1,7 @@
 // Package redistest gives tests a real Redis: the shared server at
-// 127.0.0.1:6379 with an isolated, cleaned-up shard per test, or a private
-// redis-server process that a test may stop and restart at will.
+// 127.0.0.1:6379 with an isolated, cleaned-up shard per test, a private
+// redis-server process that a test may stop and restart at will, or a
+// private Redis Cluster of such processes.
 //
 // Tests skip when Redis is not available, except under CI=true, where they
 // fail instead. Nothing here ever stops, restarts or flushes the shared
@@ -277,4 +278,76 @@ func (s *Server) signal(sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.tb.Fatalf("redis-server on port %d: %v: %v", s.port, sig, err)
 	}
+}
+
+// Cluster is a Redis Cluster of private redis-server processes on
+// loopback ports, masters only, owned by one test.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts masters redis-servers in cluster mode (each with its
+// own directory and nodes.conf), joins them with redis-cli --cluster
+// create (slots spread evenly, no replicas) and waits until every node
+// reports cluster_state:ok. It skips the test (fails it under CI=true)
+// when redis-server or a redis-cli with --cluster is not installed; the
+// servers stop when the test ends.
+func StartCluster(tb testing.TB, masters int) *Cluster {
+	tb.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		unavailable(tb, "redis-cli not installed: %v", err)
+	}
+	// redis-cli --cluster help exits 1 even where it works: its text says.
+	if out, _ := exec.Command(cli, "--cluster", "help").CombinedOutput(); !strings.Contains(string(out), "create") {
+		unavailable(tb, "redis-cli cannot create a cluster (redis-cli --cluster help): %s", out)
+	}
+	c := &Cluster{}
+	args := []string{"--cluster", "create"}
+	for range masters {
+		s := StartServer(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		c.Nodes = append(c.Nodes, s)
+		args = append(args, s.Addr())
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Nodes {
+		for {
+			info, err := clusterInfo(s.Addr())
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("cluster node %s not ok within 30s: %v %s", s.Addr(), err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// clusterInfo returns CLUSTER INFO of the node at addr.
+func clusterInfo(addr string) (string, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return rdb.ClusterInfo(ctx).Result()
+}
+
+// URL returns the cluster's redis+cluster:// URL naming every node.
+func (c *Cluster) URL() string {
+	return "redis+cluster://" + strings.Join(c.Addrs(), ",")
+}
+
+// Addrs returns the nodes' host:port addresses.
+func (c *Cluster) Addrs() []string {
+	addrs := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		addrs[i] = s.Addr()
+	}
+	return addrs
 }
