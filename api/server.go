@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,10 @@ type Config struct {
 	// Dashboard, when set, is served at / (index.html) and below it; the
 	// files come from the web package's embedded tree in gpuxd.
 	Dashboard fs.FS
+	// FeedSink, when set, gets every message the websocket hub sends, for
+	// API nodes to relay (an engine node's relay.Publisher); the hub then
+	// keeps every channel up to date. Optional.
+	FeedSink FeedSink
 }
 
 // Server is the HTTP and websocket API.
@@ -229,7 +234,10 @@ func (s *Server) routes() {
 	v1.Get("/bids/:id", s.getBid)
 	v1.Delete("/bids/:id", s.cancelBid)
 
-	v1.Get("/ws", s.wsUpgrade, s.wsHandler())
+	// The websocket feed, and the snapshots API nodes' relays start from.
+	feed := s.feedServer()
+	v1.Get("/ws", feed.upgrade, feed.handler())
+	v1.Get(strings.TrimPrefix(FeedSnapshotPath, "/v1"), s.feedSnapshot)
 
 	// Shards: the internal account route and transfers (shards.go).
 	s.shardRoutes(v1)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,10 +157,10 @@ func (h *hub) pricesState(ts engine.Time, at renderPoint) json.RawMessage {
 	const name = "prices"
 	c := h.ch(name)
 	if c.last != nil && c.lastAt == at {
-		h.s.metrics.wsSnapshotsReused.Inc()
+		h.metrics.wsSnapshotsReused.Inc()
 		return c.last
 	}
-	h.s.metrics.wsSnapshotsRendered.Inc()
+	h.metrics.wsSnapshotsRendered.Inc()
 	rows := h.s.renderPrices()
 	next := make(map[string][]byte, len(rows))
 	var changed []json.RawMessage
@@ -240,6 +241,7 @@ const (
 	reqUnsubscribe
 	reqJoin
 	reqLeave
+	reqSnapshot // a channel's snapshot for a relay (feedsnapshot.go)
 )
 
 type hubReq struct {
@@ -247,6 +249,9 @@ type hubReq struct {
 	cl       *wsClient
 	channels []string
 	account  engine.ID // authenticated account; zero = none
+	// reply takes a reqSnapshot's answer (the hub never blocks on it: it
+	// has room for one).
+	reply chan snapshotReply
 }
 
 // channel is one feed channel with its own sequence, shared by every
@@ -254,7 +259,10 @@ type hubReq struct {
 type channel struct {
 	seq  uint64
 	subs map[*wsClient]bool
-	last []byte // full-state channels (book, prices): the data last sent
+	// pending (relay mode) are subscribers still waiting for their
+	// snapshot: updates skip them until it is sent.
+	pending map[*wsClient]bool
+	last    []byte // full-state channels (book, prices): the data last sent
 	// lastAt says which state last shows: the engine seq and the hub's
 	// refresh generation it was rendered at. A snapshot asked for at the
 	// same point reuses last instead of rendering again.
@@ -267,21 +275,40 @@ type renderPoint struct {
 	seq, gen uint64
 }
 
-// hub fans engine events out to websocket subscribers. Its state is owned
-// by its goroutine; publish (the sequencer's hook) only copies events into
-// a bounded queue, and a full queue makes the hub reset every subscriber
-// rather than ever block the sequencer.
+// hub fans feed messages out to websocket subscribers. Its state is owned
+// by its goroutine. On an engine node (s set) the messages come from the
+// engine: publish (the sequencer's hook) only copies events into a bounded
+// queue, and a full queue makes the hub reset every subscriber rather than
+// ever block the sequencer. On an API node (relay set) they come from the
+// engine nodes' hubs through package relay (hubrelay.go); the protocol,
+// limits and delivery are the same code.
 type hub struct {
-	pricesDirty bool   // the prices channel has changes not yet sent
-	gen         uint64 // refresh generation: counts refresh ticks
-	s           *Server
-	in          chan []engine.Event
-	reqs        chan hubReq
-	closing     chan struct{}
-	done        chan struct{}
-	overflow    atomic.Bool
-	nclients    atomic.Int64
-	once        sync.Once
+	pricesDirty bool        // the prices channel has changes not yet sent
+	gen         uint64      // refresh generation: counts refresh ticks
+	s           *Server     // engine mode: the server whose engine feeds the hub
+	relay       *relayState // relay mode: channels follow engine nodes' hubs
+	metrics     *metrics
+	log         *slog.Logger
+	now         func() time.Time
+	// sink, when set (engine mode), gets every message the hub sends on a
+	// channel, and every channel is then kept up to date whether or not it
+	// has subscribers here: API nodes relay them (FeedSink).
+	sink FeedSink
+	// seqBase is the seq every channel starts at: 0 without a sink; with
+	// one, the time in ms × 256 when the hub started or its node became
+	// the shard's leader (leadCheck), so a new leader continues every
+	// channel past where the last one stopped and relayed clients see a
+	// gap, never a seq that goes back (which the SDK would drop as stale).
+	// It holds while a channel averages under 256 messages a ms.
+	seqBase  uint64
+	leading  bool // sink mode: the node led its shard at the last check
+	in       chan []engine.Event
+	reqs     chan hubReq
+	closing  chan struct{}
+	done     chan struct{}
+	overflow atomic.Bool
+	nclients atomic.Int64
+	once     sync.Once
 
 	// priceRows is each market's row of the prices channel as last sent
 	// (encoded): an update carries only the rows that differ.
@@ -294,12 +321,23 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{
-		s: s, in: make(chan []engine.Event, hubQueue), reqs: make(chan hubReq, hubRequests),
+	h := &hub{
+		s: s, metrics: s.metrics, log: s.log, now: s.cfg.Now, sink: s.cfg.FeedSink,
+		in: make(chan []engine.Event, hubQueue), reqs: make(chan hubReq, hubRequests),
 		closing: make(chan struct{}), done: make(chan struct{}),
 		clients: map[*wsClient]bool{}, channels: map[string]*channel{},
 		trades: map[string][]tradeJSON{}, seeded: map[string]uint64{},
 	}
+	if h.sink != nil {
+		h.seqBase = uint64(h.now().UnixMilli()) << 8
+	}
+	return h
+}
+
+// watched reports whether a channel's messages go anywhere: to its
+// subscribers, or to the sink, which takes every channel.
+func (h *hub) watched(c *channel) bool {
+	return h.sink != nil || (c != nil && len(c.subs) > 0)
 }
 
 func (h *hub) clientCount() int64 { return h.nclients.Load() }
@@ -338,6 +376,10 @@ func (h *hub) request(r hubReq) bool {
 }
 
 func (h *hub) run() {
+	if h.relay != nil {
+		h.runRelay()
+		return
+	}
 	defer close(h.done)
 	// Full-state channels are re-rendered now and then as well: some of
 	// their content moves with time alone (the hour under way in a book,
@@ -352,7 +394,7 @@ func (h *hub) run() {
 		case <-prices.C:
 			if h.pricesDirty {
 				h.pricesDirty = false
-				if c := h.channels["prices"]; c != nil && len(c.subs) > 0 {
+				if h.watched(h.channels["prices"]) {
 					var ts engine.Time
 					var at renderPoint
 					h.s.read(func(e *engine.Engine) { ts, at = e.Now(), renderPoint{e.Seq(), h.gen} })
@@ -362,7 +404,14 @@ func (h *hub) run() {
 		case <-refresh.C:
 			h.gen++
 			d := newDirty()
-			h.s.read(func(e *engine.Engine) { d.ts = e.Now() })
+			h.s.read(func(e *engine.Engine) {
+				d.ts = e.Now()
+				if h.sink != nil {
+					for _, m := range e.Markets() {
+						d.books[m.ID] = d.ts
+					}
+				}
+			})
 			for name, c := range h.channels {
 				if m, ok := strings.CutPrefix(name, "book:"); ok && len(c.subs) > 0 {
 					d.books[m] = d.ts
@@ -376,8 +425,9 @@ func (h *hub) run() {
 			}
 			return
 		case evs := <-h.in:
-			if lag := h.s.cfg.Now().Sub(time.UnixMilli(int64(evs[0].Time))); lag > maxFeedLag && len(h.clients) > 0 {
-				h.s.log.Warn("feed hub is behind the engine", "lag", lag)
+			h.leadCheck()
+			if lag := h.now().Sub(time.UnixMilli(int64(evs[0].Time))); lag > maxFeedLag && (len(h.clients) > 0 || h.sink != nil) {
+				h.log.Warn("feed hub is behind the engine", "lag", lag)
 				h.overflow.Store(true)
 			}
 			dirty := newDirty()
@@ -401,11 +451,30 @@ func (h *hub) run() {
 	}
 }
 
+// leadCheck re-bases every channel when the node has just become its
+// shard's leader (sink mode): as a standby its hub counted from its own
+// start, which may be before the old leader's, so its seqs could be
+// behind those relays last saw. Its own subscribers see the jump as a gap.
+func (h *hub) leadCheck() {
+	if h.sink == nil {
+		return
+	}
+	lead := h.s.cfg.Sequencer.Status().Leader
+	if lead && !h.leading {
+		base := uint64(h.now().UnixMilli()) << 8
+		h.seqBase = max(h.seqBase, base)
+		for _, c := range h.channels {
+			c.seq = max(c.seq+1, base)
+		}
+	}
+	h.leading = lead
+}
+
 // reset drops every client after the hub lost events: their channels
 // would have gaps the seq could not show for full-state channels.
 func (h *hub) reset() {
-	h.s.metrics.feedLost.Inc()
-	h.s.log.Warn("feed hub fell behind the engine; disconnecting every feed client")
+	h.metrics.feedLost.Inc()
+	h.log.Warn("feed hub fell behind the engine; disconnecting every feed client")
 	for cl := range h.clients {
 		cl.drop(closeTryLater, reasonFeedReset)
 		h.remove(cl)
@@ -417,6 +486,15 @@ func (h *hub) reset() {
 	h.priceRows = nil
 	for _, ch := range h.channels {
 		ch.last = nil
+		if h.sink != nil {
+			// Relays hold these channels at their seq: skip one, so that
+			// a seq never names two states and the next message shows a
+			// gap even to a relay that missed the sink's notice.
+			ch.seq++
+		}
+	}
+	if h.sink != nil {
+		h.sink.Lost()
 	}
 	// The price board is fed before the hub's queue, so it missed nothing.
 }
@@ -432,23 +510,31 @@ func newDirty() *dirtySet { return &dirtySet{books: map[string]engine.Time{}} }
 func (h *hub) ch(name string) *channel {
 	c := h.channels[name]
 	if c == nil {
-		c = &channel{subs: map[*wsClient]bool{}}
+		c = &channel{subs: map[*wsClient]bool{}, seq: h.seqBase}
 		h.channels[name] = c
 	}
 	return c
 }
 
-// broadcast sends an update to every subscriber of name (when there is
-// one), advancing the channel's seq.
+// broadcast sends an update to every subscriber of name and to the sink
+// (when there is one), advancing the channel's seq.
 func (h *hub) broadcast(name, wireName string, data any, ts engine.Time) {
 	c := h.channels[name]
-	if c == nil || len(c.subs) == 0 {
+	if !h.watched(c) {
 		return
 	}
+	c = h.ch(name)
 	c.seq++
 	// Encoded and framed once, shared by every subscriber: a subscriber's
 	// writer copies the prepared frame and does no JSON work.
-	b := prepare(mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)}))
+	raw := mustJSON(feedMsg{Channel: wireName, Type: "update", Seq: c.seq, Data: data, TS: rfc3339ms(ts)})
+	if h.sink != nil {
+		h.sink.Publish(FeedMessage{Channel: name, Seq: c.seq, Frame: raw})
+	}
+	if len(c.subs) == 0 {
+		return
+	}
+	b := prepare(raw)
 	for cl := range c.subs {
 		h.deliver(cl, b)
 	}
@@ -456,10 +542,10 @@ func (h *hub) broadcast(name, wireName string, data any, ts engine.Time) {
 
 func (h *hub) deliver(cl *wsClient, b *fws.PreparedMessage) {
 	if cl.offer(b) {
-		h.s.metrics.wsMessages.Inc()
+		h.metrics.wsMessages.Inc()
 		return
 	}
-	h.s.metrics.wsDropped.Inc()
+	h.metrics.wsDropped.Inc()
 	cl.drop(closeTryLater, reasonSlowConsumer)
 	h.remove(cl)
 }
@@ -472,7 +558,7 @@ func (h *hub) remove(cl *wsClient) {
 	if h.clients[cl] {
 		delete(h.clients, cl)
 		h.nclients.Add(-1)
-		h.s.metrics.wsClients.Dec()
+		h.metrics.wsClients.Dec()
 	}
 }
 
@@ -484,8 +570,15 @@ func (h *hub) leave(name string, cl *wsClient) {
 		return
 	}
 	delete(c.subs, cl)
-	if len(c.subs) == 0 && strings.HasPrefix(name, "user:") {
+	if c.pending != nil {
+		delete(c.pending, cl)
+	}
+	// With a sink, a user channel keeps its seq for the relays.
+	if len(c.subs) == 0 && strings.HasPrefix(name, "user:") && h.sink == nil {
 		delete(h.channels, name)
+		if h.relay != nil {
+			h.relayForget(name)
+		}
 	}
 }
 
@@ -502,7 +595,13 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 		switch ev.Kind {
 		case engine.EvFilled:
 			d.prices = true
-			if at, ok := h.seeded[ev.Market]; ok && ev.Seq > at {
+			at, ok := h.seeded[ev.Market]
+			if !ok && h.sink != nil {
+				// Relays follow every market's trades: seed the ring now;
+				// fills it already holds are not sent again.
+				h.s.read(func(e *engine.Engine) { at, ok = h.seed(e, ev.Market), true })
+			}
+			if ok && ev.Seq > at {
 				t := renderTrade(ev.Fill)
 				ring := append(h.trades[ev.Market], t)
 				if len(ring) > 2*tradeSnapshotN {
@@ -523,7 +622,7 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 				continue
 			}
 			sent = a
-			if c := h.channels["user:"+a.String()]; c != nil && len(c.subs) > 0 {
+			if h.watched(h.channels["user:"+a.String()]) {
 				h.broadcast("user:"+a.String(), userChannelName, renderUserEvent(ev), ev.Time)
 			}
 		}
@@ -535,7 +634,7 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 func (h *hub) flush(d *dirtySet) {
 	for m, ts := range d.books {
 		name := "book:" + m
-		if c := h.channels[name]; c == nil || len(c.subs) == 0 {
+		if !h.watched(h.channels[name]) {
 			continue
 		}
 		var b engine.BookView
@@ -571,10 +670,12 @@ func (h *hub) handle(r hubReq) {
 		if !h.clients[cl] {
 			h.clients[cl] = true
 			h.nclients.Add(1)
-			h.s.metrics.wsClients.Inc()
+			h.metrics.wsClients.Inc()
 		}
 	case reqLeave:
 		h.remove(cl)
+	case reqSnapshot:
+		h.answerSnapshot(r)
 	case reqSubscribe:
 		if !h.clients[cl] {
 			return
@@ -600,7 +701,7 @@ func (h *hub) handle(r hubReq) {
 }
 
 func (h *hub) feedError(cl *wsClient, code, detail string) {
-	h.s.metrics.wsRejected.WithLabelValues(code).Inc()
+	h.metrics.wsRejected.WithLabelValues(code).Inc()
 	h.deliver(cl, prepare(mustJSON(ctlMsg{Type: "error", Code: code, Detail: detail})))
 }
 
@@ -615,13 +716,31 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 		h.feedError(cl, CodeTooManyChannels, "at most "+strconv.Itoa(maxChannelsPer)+" channels per connection")
 		return
 	}
+	if h.relay != nil {
+		h.relaySubscribe(cl, name, held, account)
+		return
+	}
+	key, data, now, code, detail := h.snapshot(name, account)
+	if code != "" {
+		h.feedError(cl, code, detail)
+		return
+	}
+	c := h.ch(key)
+	c.subs[cl] = true
+	cl.subs[key] = true
+	h.deliver(cl, prepare(mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)})))
+}
+
+// snapshot renders channel name (of account, for user) as it is now, for a
+// new subscriber: the hub key it is held under (user:<account> for user),
+// its data and the engine time. code (unknown_channel, unauthorized) and
+// detail say why there is none. Full-state channels whose state moved on
+// send the change to their subscribers first (freshState), so the
+// channel's seq after snapshot names exactly this state.
+func (h *hub) snapshot(name string, account engine.ID) (key string, data any, now engine.Time, code, detail string) {
 	kind, market, _ := strings.Cut(name, ":")
-	var (
-		key  = name
-		data any
-		now  engine.Time
-		ok   = true
-	)
+	key = name
+	ok := true
 	switch {
 	case name == "prices":
 		var at renderPoint
@@ -647,12 +766,7 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 			}
 			now = e.Now()
 			if _, seeded := h.seeded[market]; !seeded {
-				fs := e.Trades(market, tradeSnapshotN)
-				ring := make([]tradeJSON, len(fs))
-				for i, f := range fs {
-					ring[len(fs)-1-i] = renderTrade(f)
-				}
-				h.trades[market], h.seeded[market] = ring, e.Seq()
+				h.seed(e, market)
 			}
 		})
 		if ok {
@@ -665,8 +779,7 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 		}
 	case name == userChannelName:
 		if account.IsZero() {
-			h.feedError(cl, CodeUnauthorized, "send {\"op\":\"auth\",\"key\":...} with an account's key before subscribing to user")
-			return
+			return "", nil, 0, CodeUnauthorized, "send {\"op\":\"auth\",\"key\":...} with an account's key before subscribing to user"
 		}
 		key = "user:" + account.String()
 		var a engine.AccountView
@@ -675,17 +788,24 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 			data = renderAccount(a)
 		}
 	default:
-		h.feedError(cl, CodeUnknownChannel, "unknown channel "+truncate(name, 80)+": use prices, book:<market>, trades:<market> or user")
-		return
+		return "", nil, 0, CodeUnknownChannel, "unknown channel " + truncate(name, 80) + ": use prices, book:<market>, trades:<market> or user"
 	}
 	if !ok {
-		h.feedError(cl, CodeUnknownChannel, "unknown market in channel "+truncate(name, 80))
-		return
+		return "", nil, 0, CodeUnknownChannel, "unknown market in channel " + truncate(name, 80)
 	}
-	c := h.ch(key)
-	c.subs[cl] = true
-	cl.subs[key] = true
-	h.deliver(cl, prepare(mustJSON(feedMsg{Channel: name, Type: "snapshot", Seq: c.seq, Data: data, TS: rfc3339ms(now)})))
+	return key, data, now, "", ""
+}
+
+// seed fills market's trade ring from the engine and returns the engine
+// seq it shows: fills of later commands are appended as they come.
+func (h *hub) seed(e *engine.Engine, market string) uint64 {
+	fs := e.Trades(market, tradeSnapshotN)
+	ring := make([]tradeJSON, len(fs))
+	for i, f := range fs {
+		ring[len(fs)-1-i] = renderTrade(f)
+	}
+	h.trades[market], h.seeded[market] = ring, e.Seq()
+	return e.Seq()
 }
 
 // freshState renders a full-state channel for a new subscriber. When the
@@ -698,10 +818,10 @@ func (h *hub) subscribe(cl *wsClient, name string, account engine.ID) {
 func (h *hub) freshState(name string, now engine.Time, at renderPoint, render func() any) json.RawMessage {
 	c := h.ch(name)
 	if c.last != nil && c.lastAt == at {
-		h.s.metrics.wsSnapshotsReused.Inc()
+		h.metrics.wsSnapshotsReused.Inc()
 		return c.last
 	}
-	h.s.metrics.wsSnapshotsRendered.Inc()
+	h.metrics.wsSnapshotsRendered.Inc()
 	raw := mustJSON(render())
 	if c.last == nil || string(c.last) != string(raw) {
 		c.last = raw

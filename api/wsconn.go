@@ -17,7 +17,8 @@ import (
 	"github.com/gpux/gpux/engine"
 )
 
-// Limits of one websocket connection and of one remote address. They bound
+// Limits of one websocket connection and of one remote address (on an
+// engine node and on an API node alike). They bound
 // the work a client can ask of the hub, which serves every subscriber:
 // without them one connection naming "prices" 6,000 times made the hub
 // render 6,000 snapshots and put every feed seconds behind.
@@ -49,17 +50,50 @@ const (
 	reasonShutdown     = "shutting down"
 )
 
-// wsUpgrade admits websocket upgrades from allowed origins, at most
-// Config.FeedConnsPerAddr at a time from one address.
-func (s *Server) wsUpgrade(c *fiber.Ctx) error {
+// feedServer serves the websocket protocol of /v1/ws over a hub: the same
+// code on an engine node (a hub fed by its engine) and on an API node (a
+// hub fed by the relay, RelayFeed).
+type feedServer struct {
+	cfg     feedConfig
+	metrics *metrics
+	hub     *hub
+	conns   *addrCounter
+	// auth resolves an auth op's key to an account; false for an unknown
+	// key (and for the admin key, which has no account).
+	auth func(key string) (engine.ID, bool)
+}
+
+// feedConfig is the part of Config a feed server uses (same meanings).
+type feedConfig struct {
+	AllowedOrigins   []string
+	Heartbeat        time.Duration
+	SendQueue        int
+	FeedConnsPerAddr int
+}
+
+// feedServer is the server's own feed, over its engine's hub.
+func (s *Server) feedServer() *feedServer {
+	return &feedServer{
+		cfg:     feedConfig{AllowedOrigins: s.cfg.AllowedOrigins, Heartbeat: s.cfg.Heartbeat, SendQueue: s.cfg.SendQueue, FeedConnsPerAddr: s.cfg.FeedConnsPerAddr},
+		metrics: s.metrics, hub: s.hub, conns: &s.feedConns,
+		auth: func(key string) (engine.ID, bool) {
+			w := s.authenticate(key)
+			return w.account.ID, w.valid && !w.admin
+		},
+	}
+}
+
+// upgrade admits websocket upgrades from allowed origins, at most
+// FeedConnsPerAddr at a time from one address.
+func (s *feedServer) upgrade(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return problem(CodeUpgradeRequired, "", "GET /v1/ws expects a websocket upgrade")
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !s.originAllowed(origin, c.Hostname()) {
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !originAllowed(s.cfg.AllowedOrigins, origin, c.Hostname()) {
 		return problemf(CodeForbiddenOrigin, "Origin", "origin %q may not open the feed", truncate(origin, 100))
 	}
 	addr := c.IP()
-	if !s.feedConns.acquire(addr, s.cfg.FeedConnsPerAddr) {
+	if !s.conns.acquire(addr, s.cfg.FeedConnsPerAddr) {
 		p := problemf(CodeTooManyConns, "", "at most %d feed connections per address", s.cfg.FeedConnsPerAddr)
 		p.retryAfter = defaultRetryAfterSecs
 		return p
@@ -73,7 +107,7 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	}
 	err := c.Next()
 	if c.Response().StatusCode() != fiber.StatusSwitchingProtocols {
-		s.feedConns.release(addr) // the upgrade failed: serveFeed never ran
+		s.conns.release(addr) // the upgrade failed: serve never ran
 	}
 	return err
 }
@@ -115,9 +149,9 @@ func (a *addrCounter) release(addr string) {
 }
 
 // originAllowed admits the same origin as the request, localhost pages, and
-// Config.AllowedOrigins ("*" for any).
-func (s *Server) originAllowed(origin, host string) bool {
-	if slices.Contains(s.cfg.AllowedOrigins, "*") || slices.Contains(s.cfg.AllowedOrigins, origin) {
+// allowed ("*" for any).
+func originAllowed(allowed []string, origin, host string) bool {
+	if slices.Contains(allowed, "*") || slices.Contains(allowed, origin) {
 		return true
 	}
 	u, err := url.Parse(origin)
@@ -138,18 +172,18 @@ func (s *Server) originAllowed(origin, host string) bool {
 	return false
 }
 
-func (s *Server) wsHandler() fiber.Handler {
+func (s *feedServer) handler() fiber.Handler {
 	// EnableCompression stays off: permessage-deflate would let a client
 	// send frames that inflate on the server, and costs a compressor per
 	// connection.
-	return websocket.New(s.serveFeed, websocket.Config{Origins: []string{"*"}, ReadBufferSize: 4096, WriteBufferSize: 4096, EnableCompression: false})
+	return websocket.New(s.serve, websocket.Config{Origins: []string{"*"}, ReadBufferSize: 4096, WriteBufferSize: 4096, EnableCompression: false})
 }
 
-// serveFeed runs one websocket: a reader goroutine takes ops, this
+// serve runs one websocket: a reader goroutine takes ops, this
 // goroutine writes queued messages and heartbeats until the client goes.
-func (s *Server) serveFeed(conn *websocket.Conn) {
+func (s *feedServer) serve(conn *websocket.Conn) {
 	if addr, ok := conn.Locals(feedAddrKey).(string); ok {
-		defer s.feedConns.release(addr)
+		defer s.conns.release(addr)
 	}
 	cl := &wsClient{send: make(chan *fws.PreparedMessage, s.cfg.SendQueue), gone: make(chan struct{}), subs: map[string]bool{}}
 	if !s.hub.request(hubReq{kind: reqJoin, cl: cl}) {
@@ -162,7 +196,7 @@ func (s *Server) serveFeed(conn *websocket.Conn) {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		s.readFeed(conn, cl)
+		s.read(conn, cl)
 	}()
 	defer func() {
 		_ = conn.Close() // ends the reader if it still runs
@@ -293,13 +327,13 @@ func parseFeedOp(b []byte) (feedOp, *ctlMsg) {
 	return feedOp{}, &ctlMsg{Type: "error", Code: CodeUnknownOp, Detail: "op must be subscribe, unsubscribe or auth"}
 }
 
-// readFeed handles client ops until the connection fails.
+// read handles client ops until the connection fails.
 //
 // Auth rule: a connection authenticates once. A second auth after a
 // successful one is refused with already_authenticated and changes
 // nothing, so the user channel never streams two accounts on one
 // connection; open a new connection for another account.
-func (s *Server) readFeed(conn *websocket.Conn, cl *wsClient) {
+func (s *feedServer) read(conn *websocket.Conn, cl *wsClient) {
 	var account engine.ID
 	lim := newFeedLimits()
 	reply := func(m ctlMsg) {
@@ -330,13 +364,13 @@ func (s *Server) readFeed(conn *websocket.Conn, cl *wsClient) {
 				reply(ctlMsg{Type: "auth", OK: &no, Code: CodeAlreadyAuthenticated, Detail: "this connection is already authenticated; open a new one for another account"})
 				continue
 			}
-			w := s.authenticate(op.key)
-			if !w.valid || w.admin {
+			id, ok := s.auth(op.key)
+			if !ok || id.IsZero() {
 				no := false
 				reply(ctlMsg{Type: "auth", OK: &no, Code: CodeUnauthorized, Detail: "unknown API key"})
 				continue
 			}
-			account = w.account.ID
+			account = id
 			yes := true
 			reply(ctlMsg{Type: "auth", OK: &yes})
 		case reqSubscribe:

@@ -123,12 +123,15 @@ type Config struct {
 	// TypedFeed makes the subscribers client.Feed readers (every message
 	// decoded in full) instead of lean envelope readers.
 	TypedFeed bool
-	Seed      uint64
-	Buyers    int
-	Owners    int
-	Markets   []string
-	JSONPath  string
-	Baseline  bool
+	// FeedTargets are the base URLs the subscribers connect to, in turn
+	// (API nodes in front of the target's shard); empty = Target.
+	FeedTargets []string
+	Seed        uint64
+	Buyers      int
+	Owners      int
+	Markets     []string
+	JSONPath    string
+	Baseline    bool
 	// FeedBaseline replays the feed's updates through a bare broadcast
 	// server to as many subscribers after the run, for a feed ratio.
 	FeedBaseline bool
@@ -183,6 +186,8 @@ func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer
 	fs.StringVar(&mix, "mix", mix, "relative weights of reserved bids, spot bids, cancels and new listings")
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "websocket clients subscribed to prices and trades:<market> of every market used")
 	fs.StringVar(&kinds, "feed", kinds, "channels each subscriber takes: prices, trades (trades:<market> of every market), book (book:<market>)")
+	feedTargets := ""
+	fs.StringVar(&feedTargets, "feed-targets", feedTargets, "comma-separated base URLs the subscribers connect to in turn (API nodes relaying the target's feed); default -target")
 	fs.BoolVar(&c.TypedFeed, "feed-typed", c.TypedFeed, "subscribers read through client.Feed, decoding every message in full (costs the generator far more CPU)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed of the request stream (account names carry it)")
 	fs.IntVar(&c.Buyers, "buyers", c.Buyers, "buyer accounts to create")
@@ -209,6 +214,11 @@ func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer
 	for k := range strings.SplitSeq(kinds, ",") {
 		if k = strings.TrimSpace(k); k != "" {
 			c.FeedKinds = append(c.FeedKinds, k)
+		}
+	}
+	for t := range strings.SplitSeq(feedTargets, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.FeedTargets = append(c.FeedTargets, t)
 		}
 	}
 	c.Markets = nil

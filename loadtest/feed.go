@@ -84,12 +84,15 @@ func feedChannels(kinds []string, markets []market) []string {
 // has passed), so the load never races the subscriptions. typed makes
 // them client.Feed subscribers; otherwise they are lean readers (see
 // rawFeed).
-func startFeeds(ctx context.Context, base *client.Client, target string, typed bool, n int, kinds []string, markets []market) *feeds {
-	return startFeedsOn(ctx, base, target, typed, n, feedChannels(kinds, markets))
+//
+// Subscriber i connects to targets[i % len(targets)] (API nodes relaying
+// the same feed, or the server itself).
+func startFeeds(ctx context.Context, targets []string, typed bool, n int, kinds []string, markets []market) *feeds {
+	return startFeedsOn(ctx, targets, typed, n, feedChannels(kinds, markets))
 }
 
 // startFeedsOn is startFeeds with the channels named.
-func startFeedsOn(ctx context.Context, base *client.Client, target string, typed bool, n int, channels []string) *feeds {
+func startFeedsOn(ctx context.Context, targets []string, typed bool, n int, channels []string) *feeds {
 	st := &feedStats{reader: "envelope", subscribers: n, trades: map[string]bool{}, channels: channels}
 	if typed {
 		st.reader = "client.Feed"
@@ -116,9 +119,10 @@ func startFeedsOn(ctx context.Context, base *client.Client, target string, typed
 				f   feedConn
 				err error
 			)
+			target := targets[i%len(targets)]
 			if typed {
 				var tf *client.Feed
-				if tf, err = base.Subscribe(dctx, channels); err == nil {
+				if tf, err = client.New(target).Subscribe(dctx, channels); err == nil {
 					f = typedFeed{tf}
 				}
 			} else {

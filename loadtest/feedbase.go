@@ -12,8 +12,6 @@ import (
 	"github.com/fasthttp/websocket"
 	fiberws "github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-
-	"github.com/gpux/gpux/client"
 )
 
 // The feed baseline: a bare websocket broadcast server, built on the same
@@ -149,7 +147,7 @@ func runFeedBaseline(ctx context.Context, cfg Config, channels []string, recorde
 	}
 	defer stop()
 	logf("loadtest: feed baseline: %d subscribers of a bare broadcast server, replaying %d updates\n", cfg.Subscribers, len(recorded))
-	fs := startFeedsOn(ctx, client.New(target), target, cfg.TypedFeed, cfg.Subscribers, channels)
+	fs := startFeedsOn(ctx, []string{target}, cfg.TypedFeed, cfg.Subscribers, channels)
 	defer fs.stop()
 	fs.stats.counting.Store(true)
 	start := time.Now()

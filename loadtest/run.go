@@ -80,7 +80,11 @@ func run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Subscribers > 0 {
 		logf("loadtest: connecting %d websocket subscribers\n", cfg.Subscribers)
 	}
-	fs := startFeeds(context.WithoutCancel(ctx), client.New(cfg.Target, client.WithHTTPClient(hc)), cfg.Target, cfg.TypedFeed, cfg.Subscribers, cfg.FeedKinds, e.markets)
+	feedTargets := cfg.FeedTargets
+	if len(feedTargets) == 0 {
+		feedTargets = []string{cfg.Target}
+	}
+	fs := startFeeds(context.WithoutCancel(ctx), feedTargets, cfg.TypedFeed, cfg.Subscribers, cfg.FeedKinds, e.markets)
 	defer fs.stop()
 	before := scrapeMetrics(ctx, admin)
 
