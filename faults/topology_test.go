@@ -59,7 +59,8 @@ func mustCall(t *testing.T, hc *http.Client, want int, method, url, key string, 
 // masters with a replica each, two region shards each with an owner and a
 // standby engine node, and two API nodes. Through the API nodes, one
 // account trades in both shards, its wallets sum, money moves between
-// them; then one shard's leader is killed with SIGKILL: writes to its
+// them, and a trade reaches websocket subscribers of both API nodes and of
+// the engine node with the same seq; then one shard's leader is killed with SIGKILL: writes to its
 // markets through an API node answer 503 with Retry-After (never another
 // status) and reads keep answering, until the standby takes the writes,
 // with everything acknowledged before still there.
@@ -108,6 +109,21 @@ func TestTopology(t *testing.T) {
 		}
 	}
 
+	// Feeds: the first shard's trades channel through each API node and
+	// straight from its leader; the trades below must arrive at the same
+	// seqs on all three.
+	feedMarket := faultGPUs[0] + "." + shards[0]
+	var feeds []*client.Feed
+	var feedSeen []string
+	for _, base := range []string{a0, a1, leaders[shards[0]].url()} {
+		f, err := client.New(base).Subscribe(ctx, []string{"trades:" + feedMarket})
+		if err != nil {
+			t.Fatalf("subscribe through %s: %v", base, err)
+		}
+		defer f.Close()
+		feeds = append(feeds, f)
+	}
+
 	// A listing and a crossing bid in each shard's market, each sent
 	// through the other API node than the listing.
 	start := time.Now().UTC().Truncate(time.Hour).Add(2 * time.Hour)
@@ -123,6 +139,27 @@ func TestTopology(t *testing.T) {
 			t.Errorf("bid in %s: status %v, want filled", market, b["status"])
 		}
 	}
+	for i, f := range feeds {
+		var got []string
+		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		for len(got) == 0 {
+			m, err := f.Next(fctx)
+			if err != nil {
+				t.Fatalf("feed %d: %v (got %v)", i, err, got)
+			}
+			if m.Channel == "trades:"+feedMarket && m.Type == "update" {
+				got = append(got, fmt.Sprintf("%d %s", m.Seq, m.Data))
+			}
+		}
+		cancel()
+		feedSeen = append(feedSeen, got[0])
+	}
+	for i := 1; i < len(feedSeen); i++ {
+		if feedSeen[i] != feedSeen[0] {
+			t.Errorf("the trade through feed %d is %q, through feed 0 %q: want the same seq and data through every node", i, feedSeen[i], feedSeen[0])
+		}
+	}
+	t.Logf("trade on %s through both API nodes and directly: %.60s", feedMarket, feedSeen[0])
 	wallets := func(base string) map[string]any {
 		t.Helper()
 		a := mustCall(t, hc, 200, "GET", base+"/v1/account", key, nil)

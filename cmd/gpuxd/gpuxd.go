@@ -20,12 +20,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gpux/gpux/api"
 	"github.com/gpux/gpux/engine"
 	"github.com/gpux/gpux/gateway"
 	"github.com/gpux/gpux/pricing"
+	"github.com/gpux/gpux/relay"
 	"github.com/gpux/gpux/sequencer"
 	"github.com/gpux/gpux/store"
 	"github.com/gpux/gpux/web"
@@ -114,10 +116,14 @@ type Main struct {
 	// Redis client; nil on engine nodes.
 	gateway      *gateway.Server
 	gatewayRedis redis.UniversalClient
-	readModels   store.ReadModelStore
-	seq          *sequencer.Sequencer
-	server       *api.Server
-	ln           net.Listener
+	// relay serves /v1/ws on an API node from the shards' feeds in Redis;
+	// feedPub publishes an engine node's feed there. Each nil elsewhere.
+	relay      *relay.Relay
+	feedPub    *relay.Publisher
+	readModels store.ReadModelStore
+	seq        *sequencer.Sequencer
+	server     *api.Server
+	ln         net.Listener
 
 	seqCancel context.CancelFunc
 	seqDone   chan error
@@ -503,10 +509,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var sink api.FeedSink
+	if m.Config.Role == RoleEngine {
+		m.feedPub = relay.NewPublisher(relay.PublisherConfig{
+			Redis: m.redisJournal.Client(), Shard: m.Config.Shard,
+			Leader: func() bool { return m.seq.Status().Leader }, Logger: log.With("component", "feed"),
+		})
+		sink = m.feedPub
+	}
 	m.server = api.NewServer(api.Config{
 		Sequencer: m.seq, ReadModels: m.readModels, Rates: rates, AdminKey: m.Config.AdminKey,
 		RateLimit: m.Config.RateLimit, AllowedOrigins: m.Config.AllowedOrigins, Logger: log.With("component", "api"),
-		Dashboard: web.FS(), Role: m.Config.Role, Shard: m.Config.Shard,
+		Dashboard: web.FS(), Role: m.Config.Role, Shard: m.Config.Shard, FeedSink: sink,
 	})
 	m.server.SetRatesStaleAfter(m.Config.RatesStaleAfter)
 
@@ -592,9 +606,18 @@ func (m *Main) runAPINode(log *slog.Logger) error {
 		return fmt.Errorf("api node: %w", err)
 	}
 	m.gatewayRedis = rdb
+	perAddr := 0 // the feed's default limit per address, as on an engine node
+	if m.Config.RateLimit == 0 {
+		perAddr = -1
+	}
+	m.relay = relay.New(relay.Config{
+		Redis: rdb, AdminKey: m.Config.AdminKey, AllowedOrigins: m.Config.AllowedOrigins,
+		FeedConnsPerAddr: perAddr, Logger: log.With("component", "relay"),
+	})
 	m.gateway, err = gateway.New(gateway.Config{
 		Redis: rdb, AdminKey: m.Config.AdminKey, RateLimit: m.Config.RateLimit,
 		LeaseTTL: m.Config.LeaseTTL, Logger: log.With("component", "gateway"),
+		Feed: []fiber.Handler{m.relay.Upgrade, m.relay.Handler()},
 	})
 	if err != nil {
 		return fmt.Errorf("api node: %w", err)
@@ -604,7 +627,7 @@ func (m *Main) runAPINode(log *slog.Logger) error {
 	}
 	m.serveDone = make(chan error, 1)
 	go func() {
-		err := m.gateway.Listener(m.ln)
+		err := m.gateway.Listener(m.relay.Listener(m.ln))
 		m.serveDone <- err
 		if err != nil {
 			m.failed <- fmt.Errorf("serve: %w", err)
@@ -664,6 +687,9 @@ func (m *Main) Close() error {
 		if m.ln != nil && m.serveDone == nil {
 			m.ln.Close() // Run failed between listening and serving
 		}
+		if m.relay != nil {
+			m.relay.Close()
+		}
 		if m.gateway != nil {
 			if err := m.gateway.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop api node: %w", err))
@@ -688,6 +714,9 @@ func (m *Main) Close() error {
 				case <-ctx.Done():
 				}
 			}
+		}
+		if m.feedPub != nil {
+			m.feedPub.Close() // after the hub stopped, before the sequencer
 		}
 		if m.seq != nil && m.seqDone != nil {
 			if err := m.seq.Close(ctx); err != nil {
