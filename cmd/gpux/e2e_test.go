@@ -356,6 +356,9 @@ func TestCLIErrors(t *testing.T) {
 		{"wrong role", s, buyer[1], []string{"accounts", "create", "eve"}, exitAPI, []string{"error 403"}},
 		{"unknown market", s, "", []string{"book", "tpu.mars"}, exitAPI, []string{"404", "field: market"}},
 		{"unreachable", &server{URL: "http://127.0.0.1:1"}, "", []string{"markets"}, exitUnavailable, []string{"connection refused"}},
+		{"transfer without --to", s, buyer[1], []string{"transfer", "--from", "main", "5"}, exitUsage, []string{"--from and --to are required"}},
+		{"transfer on a one-shard node", s, buyer[1], []string{"transfer", "--from", "main", "--to", "eu-west", "5"}, exitAPI, []string{"error 422"}},
+		{"deposit to another shard", s, adminKey, []string{"deposit", buyer[0], "5", "--shard", "eu-west"}, exitAPI, []string{"422 wrong_shard"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
