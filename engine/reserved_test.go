@@ -27,7 +27,7 @@ func TestMakerPriceAndAllOrNone(t *testing.T) {
 	var fills []Fill
 	for _, ev := range evs {
 		if ev.Kind == EvFilled {
-			fills = append(fills, ev.Fill)
+			fills = append(fills, *ev.Fill)
 		}
 	}
 	if len(fills) != 2 {
