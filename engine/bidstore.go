@@ -253,7 +253,7 @@ func (r *restingBook) insert(b *Bid) {
 	lv := r.levels.ref(b.Limit)
 	if lv == nil {
 		b.qPrev, b.qNext = 0, 0
-		r.levels.Set(b.Limit, bidLevel{b.h, b.h}, 1)
+		r.levels.Add(b.Limit, bidLevel{b.h, b.h}, 1) // ref found no level
 		return
 	}
 	after := lv.tail
