@@ -79,12 +79,16 @@ type BidView struct {
 	FlexStart, FlexEnd Time
 }
 
-func (b *Bid) view() BidView {
+func (b *Bid) view() BidView { return b.viewWith(make([]Fill, len(b.Fills()))) }
+
+// viewWith is view with the bid's fills copied into fills, of their
+// length: a final view's come from the engine's chunk (newFills).
+func (b *Bid) viewWith(fills []Fill) BidView {
 	v := BidView{
 		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.m.ID, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
 		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt(), Limit: b.Limit, LimitPeg: b.LimitPeg(),
 		ClientOrderID: b.ClientOrderID(), Status: b.Status, Reason: b.Reason(), Filled: b.Filled, Allocated: b.Allocated(),
-		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills())),
+		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: fills,
 	}
 	for i, f := range b.Fills() {
 		v.Fills[i] = *f
@@ -131,11 +135,17 @@ type ListingView struct {
 }
 
 func (e *Engine) listingView(l *Listing) ListingView {
+	return e.listingViewWith(l, make([]Fill, len(l.Fills)))
+}
+
+// listingViewWith is listingView with the listing's fills copied into
+// fills, of their length, like Bid.viewWith.
+func (e *Engine) listingViewWith(l *Listing, fills []Fill) ListingView {
 	v := ListingView{
 		ID: l.ID, Seq: l.Seq, Owner: l.Owner, Market: l.Market, Quantity: l.Quantity, Start: l.Start, End: l.End,
 		Reserve: l.Reserve, ReservePeg: l.ReservePeg, SpotFloor: l.SpotFloor, FloorPeg: l.FloorPeg,
 		Status: l.Status, SpotUnits: l.spotUnits, SpotInUse: l.placed, SpotEarned: l.SpotEarned,
-		CreatedAt: l.CreatedAt, Fills: make([]Fill, len(l.Fills)),
+		CreatedAt: l.CreatedAt, Fills: fills,
 	}
 	for i, f := range l.Fills {
 		v.Fills[i] = *f

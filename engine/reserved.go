@@ -549,7 +549,8 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	if fee != 0 {
 		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
 	}
-	f := &Fill{
+	f := e.newFill()
+	*f = Fill{
 		ID: fid, Market: b.m.ID, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
