@@ -310,31 +310,6 @@ func (g *Server) readAll(ctx context.Context, names []string, cl call) ([]reply,
 	return out, nil
 }
 
-// getStatement is a wallet's statement: its lines sum to that wallet's
-// balance, so it names a shard (?shard=) as a deposit does.
-func (g *Server) getStatement(c *fiber.Ctx) error {
-	if _, p := requireAccount(c, 0); p != nil {
-		return p
-	}
-	shard, p := g.pickShard(c.UserContext(), c.Query("shard"))
-	if p != nil {
-		return p
-	}
-	r, p := g.read(c.UserContext(), shard, clientCall(c))
-	if p != nil {
-		return p
-	}
-	if r.status == http.StatusUnauthorized {
-		// The account has no wallet there yet: an empty statement.
-		if c.Query("format") == "csv" {
-			c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-			return c.Status(http.StatusOK).SendString("at,kind,amount,balance_after,ref\n")
-		}
-		return sendJSON(c, http.StatusOK, fiber.Map{"items": []any{}, "next_cursor": nil})
-	}
-	return relay(c, r)
-}
-
 // ---- markets ----
 
 // byMarket sends a market's read to a node of the shard that owns it; a
@@ -772,6 +747,12 @@ func (g *Server) listOrders(c *fiber.Ctx) error {
 // items holds each shard's page in order, shard after shard; ties between
 // shards go to the shard listed first.
 func mergeNewest[T any](items []T, key func(T) (string, time.Time)) []T {
+	return mergeBy(items, key, func(a, b time.Time) bool { return a.After(b) })
+}
+
+// mergeBy is mergeNewest with the order between shards given by before
+// (a strictly before b): mergeNewest's, or oldest first for statements.
+func mergeBy[T any](items []T, key func(T) (string, time.Time), before func(a, b time.Time) bool) []T {
 	var order []string
 	heads := map[string][]T{}
 	for _, it := range items {
@@ -789,7 +770,7 @@ func mergeNewest[T any](items []T, key func(T) (string, time.Time)) []T {
 			if len(heads[s]) == 0 {
 				continue
 			}
-			if _, at := key(heads[s][0]); best == "" || at.After(bestAt) {
+			if _, at := key(heads[s][0]); best == "" || before(at, bestAt) {
 				best, bestAt = s, at
 			}
 		}
