@@ -174,7 +174,7 @@ func TestMergedStatement(t *testing.T) {
 	for _, tc := range []struct{ q, code string }{
 		{"cursor=" + strings.Repeat("s", maxStmtCursor+1), api.CodeInvalidCursor},
 		{"cursor=s1.!!!", api.CodeInvalidCursor},
-		{"cursor=m1.e30", api.CodeInvalidCursor}, // an order list's
+		{"cursor=m1.e30", api.CodeInvalidCursor},                 // an order list's
 		{"cursor=s1.eyJ4Ijp7ImsiOi0xfX0", api.CodeInvalidCursor}, // {"x":{"k":-1}}
 		{"limit=1001", api.CodeInvalidLimit},
 		{"limit=0", api.CodeInvalidLimit},
