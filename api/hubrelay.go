@@ -92,7 +92,8 @@ type RelayConfig struct {
 // available summed and "wallets": [{"shard", ...that shard's account}].
 // When the account appears on a shard (its first event there), that shard
 // is fetched and every subscriber gets a fresh snapshot: the seq jumps by
-// the new shard's seq, on every API node alike. So, as for prices, every
+// the new shard's seq, on every API node alike; so does a shard that was
+// down (left out meanwhile, see down). So, as for prices, every
 // API node counts the same: once quiet, all are at the same seq with the
 // same wallets. Two shards' updates that cross on their way may be
 // numbered in a different order by two API nodes (each shard's own order
@@ -269,6 +270,8 @@ type relayComp struct {
 	// exist on this one (yet): no wallet, seq 0, until a message of it
 	// comes (the account was created there) and it is fetched again.
 	absent bool
+	// multi: a part of a user channel of several shards (it may be down).
+	multi bool
 }
 
 func (h *hub) runRelay() {
@@ -356,6 +359,7 @@ func (h *hub) compsOf(key string) []*relayComp {
 					c = &relayComp{channel: key, shard: s}
 					r.comps[k] = c
 				}
+				c.multi = true
 				out = append(out, c)
 			}
 			return out
@@ -421,11 +425,12 @@ func (h *hub) relayServe(key string) {
 	}
 }
 
-// down reports a prices part whose shard could not be fetched (no leader,
-// unreachable): prices is served without its rows meanwhile, so the other
-// shards' prices keep answering; its rows come with a fresh snapshot.
+// down reports a prices part, or a part of a user channel of several
+// shards, whose shard could not be fetched (no leader, unreachable): the
+// channel is served without it meanwhile, so the other shards keep
+// answering; its rows or wallet come with a fresh snapshot.
 func (p *relayComp) down() bool {
-	return p.channel == "prices" && p.state == compFetching && p.retry > 0
+	return (p.channel == "prices" || p.multi) && p.state == compFetching && p.retry > 0
 }
 
 // sendSnapshots sends key's snapshot, built from its parts, to to (which
@@ -817,7 +822,7 @@ func (h *hub) relayAbsent(p *relayComp) {
 		h.startFetch(p, relayRetryMin)
 		return
 	}
-	*p = relayComp{channel: p.channel, shard: p.shard, gen: p.gen, state: compSynced, absent: true}
+	*p = relayComp{channel: p.channel, shard: p.shard, gen: p.gen, state: compSynced, absent: true, multi: true}
 	parts := h.compsOf(p.channel)
 	if !slices.ContainsFunc(parts, func(q *relayComp) bool { return !q.absent }) {
 		h.relayForget(p.channel)

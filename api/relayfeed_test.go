@@ -299,6 +299,29 @@ func TestRelayFeedUserShards(t *testing.T) {
 	}
 	second.next(func(m client.Message) bool { return m.Seq == 1009 }) // 1007..1009 in order
 
+	t.Run("a shard down", func(t *testing.T) {
+		third := engine.ID{11}
+		ch3 := "user:" + third.String()
+		src.mu.Lock()
+		src.down = map[string]bool{"b": true}
+		src.mu.Unlock()
+		src.set("a", ch3, fixed(frame("user", "snapshot", 3, acct("1.00"))))
+		src.set("b", ch3, fixed(frame("user", "snapshot", 2000, acct("2.00"))))
+		_, url := startRelayFeed(t, src, third)
+		r := subscribe(t, client.New(url, client.WithAPIKey("k")), "user")
+		m := r.next(is(client.MsgSnapshot, "user"))
+		if s := snapOf(m); m.Seq != 3 || s.Balance != "1.00" || len(s.Wallets) != 1 {
+			t.Errorf("snapshot with b down: seq %d %+v, want a's alone at 3", m.Seq, s)
+		}
+		src.mu.Lock()
+		src.down = nil
+		src.mu.Unlock()
+		m = r.next(is(client.MsgSnapshot, "user")) // b is fetched again
+		if s := snapOf(m); m.Seq != 2003 || s.Balance != "3.00" || len(s.Wallets) != 2 {
+			t.Errorf("snapshot once b is back: seq %d %+v, want 2003, 3.00 over 2 wallets", m.Seq, s)
+		}
+	})
+
 	t.Run("no shard knows the account", func(t *testing.T) {
 		other := engine.ID{10}
 		_, url := startRelayFeed(t, src, other)
