@@ -332,9 +332,16 @@ func (g *Server) byMarket(c *fiber.Ctx) error {
 	return relay(c, r)
 }
 
+// MissingShardsHeader names, on a merged market list (GET /v1/markets,
+// /v1/prices), the shards left out because no node of theirs answered.
+const MissingShardsHeader = "X-Gpux-Missing-Shards"
+
 // mergeMarkets reads a market list (GET /v1/markets, /v1/prices) from
 // every shard and keeps each market from the shard that owns it, in
-// shard-name order; field names the market id in an item.
+// shard-name order; field names the market id in an item. A shard no node
+// of which answers is left out and named in MissingShardsHeader (a list
+// of markets is still useful without one region's); when none answers it
+// is that shard's 503.
 func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 	t, p := g.topology(c.UserContext())
 	if p != nil {
@@ -343,16 +350,37 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 	if len(t.names) == 0 {
 		return noLeader(g.cfg.DefaultShard)
 	}
-	replies, p := g.readAll(c.UserContext(), t.names, clientCall(c))
-	if p != nil {
-		return p
+	if len(t.names) == 1 {
+		r, p := g.read(c.UserContext(), t.names[0], clientCall(c))
+		if p != nil {
+			return p
+		}
+		return relay(c, r)
 	}
-	if len(replies) == 1 {
-		return relay(c, replies[0])
+	replies := make([]reply, len(t.names))
+	probs := make([]*api.Problem, len(t.names))
+	var wg sync.WaitGroup
+	for i, n := range t.names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i], probs[i] = g.read(c.UserContext(), n, clientCall(c))
+		}()
 	}
+	wg.Wait()
 	out := []json.RawMessage{}
+	var missing []string
+	var down *api.Problem
+	var downReply *reply
 	for i, r := range replies {
-		if r.status != http.StatusOK {
+		switch {
+		case probs[i] != nil:
+			missing, down = append(missing, t.names[i]), probs[i]
+			continue
+		case r.status == http.StatusServiceUnavailable:
+			missing, downReply = append(missing, t.names[i]), &replies[i]
+			continue
+		case r.status != http.StatusOK:
 			return relay(c, r)
 		}
 		var items []json.RawMessage
@@ -369,6 +397,15 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 				out = append(out, it)
 			}
 		}
+	}
+	if len(missing) == len(t.names) {
+		if downReply != nil {
+			return relay(c, *downReply)
+		}
+		return down
+	}
+	if len(missing) > 0 {
+		c.Set(MissingShardsHeader, strings.Join(missing, ","))
 	}
 	return sendJSON(c, http.StatusOK, out)
 }
