@@ -357,6 +357,8 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 		}
 		return relay(c, r)
 	}
+	// The request is read here: a fiber.Ctx is not safe across goroutines.
+	cl, ctx := clientCall(c), c.UserContext()
 	replies := make([]reply, len(t.names))
 	probs := make([]*api.Problem, len(t.names))
 	var wg sync.WaitGroup
@@ -364,7 +366,7 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i], probs[i] = g.read(c.UserContext(), n, clientCall(c))
+			replies[i], probs[i] = g.read(ctx, n, cl)
 		}()
 	}
 	wg.Wait()
