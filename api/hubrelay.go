@@ -632,11 +632,11 @@ func (h *hub) relayForward(p *relayComp, m *FeedMessage, data json.RawMessage) {
 		return
 	}
 	frame := m.Frame
-	if parts := h.compsOf(p.channel); p.channel != "prices" && len(parts) > 1 {
+	if p.multi {
 		// A user channel of several shards: the seq is the sum of its
 		// parts', as for prices, and the event names its shard.
 		var seq uint64
-		for _, q := range parts {
+		for _, q := range h.compsOf(p.channel) {
 			seq += q.seq
 		}
 		c.seq = seq
