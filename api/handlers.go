@@ -579,8 +579,10 @@ type orderAPI[V, Out any] struct {
 	cancel   engine.Kind
 	decode   func(s *Server, body []byte) (engine.Command, any, *Problem) // the command and its canonical form
 	get      func(e *engine.Engine, id engine.ID) (V, bool)
-	list     func(e *engine.Engine, account engine.ID, status string, before uint64, limit int) []V
-	closed   func(h *history.Store, ctx context.Context, id engine.ID) (V, bool, error)
+	// list pages open orders below cursor, whose Seq is before (the
+	// engine starts its walk at the cursor when it is open).
+	list   func(e *engine.Engine, account engine.ID, status string, cursor engine.ID, before uint64, limit int) []V
+	closed func(h *history.Store, ctx context.Context, id engine.ID) (V, bool, error)
 	// closedList pages closed orders like list does open ones.
 	closedList func(h *history.Store, ctx context.Context, account engine.ID, status string, before uint64, limit int) ([]V, error)
 	// final finds the final state in the event that closed the order.
@@ -786,7 +788,7 @@ func listOrders[V, Out any](s *Server, c *fiber.Ctx, o orderAPI[V, Out]) error {
 		_, _, before, _ = o.key(v)
 	}
 	var open []V
-	s.read(func(e *engine.Engine) { open = o.list(e, a.ID, lp.status, before, lp.limit+1) })
+	s.read(func(e *engine.Engine) { open = o.list(e, a.ID, lp.status, lp.cursor, before, lp.limit+1) })
 	closed, err := o.closedList(s.history, ctx, a.ID, lp.status, before, lp.limit+1)
 	if err != nil {
 		s.log.Warn("closed orders unavailable", "account", a.ID, "err", err)

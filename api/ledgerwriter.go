@@ -26,6 +26,26 @@ type ledgerWriter struct {
 	queue  []engine.Event
 	closed bool
 	done   chan struct{}
+	// writing is the sequence number of the first line of the batch being
+	// written, 0 when none is.
+	writing uint64
+}
+
+// durable is history.ReadSide.LinesDurable: lines queued or being written
+// hold snapshots back as lines the store refused do, so no snapshot trims
+// a command whose statement lines are only in this process's memory.
+func (w *ledgerWriter) durable() uint64 {
+	w.mu.Lock()
+	low := w.writing
+	if low == 0 && len(w.queue) > 0 {
+		low = w.queue[0].Seq
+	}
+	w.mu.Unlock()
+	d := w.st.Durable()
+	if low != 0 {
+		d = min(d, low-1)
+	}
+	return d
 }
 
 func newLedgerWriter(st *history.Statements) *ledgerWriter {
@@ -74,10 +94,12 @@ func (w *ledgerWriter) run() {
 		}
 		batch := w.queue
 		w.queue = nil
+		w.writing = batch[0].Seq
 		w.cond.Broadcast() // room again for a waiting offer
 		w.mu.Unlock()
 		w.st.Observe(batch)
 		w.mu.Lock()
+		w.writing = 0
 		w.cond.Broadcast()
 	}
 }

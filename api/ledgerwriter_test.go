@@ -2,11 +2,15 @@ package api
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gpux/gpux/engine"
 	"github.com/gpux/gpux/history"
+	"github.com/gpux/gpux/store"
+	"github.com/gpux/gpux/store/redistest"
 )
 
 // TestLedgerWriter: lines offered from many batches, with the queue past
@@ -49,4 +53,46 @@ func TestLedgerWriter(t *testing.T) {
 	if got, err := st.LastBalance(ctx, acct); err != nil || got != balance {
 		t.Fatalf("last balance of a batch after close: got %v %v, want %v", got, err, balance)
 	}
+}
+
+// TestLedgerWriterDurable: the writer's durable mark (the sequencer's
+// snapshot bound for statement lines) stays below lines the store refused
+// until a later write stores them, and is open when everything is stored.
+func TestLedgerWriterDurable(t *testing.T) {
+	srv := redistest.StartServer(t)
+	j, err := store.OpenRedis(context.Background(), srv.URL(), "ledger-durable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	rm, err := store.NewReadModels(j.Client(), j.Shard(), store.ReadModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newLedgerWriter(history.NewStatements(rm, nil))
+	defer w.close()
+	acct := engine.ID{8}
+	offer := func(seq uint64) {
+		t.Helper()
+		w.offer([]engine.Event{{Kind: engine.EvLedger, Seq: seq, Time: engine.Time(seq), Accounts: [2]engine.ID{acct},
+			Ledger: engine.LedgerDeposit, Amount: 1, Balance: engine.Money(seq)}})
+	}
+	settled := func(want uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for w.durable() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("durable = %d, want %d", w.durable(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	offer(2)
+	settled(math.MaxUint64)
+	srv.Stop()
+	offer(5)
+	settled(4)
+	srv.Start()
+	offer(6)
+	settled(math.MaxUint64)
 }

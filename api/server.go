@@ -184,7 +184,7 @@ func NewServer(cfg Config) *Server {
 	go s.fills.Run(s.baseCtx, cfg.FillEstimateRefresh)
 	if o, ok := cfg.Sequencer.(observable); ok {
 		o.Observe(s.OnEvents, s.OnBatch)
-		o.SetReadSide(history.ReadSide{Closed: s.history, Lines: s.statements})
+		o.SetReadSide(history.ReadSide{Closed: s.history, Lines: s.statements, LinesDurable: s.ledger.durable})
 	}
 	return s
 }

@@ -99,7 +99,7 @@ func renderUserEvent(ev *engine.Event) userEventJSON {
 	}
 	switch ev.Kind {
 	case engine.EvFilled:
-		t := renderTrade(ev.Fill)
+		t := renderTrade(*ev.Fill)
 		u.Fill = &t
 	case engine.EvSpotAllocated, engine.EvSpotPreempted, engine.EvSpotMoved, engine.EvSpotReleased, engine.EvSpotPreemptionWithdrawn:
 		a := ev.Allocated
@@ -602,7 +602,7 @@ func (h *hub) apply(evs []engine.Event, d *dirtySet) {
 				h.s.read(func(e *engine.Engine) { at, ok = h.seed(e, ev.Market), true })
 			}
 			if ok && ev.Seq > at {
-				t := renderTrade(ev.Fill)
+				t := renderTrade(*ev.Fill)
 				ring := append(h.trades[ev.Market], t)
 				if len(ring) > 2*tradeSnapshotN {
 					ring = append(ring[:0:0], ring[len(ring)-tradeSnapshotN:]...)

@@ -196,21 +196,24 @@ func (t *bidTable) unlinkAccount(a *Account, b *Bid) {
 	a.nBids--
 }
 
-// accountBefore visits an account's open bids with Seq < before (0: all),
-// newest first, until fn returns false. It starts from the newest, so a
-// page deep in a long list walks past the newer bids (a list of pointers
-// would find the start in O(log n) but cost every bid 16 more bytes).
-func (t *bidTable) accountBefore(a *Account, before uint64, fn func(*Bid) bool) {
-	for h := a.bidTail; h != 0; {
+// accountFrom visits an account's open bids from the one with handle h
+// (0: none) towards the oldest, those with Seq < before (0: all), until fn
+// returns false, and returns how many it looked at. Starting at the
+// account's newest (a.bidTail) walks past every newer bid; a page that
+// starts just below its cursor bid walks only what it lists.
+func (t *bidTable) accountFrom(h uint32, before uint64, fn func(*Bid) bool) (visited int) {
+	for h != 0 {
 		b := t.at(h)
 		h = b.aPrev
+		visited++
 		if before != 0 && b.Seq >= before {
 			continue
 		}
 		if !fn(b) {
-			return
+			break
 		}
 	}
+	return visited
 }
 
 // ---- resting reserved bids: one tree node per price, a queue per level ----
@@ -250,7 +253,7 @@ func (r *restingBook) insert(b *Bid) {
 	lv := r.levels.ref(b.Limit)
 	if lv == nil {
 		b.qPrev, b.qNext = 0, 0
-		r.levels.Set(b.Limit, bidLevel{b.h, b.h}, 1)
+		r.levels.Add(b.Limit, bidLevel{b.h, b.h}, 1) // ref found no level
 		return
 	}
 	after := lv.tail

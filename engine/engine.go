@@ -483,12 +483,45 @@ type Engine struct {
 	// viewChunk closes.
 	bidViews     []BidView
 	listingViews []ListingView
+	fillCopies   []Fill // the fills of final views, carved the same way
+	fillRecs     []Fill // the engine's fill records (newFill)
 	// Retired listings, reused by the next placement with their sold-hours
 	// buffer (see newListing).
 	freeListings []*Listing
 }
 
 const viewChunk = 64
+
+// newFill returns a zeroed fill record, carved fillChunk/4 to an
+// allocation: a record is never changed or reused once made (the bid, the
+// listing, the EvFilled event and the read side share it), so records are
+// only ever added; a chunk is freed when none of its records is held.
+func (e *Engine) newFill() *Fill {
+	if len(e.fillRecs) == cap(e.fillRecs) {
+		e.fillRecs = make([]Fill, 0, fillChunk/4)
+	}
+	e.fillRecs = e.fillRecs[:len(e.fillRecs)+1]
+	return &e.fillRecs[len(e.fillRecs)-1]
+}
+
+// fillChunk is how many fills one allocation holds for final views; a
+// view with more than a quarter of it gets its own.
+const fillChunk = 128
+
+// newFills returns n fills for a final view, capped at n so an append by
+// the reader never writes into the next view's. Only a command may call
+// it: it changes the engine (queries make their own, see Bid.view).
+func (e *Engine) newFills(n int) []Fill {
+	if n > fillChunk/4 {
+		return make([]Fill, n)
+	}
+	if cap(e.fillCopies)-len(e.fillCopies) < n || e.fillCopies == nil {
+		e.fillCopies = make([]Fill, 0, fillChunk)
+	}
+	i := len(e.fillCopies)
+	e.fillCopies = e.fillCopies[:i+n]
+	return e.fillCopies[i : i+n : i+n]
+}
 
 func (e *Engine) newBidView() *BidView {
 	if len(e.bidViews) == cap(e.bidViews) {
@@ -916,7 +949,7 @@ func (l *Listing) hourIndex(t Time) int { return int((t - l.Start) / Hour) }
 func (e *Engine) retireBid(b *Bid) {
 	if !e.quiet {
 		v := e.newBidView()
-		*v = b.view()
+		*v = b.viewWith(e.newFills(len(b.Fills())))
 		e.emit(Event{Kind: EvBidClosed, Accounts: [2]ID{b.Buyer}, Market: b.m.ID, Bid: b.ID, FinalBid: v})
 	}
 	e.bids.remove(b)
@@ -933,7 +966,7 @@ func (e *Engine) retireBid(b *Bid) {
 func (e *Engine) retireListing(l *Listing) {
 	if !e.quiet {
 		v := e.newListingView()
-		*v = e.listingView(l)
+		*v = e.listingViewWith(l, e.newFills(len(l.Fills)))
 		e.emit(Event{Kind: EvListingClosed, Accounts: [2]ID{l.Owner}, Market: l.Market, Listing: l.ID, FinalListing: v})
 	}
 	delete(e.listings, l.ID)

@@ -68,7 +68,10 @@ type Event struct {
 	Accounts [2]ID
 	Bid      ID
 	Listing  ID
-	Fill     Fill
+	// Fill is the trade (EvFilled): the engine's own record, shared with
+	// the bid's and the listing's fill lists, so readers must not change it.
+	// A pointer keeps every event small: events are copied per command.
+	Fill *Fill
 
 	// Quantity is GPUs gained (allocated), lost (preempted, released) or
 	// moved; Allocated is the bid's allocation after the event.

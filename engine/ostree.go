@@ -96,6 +96,14 @@ func (t *osTree[K, V]) Set(key K, val V, w int64) {
 	if t.update(t.root, key, val, w) {
 		return
 	}
+	t.Add(key, val, w)
+}
+
+// Add inserts key, which must be absent: a caller that knows the key is
+// new (a bid's key holds its unique Seq) saves Set's search for it, a walk
+// the full depth of the tree. A present key panics rather than corrupt
+// the tree with a duplicate.
+func (t *osTree[K, V]) Add(key K, val V, w int64) {
 	t.ctr++
 	nn := t.free
 	if nn != nil {
@@ -152,7 +160,11 @@ func (t *osTree[K, V]) insert(n, nn *osNode[K, V]) *osNode[K, V] {
 		nn.fix()
 		return nn
 	}
-	if t.cmp(nn.key, n.key) < 0 {
+	c := t.cmp(nn.key, n.key)
+	if c == 0 {
+		panic("engine: osTree.Add of a key already present")
+	}
+	if c < 0 {
 		n.left = t.insert(n.left, nn)
 	} else {
 		n.right = t.insert(n.right, nn)
@@ -166,7 +178,11 @@ func (t *osTree[K, V]) split(n *osNode[K, V], key K) (l, r *osNode[K, V]) {
 	if n == nil {
 		return nil, nil
 	}
-	if t.cmp(n.key, key) < 0 {
+	c := t.cmp(n.key, key)
+	if c == 0 {
+		panic("engine: osTree.Add of a key already present")
+	}
+	if c < 0 {
 		n.right, r = t.split(n.right, key)
 		n.fix()
 		return n, r

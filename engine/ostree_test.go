@@ -28,7 +28,11 @@ func TestOSTreeAgainstSlice(t *testing.T) {
 			a := r.Int64N(100)
 			s := span{a, a + 1 + r.Int64N(50)}
 			w := r.Int64N(5)
-			tr.Set(k, s, w)
+			if _, ok := ref[k]; !ok && r.IntN(2) == 0 {
+				tr.Add(k, s, w) // absent: Add is Set without the search
+			} else {
+				tr.Set(k, s, w)
+			}
 			ref[k] = struct {
 				w int64
 				s span
@@ -59,5 +63,25 @@ func TestOSTreeAgainstSlice(t *testing.T) {
 			}
 			cum += ref[k].w
 		}
+	}
+}
+
+// TestOSTreeAddPresentPanics: Add of a key already in the tree, wherever
+// the new node would land (at the root, inside, at a leaf), panics
+// instead of linking a duplicate.
+func TestOSTreeAddPresentPanics(t *testing.T) {
+	tr := newOSTree[int64, int](cmp.Compare[int64])
+	for k := range int64(64) {
+		tr.Add(k, 0, 1)
+	}
+	for k := range int64(64) {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("Add(%d) of a present key did not panic", k)
+				}
+			}()
+			tr.Add(k, 1, 1)
+		}()
 	}
 }

@@ -611,7 +611,7 @@ func checkNotices(tb testing.TB, e *Engine, mm *market, listings []*Listing, bid
 // accountBids lists an account's open bids, oldest first.
 func accountBids(e *Engine, a *Account) []*Bid {
 	var out []*Bid
-	e.bids.accountBefore(a, 0, func(b *Bid) bool {
+	e.bids.accountFrom(a.bidTail, 0, func(b *Bid) bool {
 		out = append(out, b)
 		return true
 	})

@@ -79,12 +79,16 @@ type BidView struct {
 	FlexStart, FlexEnd Time
 }
 
-func (b *Bid) view() BidView {
+func (b *Bid) view() BidView { return b.viewWith(make([]Fill, len(b.Fills()))) }
+
+// viewWith is view with the bid's fills copied into fills, of their
+// length: a final view's come from the engine's chunk (newFills).
+func (b *Bid) viewWith(fills []Fill) BidView {
 	v := BidView{
 		ID: b.ID, Seq: b.Seq, Buyer: b.Buyer, Type: b.Type, Market: b.m.ID, Quantity: b.Quantity, MinQuantity: b.MinQuantity,
 		Start: b.Start, End: b.End, ExpiresAt: b.ExpiresAt(), Limit: b.Limit, LimitPeg: b.LimitPeg(),
 		ClientOrderID: b.ClientOrderID(), Status: b.Status, Reason: b.Reason(), Filled: b.Filled, Allocated: b.Allocated(),
-		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: make([]Fill, len(b.Fills())),
+		Hold: b.Hold, Spent: b.spent(), CreatedAt: b.CreatedAt, Fills: fills,
 	}
 	for i, f := range b.Fills() {
 		v.Fills[i] = *f
@@ -131,11 +135,17 @@ type ListingView struct {
 }
 
 func (e *Engine) listingView(l *Listing) ListingView {
+	return e.listingViewWith(l, make([]Fill, len(l.Fills)))
+}
+
+// listingViewWith is listingView with the listing's fills copied into
+// fills, of their length, like Bid.viewWith.
+func (e *Engine) listingViewWith(l *Listing, fills []Fill) ListingView {
 	v := ListingView{
 		ID: l.ID, Seq: l.Seq, Owner: l.Owner, Market: l.Market, Quantity: l.Quantity, Start: l.Start, End: l.End,
 		Reserve: l.Reserve, ReservePeg: l.ReservePeg, SpotFloor: l.SpotFloor, FloorPeg: l.FloorPeg,
 		Status: l.Status, SpotUnits: l.spotUnits, SpotInUse: l.placed, SpotEarned: l.SpotEarned,
-		CreatedAt: l.CreatedAt, Fills: make([]Fill, len(l.Fills)),
+		CreatedAt: l.CreatedAt, Fills: fills,
 	}
 	for i, f := range l.Fills {
 		v.Fills[i] = *f
@@ -168,7 +178,7 @@ func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []
 	if !ok {
 		return nil, ID{}
 	}
-	out = e.BidsBefore(account, status, before, limit+1)
+	out = e.BidsBefore(account, status, cursor, before, limit+1)
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID
@@ -178,19 +188,35 @@ func (e *Engine) BidsOf(account ID, status string, limit int, cursor ID) (out []
 
 // BidsBefore lists up to limit of an account's open bids with Seq < before
 // (0: from the newest), newest first, optionally only those with status.
-func (e *Engine) BidsBefore(account ID, status string, before uint64, limit int) []BidView {
+// cursor is the order the page continues after, whose Seq is before: when
+// it is one of the account's open bids the walk starts just below it, so
+// a deep page costs what it lists (plus the bids status skips), not the
+// account's newer bids. Any other cursor (zero, closed, another
+// account's) gives the same answer from a walk that starts at the newest.
+func (e *Engine) BidsBefore(account ID, status string, cursor ID, before uint64, limit int) []BidView {
+	out, _ := e.bidsBefore(account, status, cursor, before, limit)
+	return out
+}
+
+// bidsBefore is BidsBefore that also says how many bids it looked at.
+func (e *Engine) bidsBefore(account ID, status string, cursor ID, before uint64, limit int) (out []BidView, visited int) {
 	a := e.accounts[account]
 	if a == nil || limit <= 0 {
-		return nil
+		return nil, 0
 	}
-	var out []BidView
-	e.bids.accountBefore(a, before, func(b *Bid) bool {
+	start := a.bidTail
+	if before != 0 && !cursor.IsZero() {
+		if b := e.bids.get(cursor); b != nil && b.Buyer == account && b.Seq == before {
+			start = b.aPrev
+		}
+	}
+	visited = e.bids.accountFrom(start, before, func(b *Bid) bool {
 		if status == "" || b.Status.String() == status {
 			out = append(out, b.view())
 		}
 		return len(out) < limit
 	})
-	return out
+	return out, visited
 }
 
 // ListingsOf lists an account's active listings like BidsOf.
@@ -202,7 +228,7 @@ func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (ou
 	if !ok {
 		return nil, ID{}
 	}
-	out = e.ListingsBefore(account, status, before, limit+1)
+	out = e.ListingsBefore(account, status, cursor, before, limit+1)
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID
@@ -211,19 +237,31 @@ func (e *Engine) ListingsOf(account ID, status string, limit int, cursor ID) (ou
 }
 
 // ListingsBefore lists an account's active listings like BidsBefore.
-func (e *Engine) ListingsBefore(account ID, status string, before uint64, limit int) []ListingView {
+func (e *Engine) ListingsBefore(account ID, status string, cursor ID, before uint64, limit int) []ListingView {
+	out, _ := e.listingsBefore(account, status, cursor, before, limit)
+	return out
+}
+
+// listingsBefore is ListingsBefore that also says how many listings it
+// looked at.
+func (e *Engine) listingsBefore(account ID, status string, cursor ID, before uint64, limit int) (out []ListingView, visited int) {
 	a := e.accounts[account]
 	if a == nil || limit <= 0 {
-		return nil
+		return nil, 0
 	}
-	var out []ListingView
-	a.listings.before(before, func(l *Listing) bool {
+	start := a.listings.tail
+	if before != 0 && !cursor.IsZero() {
+		if l := e.listings[cursor]; l != nil && l.Owner == account && l.Seq == before && a.listings.has(l) {
+			start = a.listings.below(l)
+		}
+	}
+	visited = a.listings.from(start, before, func(l *Listing) bool {
 		if status == "" || l.Status.String() == status {
 			out = append(out, e.listingView(l))
 		}
 		return len(out) < limit
 	})
-	return out
+	return out, visited
 }
 
 type seqer interface{ seq() uint64 }

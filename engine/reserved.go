@@ -549,7 +549,8 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 	if fee != 0 {
 		e.post(e.accounts[FeeAccount], LedgerFee, fee, fid)
 	}
-	f := &Fill{
+	f := e.newFill()
+	*f = Fill{
 		ID: fid, Market: b.m.ID, BidID: b.ID, ListingID: l.ID,
 		Buyer: b.Buyer, Owner: l.Owner, Quantity: q, Price: price, Start: b.Start, End: b.End,
 		Time: e.now, Fee: fee,
@@ -574,7 +575,7 @@ func (e *Engine) fill(b *Bid, l *Listing, q int64) {
 		m.trades[m.tradeN%e.cfg.RecentTrades] = *f
 	}
 	m.tradeN++
-	e.emit(Event{Kind: EvFilled, Accounts: [2]ID{b.Buyer, l.Owner}, Market: b.m.ID, Bid: b.ID, Listing: l.ID, Fill: *f, Quantity: q, Price: price, HasPrice: true})
+	e.emit(Event{Kind: EvFilled, Accounts: [2]ID{b.Buyer, l.Owner}, Market: b.m.ID, Bid: b.ID, Listing: l.ID, Fill: f, Quantity: q, Price: price, HasPrice: true})
 }
 
 // fillID makes a UUIDv7-shaped id from the engine time and a counter, so

@@ -27,7 +27,7 @@ func TestMakerPriceAndAllOrNone(t *testing.T) {
 	var fills []Fill
 	for _, ev := range evs {
 		if ev.Kind == EvFilled {
-			fills = append(fills, ev.Fill)
+			fills = append(fills, *ev.Fill)
 		}
 	}
 	if len(fills) != 2 {
@@ -398,5 +398,41 @@ func TestClosedObjectsLeaveTheEngine(t *testing.T) {
 	r, err := Restore(h.e.Snapshot())
 	if err != nil || r.Hash() != h.e.Hash() {
 		t.Fatalf("restore: %v, hash equal %v", err, err == nil && r.Hash() == h.e.Hash())
+	}
+}
+
+// TestFinalViewFillsAreTheirOwn: the fills of closed orders' final views
+// share one allocation (newFills), each capped at its length, so a reader
+// appending to one view's fills never writes into another's, and every
+// copy equals the EvFilled record it came from.
+func TestFinalViewFillsAreTheirOwn(t *testing.T) {
+	h := newHarness(t, Config{})
+	owner := h.account("own", RoleOwner, "")
+	buyer := h.account("buy", RoleBuyer, "1000")
+	var finals []*BidView
+	fills := map[ID]Fill{}
+	for range 5 {
+		h.listing(owner, mkt, 1, h.hour(1), h.hour(3), "2.00", "")
+		_, evs := h.reserved(buyer, mkt, 1, 0, h.hour(1), h.hour(3), "2.50")
+		for _, ev := range evs {
+			switch ev.Kind {
+			case EvFilled:
+				fills[ev.Bid] = *ev.Fill
+			case EvBidClosed:
+				finals = append(finals, ev.FinalBid)
+			}
+		}
+	}
+	if len(finals) != 5 {
+		t.Fatalf("%d bids closed, want 5", len(finals))
+	}
+	for i, v := range finals {
+		if len(v.Fills) != 1 || cap(v.Fills) != 1 || v.Fills[0] != fills[v.ID] {
+			t.Fatalf("final bid %d: fills %+v (cap %d), want exactly its fill %+v", i, v.Fills, cap(v.Fills), fills[v.ID])
+		}
+	}
+	_ = append(finals[0].Fills, Fill{Quantity: 99})
+	if finals[1].Fills[0] != fills[finals[1].ID] {
+		t.Fatal("appending to one final view's fills changed the next view's")
 	}
 }

@@ -69,14 +69,25 @@ func (s *listingList) all() []*Listing {
 	return out
 }
 
-// before visits listings with Seq < before (0: all), newest first, until
-// fn returns false. It starts from the newest (see accountBefore).
-func (s *listingList) before(before uint64, fn func(*Listing) bool) {
-	for l := s.tail; l != nil; {
+// from visits listings from l (nil: none) towards the oldest, those with
+// Seq < before (0: all), until fn returns false, and returns how many it
+// looked at. Starting at the tail walks past every newer listing; a page
+// that starts just below its cursor listing walks only what it lists.
+func (s *listingList) from(l *Listing, before uint64, fn func(*Listing) bool) (visited int) {
+	for l != nil {
 		prev := l.links[s.which].prev
+		visited++
 		if (before == 0 || l.Seq < before) && !fn(l) {
-			return
+			break
 		}
 		l = prev
 	}
+	return visited
 }
+
+// below is the listing just older than l on the list, nil when l is the
+// oldest or not on it.
+func (s *listingList) below(l *Listing) *Listing { return l.links[s.which].prev }
+
+// has reports whether l is on the list.
+func (s *listingList) has(l *Listing) bool { return l.links[s.which].in }

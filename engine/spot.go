@@ -231,7 +231,7 @@ func (e *Engine) place(b *Bid, l *Listing, n int64) *placement {
 
 func (e *Engine) addSpotBid(b *Bid) {
 	sb := &b.m.spot
-	sb.demand.Set(b.key(), b, b.Quantity)
+	sb.demand.Add(b.key(), b, b.Quantity) // absent: new, or deleted before a reprice
 	sb.changedBids = append(sb.changedBids, b)
 }
 

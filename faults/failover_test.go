@@ -218,7 +218,7 @@ func TestFailoverSIGSTOP(t *testing.T) {
 	ld := startLoadAt(l, w.url, 6, uint64(time.Now().UnixNano()), failoverClient())
 	waitAcks(t, l, 100, 20*time.Second)
 
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
@@ -246,7 +246,7 @@ func TestFailoverSIGSTOP(t *testing.T) {
 	t.Logf("SIGSTOP of the owner → lease names the standby: %v, first write accepted by it: %v (lease ttl %s)",
 		w.changedAt().Sub(stopped).Round(time.Millisecond), accepted.Sub(stopped).Round(time.Millisecond), failoverTTL)
 
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	lateWG.Wait()

@@ -1,19 +1,13 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
 	"slices"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/internal/gpuxdtest"
 )
 
 // The catalogue the suite runs gpuxd with: small, so the auditor's fresh
@@ -31,17 +25,15 @@ const (
 
 // daemon is one gpuxd child process.
 type daemon struct {
+	*gpuxdtest.Proc
 	tb   testing.TB
-	cmd  *exec.Cmd
 	addr string
+	logs *gpuxdtest.Buffer
 	// recovered is what the sequencer logged at the end of recovery.
 	recovered recovery
 	// final is the sequencer's "final state" log line at a graceful stop
 	// (read it after the process exited).
-	final   finalState
-	logs    *syncBuffer
-	exited  chan struct{}
-	waitErr error
+	final finalState
 }
 
 // recovery is the sequencer's "recovered" log line.
@@ -72,69 +64,32 @@ func startGpuxd(tb testing.TB, redisURL, shard string, extra ...string) *daemon 
 		"--gpus", join(faultGPUs), "--regions", join(faultRegions),
 		"--fee-bps", itoa(feeBps), "--shutdown-timeout", "20s",
 	}
-	args = append(args, extra...)
-	cmd := exec.Command(gpuxdBin, args...)
-	// Nothing from the test's environment may point gpuxd elsewhere.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stdout = nil
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start gpuxd: %v", err)
-	}
-	d := &daemon{tb: tb, cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
-	ready := make(chan string, 1)
+	d := &daemon{tb: tb}
 	recovered := make(chan recovery, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			d.logs.Write(append(line, '\n'))
+	d.Proc = gpuxdtest.Start(tb, gpuxdtest.Binary(tb), gpuxdtest.Options{
+		Args: append(args, extra...),
+		OnLine: func(line []byte) {
 			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
+				Msg string `json:"msg"`
 			}
 			if json.Unmarshal(line, &rec) != nil {
-				continue
+				return
 			}
 			switch rec.Msg {
 			case "recovered":
 				var r recovery
 				if json.Unmarshal(line, &r) == nil {
-					recovered <- r
+					select { // the first recovery is the start's; a reader must never block
+					case recovered <- r:
+					default:
+					}
 				}
-			case "ready":
-				ready <- rec.Addr
 			case "final state":
 				json.Unmarshal(line, &d.final)
 			}
-		}
-	}()
-	go func() {
-		<-scanned // Wait must not close the pipe under the scanner
-		d.waitErr = cmd.Wait()
-		close(d.exited)
-	}()
-	tb.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			cmd.Process.Kill()
-			<-d.exited
-		}
+		},
 	})
-	select {
-	case d.addr = <-ready:
-	case <-d.exited:
-		tb.Fatalf("gpuxd exited before it was ready (%v):\n%s", d.waitErr, d.logs.String())
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("gpuxd not ready within 60s:\n%s", d.logs.String())
-	}
+	d.addr, d.logs = d.Proc.Addr, d.Proc.Logs
 	if slices.Contains(extra, "api") { // --role api: an API node recovers nothing
 		return d
 	}
@@ -155,44 +110,8 @@ func (d *daemon) admin() *client.Client {
 }
 
 // kill sends SIGKILL and waits for the process to go.
-func (d *daemon) kill() {
-	d.tb.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		d.tb.Fatalf("kill gpuxd: %v", err)
-	}
-	<-d.exited
-}
+func (d *daemon) kill() { d.tb.Helper(); d.Kill() }
 
 // term sends SIGTERM and returns the process's exit error (nil = exit 0),
 // failing the test if it has not exited within timeout.
-func (d *daemon) term(timeout time.Duration) error {
-	d.tb.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		d.tb.Fatalf("SIGTERM gpuxd: %v", err)
-	}
-	select {
-	case <-d.exited:
-		return d.waitErr
-	case <-time.After(timeout):
-		d.tb.Fatalf("gpuxd did not exit within %v of SIGTERM:\n%s", timeout, d.logs.String())
-		return nil
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+func (d *daemon) term(timeout time.Duration) error { d.tb.Helper(); return d.Term(timeout) }

@@ -329,12 +329,15 @@ func (s *Store) ListingsBefore(ctx context.Context, account engine.ID, status st
 
 // ReadSide is the read side as the sequencer sees it (sequencer.ReadSide):
 // closed orders and statement lines. Recovery replays into both (both
-// writes are idempotent: objects keyed by id, lines by sequence number);
-// snapshots wait only for the closed orders (Durable), see
-// docs/DURABILITY.md for the statement lines.
+// writes are idempotent: objects keyed by id, lines by sequence number),
+// and snapshots wait for both (Durable).
 type ReadSide struct {
 	Closed *Store
 	Lines  *Statements // nil: none
+	// LinesDurable, when set, is Durable of the lines as a writer that
+	// stores them off the sequencer's goroutine sees it (lines it has
+	// queued or is writing hold it back too); nil: Lines.Durable.
+	LinesDurable func() uint64
 }
 
 // Replay stores what the recovered commands' events closed or posted.
@@ -345,8 +348,18 @@ func (r ReadSide) Replay(evs []engine.Event) {
 	}
 }
 
-// Durable is Store.Durable of the closed orders.
-func (r ReadSide) Durable() uint64 { return r.Closed.Durable() }
+// Durable is the lower of the closed orders' and the lines' Durable.
+func (r ReadSide) Durable() uint64 {
+	d := r.Closed.Durable()
+	switch {
+	case r.LinesDurable != nil:
+		d = min(d, r.LinesDurable())
+	case r.Lines != nil:
+		d = min(d, r.Lines.Durable())
+	}
+	return d
+}
 
-// Flush waits for the closed orders to be stored.
+// Flush waits for the closed orders to be stored. Lines still queued hold
+// the final snapshot back through Durable.
 func (r ReadSide) Flush(ctx context.Context) error { return r.Closed.Flush(ctx) }

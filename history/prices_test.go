@@ -32,7 +32,7 @@ func batch(seq uint64, t time.Time, price engine.Price) []engine.Event {
 	f := engine.Fill{ID: engine.ID{0: 3, 15: byte(seq)}, Market: testMarket, BidID: engine.ID{0: 1}, ListingID: engine.ID{0: 2},
 		Quantity: 2, Price: price, Start: at + engine.Hour, End: at + 3*engine.Hour, Time: at}
 	return []engine.Event{
-		{Seq: seq, Kind: engine.EvFilled, Market: testMarket, Time: at, Fill: f},
+		{Seq: seq, Kind: engine.EvFilled, Market: testMarket, Time: at, Fill: &f},
 		{Seq: seq, Kind: engine.EvSpotPriceChanged, Market: testMarket, Time: at, Price: price, HasPrice: true},
 	}
 }
@@ -49,7 +49,7 @@ func TestPricesPersistsTheMarketsHistory(t *testing.T) {
 	if err != nil || len(trades) != 1 {
 		t.Fatalf("trade log: %v %+v, want one trade", err, trades)
 	}
-	want, _ := json.Marshal(TradeOf(evs[0].Fill))
+	want, _ := json.Marshal(TradeOf(*evs[0].Fill))
 	if string(trades[0].Data) != string(want) || trades[0].ID != evs[0].Fill.ID.String() {
 		t.Errorf("stored trade: %s %s, want %s", trades[0].ID, trades[0].Data, want)
 	}

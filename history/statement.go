@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -29,8 +30,9 @@ type Statements struct {
 
 	// Lines not yet written (the store failed): served from here and
 	// retried with the next batch, as Store does for closed orders.
-	mu      sync.Mutex
-	pending map[string][]store.SeriesEntry // by series
+	mu         sync.Mutex
+	pending    map[string][]store.SeriesEntry // by series
+	pendingLow map[string]uint64              // by series: the lowest sequence number among its pending lines
 }
 
 // Line is one statement line. Amount is the signed change of the
@@ -62,7 +64,7 @@ func NewStatements(ss store.SeriesStore, log *slog.Logger) *Statements {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Statements{ss: ss, log: log, pending: map[string][]store.SeriesEntry{}}
+	return &Statements{ss: ss, log: log, pending: map[string][]store.SeriesEntry{}, pendingLow: map[string]uint64{}}
 }
 
 func statementSeries(account engine.ID) string { return "stmt:" + account.String() }
@@ -97,6 +99,7 @@ func (s *Statements) Observe(evs []engine.Event) {
 	}
 	var n map[acctSeq]int
 	add := map[string][]store.SeriesEntry{}
+	low := map[string]uint64{} // by series: the lowest sequence number of its lines in add
 	var order []string
 	for i := range evs {
 		ev := &evs[i]
@@ -115,6 +118,7 @@ func (s *Statements) Observe(evs []engine.Event) {
 		series := statementSeries(ev.Accounts[0])
 		if _, ok := add[series]; !ok {
 			order = append(order, series)
+			low[series] = ev.Seq
 		}
 		add[series] = append(add[series], store.SeriesEntry{Score: int64(ev.Time), Key: lineKey(ev.Seq, n[k]), Data: data})
 		n[k]++
@@ -129,17 +133,37 @@ func (s *Statements) Observe(evs []engine.Event) {
 			order = append(order, series)
 		}
 		add[series] = append(es, add[series]...)
+		if l, ok := low[series]; !ok || s.pendingLow[series] < l {
+			low[series] = s.pendingLow[series]
+		}
 	}
 	slices.Sort(order) // a stable write order, whatever the map's
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutFor(len(s.pending)))
 	defer cancel()
 	clear(s.pending)
+	clear(s.pendingLow)
 	for _, series := range order {
 		if err := s.ss.AddSeries(ctx, series, add[series]); err != nil {
 			s.log.Error("statement lines not stored yet; kept in memory", "series", series, "lines", len(add[series]), "err", err)
 			s.pending[series] = add[series]
+			s.pendingLow[series] = low[series]
 		}
 	}
+}
+
+// Durable is the highest sequence number a snapshot may cover as far as
+// the lines observed so far go: math.MaxUint64 when every one is stored,
+// else one less than the lowest sequence number among the lines that
+// failed to store and wait in memory for the next write. A snapshot past
+// it would trim commands whose lines only this process holds.
+func (s *Statements) Durable() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := uint64(math.MaxUint64)
+	for _, l := range s.pendingLow {
+		d = min(d, l-1)
+	}
+	return d
 }
 
 // Lines returns up to limit of account's lines with from <= At < to,

@@ -124,7 +124,7 @@ func (w *writer) write(evs []engine.Event) {
 		ev := &evs[i]
 		switch ev.Kind {
 		case engine.EvFilled:
-			data, err := json.Marshal(TradeOf(ev.Fill))
+			data, err := json.Marshal(TradeOf(*ev.Fill))
 			if err != nil {
 				continue
 			}

@@ -15,7 +15,7 @@ func fillEvent(market string, at time.Time, q int64, hours int64, price string) 
 	p, _ := ParsePrice(price)
 	start := ems(at.Truncate(time.Hour).Add(time.Hour))
 	return engine.Event{Kind: engine.EvFilled, Market: market, Time: ems(at),
-		Fill: engine.Fill{Market: market, Quantity: q, Price: engine.Price(p), Start: start, End: start + engine.Time(hours)*engine.Hour}}
+		Fill: &engine.Fill{Market: market, Quantity: q, Price: engine.Price(p), Start: start, End: start + engine.Time(hours)*engine.Hour}}
 }
 
 func TestBoardIndicesFromEvents(t *testing.T) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -223,7 +224,7 @@ func (m *MemoryReadModels) seriesStore() *memSeries {
 }
 
 func compareEntry(a, b SeriesEntry) int {
-	return cmp.Or(cmp.Compare(a.Score, b.Score), strings.Compare(a.Key, b.Key), strings.Compare(string(a.Data), string(b.Data)))
+	return cmp.Or(cmp.Compare(a.Score, b.Score), strings.Compare(a.Key, b.Key), bytes.Compare(a.Data, b.Data))
 }
 
 // AddSeries adds copies of es. See SeriesStore.AddSeries.

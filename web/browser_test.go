@@ -1,22 +1,20 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/internal/gpuxdtest"
 )
 
 // The browser test loads the dashboard from a real gpuxd (built from
@@ -49,56 +47,23 @@ func chromium(tb testing.TB) string {
 	return ""
 }
 
-// startGpuxd builds and runs cmd/gpuxd with args; it returns its URL and
-// admin key.
+// startGpuxd runs cmd/gpuxd (in-memory journal) with args and returns its
+// URL; the admin key is "admin".
 func startGpuxd(tb testing.TB, args ...string) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "gpuxd")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/gpuxd").CombinedOutput(); err != nil {
-		tb.Fatalf("build gpuxd: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, append([]string{"--addr", "127.0.0.1:0", "--admin-key", "admin", "--log-format", "json",
-		"--rate-limit", "0"}, args...)...)
-	cmd.Env = append(os.Environ(), "GPUX_REDIS_URL=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ready" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-time.After(30 * time.Second):
-		tb.Fatal("gpuxd never became ready")
-		return ""
-	}
+	return gpuxdtest.Start(tb, gpuxdtest.Binary(tb), gpuxdtest.Options{
+		Args: append([]string{"--addr", "127.0.0.1:0", "--admin-key", "admin", "--log-format", "json",
+			"--rate-limit", "0"}, args...),
+		Env:          append(os.Environ(), "GPUX_REDIS_URL="),
+		Graceful:     true,
+		ReadyTimeout: 30 * time.Second,
+	}).URL()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	gpuxdtest.Cleanup()
+	os.Exit(code)
 }
 
 // browser starts headless Chromium with a fresh profile and collects the

@@ -424,6 +424,37 @@ func (a *app) account(ctx context.Context, g *globals, args []string) error {
 	return a.emit(g, acc, func(w io.Writer) {
 		kv(w, "id", acc.ID, "name", acc.Name, "roles", roles(acc.Roles),
 			"balance", acc.Balance, "held", acc.Held, "available", acc.Available)
+		if len(acc.Wallets) > 0 {
+			io.WriteString(w, "\n")
+			row(w, "SHARD", "BALANCE", "HELD", "AVAILABLE")
+			for _, wl := range acc.Wallets {
+				row(w, wl.Shard, wl.Balance, wl.Held, wl.Available)
+			}
+		}
+	})
+}
+
+func (a *app) transfer(ctx context.Context, g *globals, args []string) error {
+	f := a.flags(g, "transfer", "--from SHARD --to SHARD AMOUNT", "Move money between two of your wallets, on two shards, through an API node:\n"+
+		"journaled on both shards under one transfer id, exactly once. A pending\n"+
+		"transfer is finished by the API nodes; repeat with the same\n"+
+		"--idempotency-key to see how far it got.")
+	from := f.String("from", "", "the shard whose wallet pays (required)")
+	to := f.String("to", "", "the shard whose wallet receives (required)")
+	idem := f.String("idempotency-key", "", "repeat-safe key: the same key transfers once")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return usagef("--from and --to are required")
+	}
+	tr, err := g.client().Transfer(ctx, client.TransferRequest{FromShard: *from, ToShard: *to, Amount: pos[0], IdempotencyKey: *idem})
+	if err != nil {
+		return err
+	}
+	return a.emit(g, tr, func(w io.Writer) {
+		kv(w, "id", tr.ID, "from", tr.FromShard, "to", tr.ToShard, "amount", tr.Amount, "status", tr.Status)
 	})
 }
 
@@ -512,6 +543,7 @@ func (a *app) accounts(ctx context.Context, g *globals, args []string) error {
 func (a *app) deposit(ctx context.Context, g *globals, args []string) error {
 	f := a.flags(g, "deposit", "ACCOUNT_ID AMOUNT", "Credit money to an account (admin key needed).")
 	idem := f.String("idempotency-key", "", "repeat-safe key: the same key deposits once")
+	shard := f.String("shard", "", "the shard whose wallet gets it (needed through an API node of several shards)")
 	pos, err := f.parse(args, 2, 2)
 	if err != nil {
 		return err
@@ -519,6 +551,9 @@ func (a *app) deposit(ctx context.Context, g *globals, args []string) error {
 	var opts []client.CallOption
 	if *idem != "" {
 		opts = append(opts, client.WithIdempotencyKey(*idem))
+	}
+	if *shard != "" {
+		opts = append(opts, client.WithShard(*shard))
 	}
 	acc, err := g.client().Deposit(ctx, pos[0], pos[1], opts...)
 	if err != nil {

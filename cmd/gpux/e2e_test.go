@@ -15,11 +15,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gpux/gpux/client"
+	"github.com/gpux/gpux/internal/gpuxdtest"
 )
 
 // The end-to-end tests build the real gpux and gpuxd binaries once and
@@ -31,29 +31,25 @@ var (
 	buildErr  error
 )
 
-// binaries builds gpux and gpuxd into a shared temporary directory.
+// binaries builds gpux into a temporary directory once, and gpuxd through
+// gpuxdtest.
 func binaries(tb testing.TB) (gpux, gpuxd string) {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("builds binaries")
 	}
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gpux-e2e-")
-		if buildErr != nil {
+		if binDir, buildErr = os.MkdirTemp("", "gpux-e2e-"); buildErr != nil {
 			return
 		}
-		for _, b := range [][2]string{{"gpux", "."}, {"gpuxd", "../gpuxd"}} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, b[0]), b[1]).CombinedOutput()
-			if err != nil {
-				buildErr = errors.New("build " + b[0] + ": " + err.Error() + "\n" + string(out))
-				return
-			}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "gpux"), ".").CombinedOutput(); err != nil {
+			buildErr = errors.New("build gpux: " + err.Error() + "\n" + string(out))
 		}
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
-	return filepath.Join(binDir, "gpux"), filepath.Join(binDir, "gpuxd")
+	return filepath.Join(binDir, "gpux"), gpuxdtest.Binary(tb)
 }
 
 func TestMain(m *testing.M) {
@@ -61,66 +57,30 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	gpuxdtest.Cleanup()
 	os.Exit(code)
 }
 
 // server is a running gpuxd.
 type server struct {
-	URL  string
-	logs *syncBuffer
+	URL string
 }
 
 const adminKey = "admin-e2e"
 
-// startServer runs gpuxd with extra args until the test ends.
+// startServer runs gpuxd (in-memory journal) with extra args until the
+// test ends.
 func startServer(tb testing.TB, args ...string) *server {
 	tb.Helper()
 	_, gpuxd := binaries(tb)
-	cmd := exec.Command(gpuxd, append([]string{"--addr", "127.0.0.1:0", "--admin-key", adminKey,
-		"--log-format", "json", "--rate-limit", "0"}, args...)...)
-	cmd.Env = append(os.Environ(), "GPUX_REDIS_URL=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stdout = &syncBuffer{}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	s := &server{logs: &syncBuffer{}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			s.logs.Write(append(sc.Bytes(), '\n'))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ready" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+	p := gpuxdtest.Start(tb, gpuxd, gpuxdtest.Options{
+		Args: append([]string{"--addr", "127.0.0.1:0", "--admin-key", adminKey,
+			"--log-format", "json", "--rate-limit", "0"}, args...),
+		Env:          append(os.Environ(), "GPUX_REDIS_URL="),
+		Graceful:     true,
+		ReadyTimeout: 30 * time.Second,
 	})
-	select {
-	case a := <-addr:
-		s.URL = "http://" + a
-	case <-time.After(30 * time.Second):
-		tb.Fatalf("gpuxd never became ready:\n%s", s.logs.String())
-	}
-	return s
+	return &server{URL: p.URL()}
 }
 
 // result is one run of the gpux binary.
@@ -174,24 +134,6 @@ func okJSON(tb testing.TB, s *server, key string, v any, args ...string) {
 	if err := dec.Decode(v); err != nil {
 		tb.Fatalf("gpux %s --json: %v\n%s", strings.Join(args, " "), err, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 const market = "h100-sxm.us-east"
@@ -356,6 +298,9 @@ func TestCLIErrors(t *testing.T) {
 		{"wrong role", s, buyer[1], []string{"accounts", "create", "eve"}, exitAPI, []string{"error 403"}},
 		{"unknown market", s, "", []string{"book", "tpu.mars"}, exitAPI, []string{"404", "field: market"}},
 		{"unreachable", &server{URL: "http://127.0.0.1:1"}, "", []string{"markets"}, exitUnavailable, []string{"connection refused"}},
+		{"transfer without --to", s, buyer[1], []string{"transfer", "--from", "main", "5"}, exitUsage, []string{"--from and --to are required"}},
+		{"transfer on a one-shard node", s, buyer[1], []string{"transfer", "--from", "main", "--to", "eu-west", "5"}, exitAPI, []string{"error 422"}},
+		{"deposit to another shard", s, adminKey, []string{"deposit", buyer[0], "5", "--shard", "eu-west"}, exitAPI, []string{"422 wrong_shard"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,7 +378,7 @@ func TestCLIWatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var stderr syncBuffer
+		var stderr gpuxdtest.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -616,7 +561,7 @@ func TestExampleProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr gpuxdtest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

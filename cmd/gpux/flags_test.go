@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -164,5 +165,47 @@ func TestStatement(t *testing.T) {
 	}
 	if _, stderr, code := run("statement", "--from", "yesterday"); code != exitUsage || !strings.Contains(stderr, "--from") {
 		t.Errorf("bad --from: exit %d, stderr %q; want 2", code, stderr)
+	}
+}
+
+// TestAccountWallets: through an API node the account carries a wallet per
+// shard, and gpux account lists them under the sums; a deposit names its
+// shard with --shard.
+func TestAccountWallets(t *testing.T) {
+	var depositBody string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/account":
+			w.Write([]byte(`{"id":"a1","name":"acme","roles":["buyer"],"balance":"300.00","held":"20.00","available":"280.00",
+				"created_at":"2026-11-29T10:00:00Z","wallets":[{"shard":"eu-west","balance":"100.00","held":"0.00","available":"100.00"},
+				{"shard":"us-east","balance":"200.00","held":"20.00","available":"180.00"}]}`))
+		case "/v1/accounts/a1/deposits":
+			b, _ := io.ReadAll(r.Body)
+			depositBody = string(b)
+			w.Write([]byte(`{"id":"a1","name":"acme","roles":["buyer"],"balance":"110.00","held":"0.00","available":"110.00"}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	run := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		a := &app{stdout: &out, stderr: &errb, now: time.Now,
+			getenv: func(k string) string { return map[string]string{"GPUX_URL": srv.URL, "GPUX_API_KEY": "k"}[k] }}
+		code := a.run(context.Background(), args)
+		return out.String() + errb.String(), code
+	}
+	out, code := run("account")
+	if code != 0 {
+		t.Fatalf("account: exit %d: %s", code, out)
+	}
+	for _, want := range []string{"balance:    300.00", "SHARD    BALANCE", "eu-west  100.00", "us-east  200.00   20.00  180.00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("account: got\n%s\nwant %q", out, want)
+		}
+	}
+	if out, code := run("deposit", "a1", "10", "--shard", "eu-west"); code != 0 || !strings.Contains(depositBody, `"shard":"eu-west"`) {
+		t.Errorf("deposit --shard: exit %d, body sent %s (%s)", code, depositBody, out)
 	}
 }

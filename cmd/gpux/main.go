@@ -67,11 +67,12 @@ func commands() []command {
 		{"orders", "your bids, newest first", (*app).orders},
 		{"listings", "your listings, newest first", (*app).listings},
 		{"cancel", "cancel bids or listings by id: cancel ID...", (*app).cancel},
-		{"account", "your balance, held and available money", (*app).account},
+		{"account", "your balance, held and available money (per shard through an API node)", (*app).account},
+		{"transfer", "move money between your wallets on two shards: transfer --from SHARD --to SHARD AMOUNT", (*app).transfer},
 		{"statement", "what moved your balance: statement [--from -24h] [--to now] [--csv]", (*app).statement},
 		{"watch", "follow feed channels live: watch prices book:MARKET trades:MARKET user", (*app).watch},
 		{"accounts", "admin: accounts create NAME --roles buyer,owner", (*app).accounts},
-		{"deposit", "admin: deposit ACCOUNT_ID AMOUNT", (*app).deposit},
+		{"deposit", "admin: deposit ACCOUNT_ID AMOUNT [--shard S]", (*app).deposit},
 		{"rates", "admin: the reference-rate table: rates get | rates put FILE", (*app).rates},
 	}
 }
