@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,8 @@ const (
 type FeedSource interface {
 	// Route names the shard whose engine node serves a book:<market>,
 	// trades:<market> or user:<account id> channel (the market → shard
-	// rule). prices is served by every shard (Shards).
+	// rule). prices is served by every shard (Shards), and so is user when
+	// there are several.
 	Route(channel string) string
 	// Shards lists the shards whose feeds are relayed, in a fixed order
 	// (prices rows are shown in it).
@@ -82,6 +84,21 @@ type RelayConfig struct {
 // update moves it by one, so every API node counts the same, and each row
 // belongs to one shard, so the rows after seq n are the same wherever
 // the shards' updates were interleaved differently.
+//
+// A user channel, with several shards, follows the account on every shard
+// as prices does: its seq is the sum of the shards' seqs of user:<id> (a
+// shard where the account does not exist yet counts 0), each update's data
+// gains "shard", and its snapshot is the account with balance, held and
+// available summed and "wallets": [{"shard", ...that shard's account}].
+// When the account appears on a shard (its first event there), that shard
+// is fetched and every subscriber gets a fresh snapshot: the seq jumps by
+// the new shard's seq, on every API node alike; so does a shard that was
+// down (left out meanwhile, see down). So, as for prices, every
+// API node counts the same: once quiet, all are at the same seq with the
+// same wallets. Two shards' updates that cross on their way may be
+// numbered in a different order by two API nodes (each shard's own order
+// is kept, with no gap); each update names its shard, and balance events
+// carry that wallet's balance, so neither order is wrong.
 //
 // A channel is fetched (snapshot through FeedSource) when it gets its first
 // subscriber here, and is kept from the updates that follow; a missed
@@ -249,6 +266,12 @@ type relayComp struct {
 	snapSeq    uint64
 	tail       []FeedMessage
 	refreshing bool // a newer snapshot is on its way (tail grew long)
+	// absent: a user channel of several shards whose account does not
+	// exist on this one (yet): no wallet, seq 0, until a message of it
+	// comes (the account was created there) and it is fetched again.
+	absent bool
+	// multi: a part of a user channel of several shards (it may be down).
+	multi bool
 }
 
 func (h *hub) runRelay() {
@@ -325,6 +348,23 @@ func (h *hub) relaySubscribe(cl *wsClient, name, key string, account engine.ID) 
 // that sent prices since), in shard order.
 func (h *hub) compsOf(key string) []*relayComp {
 	r := h.relay
+	if strings.HasPrefix(key, "user:") {
+		if shards := r.src.Shards(); len(shards) > 1 {
+			// An account's events come from every shard it has a wallet on.
+			out := make([]*relayComp, 0, len(shards))
+			for _, s := range shards {
+				k := compKey{key, s}
+				c := r.comps[k]
+				if c == nil {
+					c = &relayComp{channel: key, shard: s}
+					r.comps[k] = c
+				}
+				c.multi = true
+				out = append(out, c)
+			}
+			return out
+		}
+	}
 	if key != "prices" {
 		k := compKey{key, r.src.Route(key)}
 		c := r.comps[k]
@@ -385,11 +425,12 @@ func (h *hub) relayServe(key string) {
 	}
 }
 
-// down reports a prices part whose shard could not be fetched (no leader,
-// unreachable): prices is served without its rows meanwhile, so the other
-// shards' prices keep answering; its rows come with a fresh snapshot.
+// down reports a prices part, or a part of a user channel of several
+// shards, whose shard could not be fetched (no leader, unreachable): the
+// channel is served without it meanwhile, so the other shards keep
+// answering; its rows or wallet come with a fresh snapshot.
 func (p *relayComp) down() bool {
-	return p.channel == "prices" && p.state == compFetching && p.retry > 0
+	return (p.channel == "prices" || p.multi) && p.state == compFetching && p.retry > 0
 }
 
 // sendSnapshots sends key's snapshot, built from its parts, to to (which
@@ -433,6 +474,10 @@ func (h *hub) sendSnapshots(key string, c *channel, to map[*wsClient]bool) {
 		c.seq = p.seq
 		frames = append(frames, prepare(mustJSON(feedMsg{Channel: key, Type: "snapshot", Seq: p.seq, Data: snap, TS: ts})))
 	case "user":
+		if len(parts) > 1 {
+			frames = h.userSnapshot(key, c, parts)
+			break
+		}
 		p := parts[0]
 		c.seq = p.seq
 		frames = append(frames, prepare(p.snap))
@@ -462,9 +507,18 @@ func (h *hub) relayBatch(b relayBatch) {
 		m := &b.msgs[i]
 		p := r.comps[compKey{m.Channel, b.shard}]
 		if p == nil {
-			if m.Channel == "prices" && h.channels["prices"] != nil && len(h.channels["prices"].subs) > 0 {
+			c := h.channels[m.Channel]
+			switch {
+			case c == nil || len(c.subs) == 0:
+			case m.Channel == "prices":
 				// A shard that came up after prices was synced: take it in.
 				h.resyncComp(r.addPrices(b.shard), m)
+			case strings.HasPrefix(m.Channel, "user:"):
+				// A shard that came up after the channel was synced.
+				h.compsOf(m.Channel)
+				if p = r.comps[compKey{m.Channel, b.shard}]; p != nil {
+					h.resyncComp(p, m)
+				}
 			}
 			continue
 		}
@@ -489,6 +543,9 @@ func (h *hub) relayUpdate(p *relayComp, m *FeedMessage) {
 		return
 	}
 	switch {
+	case p.absent:
+		h.resyncComp(p, m) // the account now exists on this shard
+		return
 	case m.Seq <= p.seq:
 		return // the snapshot already shows it
 	case m.Seq != p.seq+1:
@@ -575,7 +632,16 @@ func (h *hub) relayForward(p *relayComp, m *FeedMessage, data json.RawMessage) {
 		return
 	}
 	frame := m.Frame
-	if p.channel == "prices" {
+	if p.multi {
+		// A user channel of several shards: the seq is the sum of its
+		// parts', as for prices, and the event names its shard.
+		var seq uint64
+		for _, q := range h.compsOf(p.channel) {
+			seq += q.seq
+		}
+		c.seq = seq
+		frame = mustJSON(feedMsg{Channel: userChannelName, Type: "update", Seq: seq, Data: withShard(data, p.shard), TS: p.ts})
+	} else if p.channel == "prices" {
 		var seq uint64
 		for _, q := range h.compsOf("prices") {
 			seq += q.seq
@@ -649,6 +715,10 @@ func (h *hub) relayFetched(f fetchResult) {
 	}
 	if f.err != nil {
 		if errors.Is(f.err, ErrUnknownChannel) {
+			if strings.HasPrefix(p.channel, "user:") && len(h.compsOf(p.channel)) > 1 {
+				h.relayAbsent(p)
+				return
+			}
 			h.relayUnknown(p)
 			return
 		}
@@ -669,7 +739,7 @@ func (h *hub) relayFetched(f fetchResult) {
 		h.startFetch(p, p.retry)
 		return
 	}
-	p.retry = 0
+	p.retry, p.absent = 0, false
 	kind, _, _ := strings.Cut(p.channel, ":")
 	if p.state == compSynced {
 		// A user channel's newer snapshot, fetched while it kept going:
@@ -724,18 +794,128 @@ func (h *hub) relayFetched(f fetchResult) {
 			return
 		}
 	}
-	c := h.channels[p.channel]
+	h.relaySynced(p.channel)
+}
+
+// relaySynced sends every subscriber of key a snapshot once all its parts
+// are synced: pending subscribers their first, the others a fresh one
+// after the gap that caused the fetch.
+func (h *hub) relaySynced(key string) {
+	c := h.channels[key]
 	if c == nil {
 		return
 	}
-	for _, q := range h.compsOf(p.channel) {
+	for _, q := range h.compsOf(key) {
 		if q.state != compSynced && !q.down() {
-			return // the rest of prices is still on its way
+			return // the rest of the channel is still on its way
 		}
 	}
-	// Everybody gets the new snapshot: pending subscribers their first,
-	// the others a fresh one after the gap that caused the fetch.
-	h.sendSnapshots(p.channel, c, copySet(c.subs))
+	h.sendSnapshots(key, c, copySet(c.subs))
+}
+
+// relayAbsent takes a user channel part whose shard does not know the
+// account: no wallet there, seq 0. A message that came meanwhile (the
+// account was just created there) fetches it again instead; when no shard
+// knows the account the channel is unknown.
+func (h *hub) relayAbsent(p *relayComp) {
+	if len(p.buf) > 0 {
+		h.startFetch(p, relayRetryMin)
+		return
+	}
+	*p = relayComp{channel: p.channel, shard: p.shard, gen: p.gen, state: compSynced, absent: true, multi: true}
+	parts := h.compsOf(p.channel)
+	if !slices.ContainsFunc(parts, func(q *relayComp) bool { return !q.absent }) {
+		h.relayForget(p.channel)
+		h.relayUnknown(p)
+		return
+	}
+	h.relaySynced(p.channel)
+}
+
+// userSnapshot builds the snapshot of a user channel of several shards:
+// the account with balance, held and available summed over its wallets
+// and "wallets": [{"shard", ...each shard's account}], at the sum of the
+// parts' snapshot seqs, then each part's updates since its snapshot,
+// numbered on from there (in shard order) and naming their shard.
+func (h *hub) userSnapshot(key string, c *channel, parts []*relayComp) []*fws.PreparedMessage {
+	var seq uint64
+	var merged map[string]json.RawMessage
+	sums := map[string]int64{"balance": 0, "held": 0, "available": 0}
+	wallets := []json.RawMessage{}
+	var ts string
+	for _, p := range parts {
+		if p.absent || p.snap == nil {
+			continue
+		}
+		var snap struct {
+			Data json.RawMessage `json:"data"`
+			TS   string          `json:"ts"`
+		}
+		var acct map[string]json.RawMessage
+		if json.Unmarshal(p.snap, &snap) != nil || json.Unmarshal(snap.Data, &acct) != nil {
+			continue // never from a hub: relayFetched read it already
+		}
+		seq += p.snapSeq
+		ts = max(ts, snap.TS)
+		for f := range sums {
+			var v string
+			_ = json.Unmarshal(acct[f], &v)
+			sums[f] += signedTicks(v)
+		}
+		if merged == nil {
+			merged = acct
+		}
+		wallets = append(wallets, withShard(snap.Data, p.shard))
+	}
+	if merged == nil {
+		merged = map[string]json.RawMessage{}
+	}
+	for f, v := range sums {
+		merged[f] = mustJSON(engine.Money(v).String())
+	}
+	merged["wallets"] = mustJSON(wallets)
+	frames := []*fws.PreparedMessage{prepare(mustJSON(feedMsg{Channel: userChannelName, Type: "snapshot", Seq: seq, Data: merged, TS: ts}))}
+	for _, p := range parts {
+		for _, m := range p.tail {
+			var msg struct {
+				Data json.RawMessage `json:"data"`
+				TS   string          `json:"ts"`
+			}
+			if json.Unmarshal(m.Frame, &msg) != nil {
+				continue
+			}
+			seq++
+			frames = append(frames, prepare(mustJSON(feedMsg{Channel: userChannelName, Type: "update", Seq: seq, Data: withShard(msg.Data, p.shard), TS: msg.TS})))
+		}
+	}
+	c.seq = seq
+	return frames
+}
+
+// signedTicks reads an amount as engine.Money renders it ("-" for a
+// negative one); 0 for anything else.
+func signedTicks(s string) int64 {
+	abs, neg := strings.CutPrefix(s, "-")
+	v, err := engine.ParseTicks(abs)
+	if err != nil {
+		return 0
+	}
+	if neg {
+		return -v
+	}
+	return v
+}
+
+// withShard is a JSON object with "shard" added first.
+func withShard(obj json.RawMessage, shard string) json.RawMessage {
+	if len(obj) < 2 || obj[0] != '{' {
+		return obj // never from a hub: its events and accounts are objects
+	}
+	out := append([]byte(`{"shard":`), mustJSON(shard)...)
+	if rest := bytes.TrimSpace(obj[1:]); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, obj[1:]...)
 }
 
 // relayUnknown answers the subscribers of a channel no shard has with

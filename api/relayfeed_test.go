@@ -217,3 +217,117 @@ func TestRelayFeedPricesShardDown(t *testing.T) {
 		t.Errorf("with b back: seq %d %s, want 30 %s", snap.Seq, got, want)
 	}
 }
+
+// TestRelayFeedUserShards: with several shards an account's user channel
+// follows every shard: its snapshot sums the wallets (and lists them), its
+// seq is the sum of the shards' seqs, each event names its shard; a shard
+// where the account is created later joins with a fresh snapshot; a new
+// subscriber gets the same seqs.
+func TestRelayFeedUserShards(t *testing.T) {
+	account := engine.ID{9}
+	ch := "user:" + account.String()
+	src := &fakeSource{shards: []string{"a", "b"}, route: "a", snaps: map[string]func() []byte{}, fetches: map[string]int{}}
+	acct := func(bal string) string {
+		return fmt.Sprintf(`{"id":%q,"name":"x","roles":["buyer"],"balance":%q,"held":"1.00","available":"0.00","created_at":"2026-11-29T00:00:00Z"}`, account.String(), bal)
+	}
+	src.set("a", ch, fixed(frame("user", "snapshot", 5, acct("10.00"))))
+	f, url := startRelayFeed(t, src, account)
+	authed := client.New(url, client.WithAPIKey("k"))
+	type userSnap struct {
+		Balance string `json:"balance"`
+		Held    string `json:"held"`
+		Wallets []struct {
+			Shard   string `json:"shard"`
+			Balance string `json:"balance"`
+		} `json:"wallets"`
+	}
+	snapOf := func(m client.Message) userSnap {
+		t.Helper()
+		var s userSnap
+		if err := m.Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shardOf := func(m client.Message) string {
+		t.Helper()
+		var e struct{ Shard string }
+		if err := m.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e.Shard
+	}
+	update := func(shard string, seq uint64) {
+		f.Deliver(shard, []api.FeedMessage{{Channel: ch, Seq: seq, Frame: frame("user", "update", seq, `{"event":"balance_changed"}`)}})
+	}
+
+	first := subscribe(t, authed, "user")
+	m := first.next(is(client.MsgSnapshot, "user"))
+	if s := snapOf(m); m.Seq != 5 || s.Balance != "10.00" || len(s.Wallets) != 1 || s.Wallets[0].Shard != "a" {
+		t.Fatalf("snapshot without a wallet on b: seq %d %+v, want seq 5, balance 10.00, wallet a", m.Seq, s)
+	}
+	update("a", 6)
+	if m := first.next(is(client.MsgUpdate, "user")); m.Seq != 6 || shardOf(m) != "a" {
+		t.Fatalf("update of a: seq %d shard %q, want 6 a", m.Seq, shardOf(m))
+	}
+
+	// The account is created on b (its hub's seqs start far up): b joins.
+	src.set("b", ch, fixed(frame("user", "snapshot", 1001, acct("5.50"))))
+	update("b", 1001)
+	m = first.next(is(client.MsgSnapshot, "user"))
+	if s := snapOf(m); m.Seq != 5+1001 || s.Balance != "15.50" || s.Held != "2.00" || len(s.Wallets) != 2 {
+		t.Fatalf("snapshot with b: seq %d %+v, want seq 1006, balance 15.50 over 2 wallets", m.Seq, s)
+	}
+	if m := first.next(is(client.MsgUpdate, "user")); m.Seq != 1007 || shardOf(m) != "a" {
+		t.Fatalf("a's update after the snapshot: seq %d shard %q, want 1007 a", m.Seq, shardOf(m))
+	}
+	update("b", 1002)
+	update("a", 7)
+	for _, want := range []struct {
+		seq   uint64
+		shard string
+	}{{1008, "b"}, {1009, "a"}} {
+		if m := first.next(is(client.MsgUpdate, "user")); m.Seq != want.seq || shardOf(m) != want.shard {
+			t.Errorf("update: seq %d shard %q, want %d %s", m.Seq, shardOf(m), want.seq, want.shard)
+		}
+	}
+	// A new subscriber: the stored snapshots and every update since,
+	// ending at the same seq.
+	second := subscribe(t, authed, "user")
+	if m := second.next(is(client.MsgSnapshot, "user")); m.Seq != 1006 {
+		t.Errorf("second subscriber's snapshot: seq %d, want 1006", m.Seq)
+	}
+	second.next(func(m client.Message) bool { return m.Seq == 1009 }) // 1007..1009 in order
+
+	t.Run("a shard down", func(t *testing.T) {
+		third := engine.ID{11}
+		ch3 := "user:" + third.String()
+		src.mu.Lock()
+		src.down = map[string]bool{"b": true}
+		src.mu.Unlock()
+		src.set("a", ch3, fixed(frame("user", "snapshot", 3, acct("1.00"))))
+		src.set("b", ch3, fixed(frame("user", "snapshot", 2000, acct("2.00"))))
+		_, url := startRelayFeed(t, src, third)
+		r := subscribe(t, client.New(url, client.WithAPIKey("k")), "user")
+		m := r.next(is(client.MsgSnapshot, "user"))
+		if s := snapOf(m); m.Seq != 3 || s.Balance != "1.00" || len(s.Wallets) != 1 {
+			t.Errorf("snapshot with b down: seq %d %+v, want a's alone at 3", m.Seq, s)
+		}
+		src.mu.Lock()
+		src.down = nil
+		src.mu.Unlock()
+		m = r.next(is(client.MsgSnapshot, "user")) // b is fetched again
+		if s := snapOf(m); m.Seq != 2003 || s.Balance != "3.00" || len(s.Wallets) != 2 {
+			t.Errorf("snapshot once b is back: seq %d %+v, want 2003, 3.00 over 2 wallets", m.Seq, s)
+		}
+	})
+
+	t.Run("no shard knows the account", func(t *testing.T) {
+		other := engine.ID{10}
+		_, url := startRelayFeed(t, src, other)
+		r := subscribe(t, client.New(url, client.WithAPIKey("k")), "user")
+		if m := r.next(is(client.MsgError, "")); m.Code != api.CodeUnknownChannel {
+			t.Errorf("got %s %q, want unknown_channel", m.Code, m.Detail)
+		}
+	})
+}

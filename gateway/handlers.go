@@ -310,31 +310,6 @@ func (g *Server) readAll(ctx context.Context, names []string, cl call) ([]reply,
 	return out, nil
 }
 
-// getStatement is a wallet's statement: its lines sum to that wallet's
-// balance, so it names a shard (?shard=) as a deposit does.
-func (g *Server) getStatement(c *fiber.Ctx) error {
-	if _, p := requireAccount(c, 0); p != nil {
-		return p
-	}
-	shard, p := g.pickShard(c.UserContext(), c.Query("shard"))
-	if p != nil {
-		return p
-	}
-	r, p := g.read(c.UserContext(), shard, clientCall(c))
-	if p != nil {
-		return p
-	}
-	if r.status == http.StatusUnauthorized {
-		// The account has no wallet there yet: an empty statement.
-		if c.Query("format") == "csv" {
-			c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-			return c.Status(http.StatusOK).SendString("at,kind,amount,balance_after,ref\n")
-		}
-		return sendJSON(c, http.StatusOK, fiber.Map{"items": []any{}, "next_cursor": nil})
-	}
-	return relay(c, r)
-}
-
 // ---- markets ----
 
 // byMarket sends a market's read to a node of the shard that owns it; a
@@ -357,9 +332,16 @@ func (g *Server) byMarket(c *fiber.Ctx) error {
 	return relay(c, r)
 }
 
+// MissingShardsHeader names, on a merged market list (GET /v1/markets,
+// /v1/prices), the shards left out because no node of theirs answered.
+const MissingShardsHeader = "X-Gpux-Missing-Shards"
+
 // mergeMarkets reads a market list (GET /v1/markets, /v1/prices) from
 // every shard and keeps each market from the shard that owns it, in
-// shard-name order; field names the market id in an item.
+// shard-name order; field names the market id in an item. A shard no node
+// of which answers is left out and named in MissingShardsHeader (a list
+// of markets is still useful without one region's); when none answers it
+// is that shard's 503.
 func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 	t, p := g.topology(c.UserContext())
 	if p != nil {
@@ -368,16 +350,39 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 	if len(t.names) == 0 {
 		return noLeader(g.cfg.DefaultShard)
 	}
-	replies, p := g.readAll(c.UserContext(), t.names, clientCall(c))
-	if p != nil {
-		return p
+	if len(t.names) == 1 {
+		r, p := g.read(c.UserContext(), t.names[0], clientCall(c))
+		if p != nil {
+			return p
+		}
+		return relay(c, r)
 	}
-	if len(replies) == 1 {
-		return relay(c, replies[0])
+	// The request is read here: a fiber.Ctx is not safe across goroutines.
+	cl, ctx := clientCall(c), c.UserContext()
+	replies := make([]reply, len(t.names))
+	probs := make([]*api.Problem, len(t.names))
+	var wg sync.WaitGroup
+	for i, n := range t.names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i], probs[i] = g.read(ctx, n, cl)
+		}()
 	}
+	wg.Wait()
 	out := []json.RawMessage{}
+	var missing []string
+	var down *api.Problem
+	var downReply *reply
 	for i, r := range replies {
-		if r.status != http.StatusOK {
+		switch {
+		case probs[i] != nil:
+			missing, down = append(missing, t.names[i]), probs[i]
+			continue
+		case r.status == http.StatusServiceUnavailable:
+			missing, downReply = append(missing, t.names[i]), &replies[i]
+			continue
+		case r.status != http.StatusOK:
 			return relay(c, r)
 		}
 		var items []json.RawMessage
@@ -394,6 +399,15 @@ func (g *Server) mergeMarkets(c *fiber.Ctx, field string) error {
 				out = append(out, it)
 			}
 		}
+	}
+	if len(missing) == len(t.names) {
+		if downReply != nil {
+			return relay(c, *downReply)
+		}
+		return down
+	}
+	if len(missing) > 0 {
+		c.Set(MissingShardsHeader, strings.Join(missing, ","))
 	}
 	return sendJSON(c, http.StatusOK, out)
 }
@@ -772,6 +786,12 @@ func (g *Server) listOrders(c *fiber.Ctx) error {
 // items holds each shard's page in order, shard after shard; ties between
 // shards go to the shard listed first.
 func mergeNewest[T any](items []T, key func(T) (string, time.Time)) []T {
+	return mergeBy(items, key, func(a, b time.Time) bool { return a.After(b) })
+}
+
+// mergeBy is mergeNewest with the order between shards given by before
+// (a strictly before b): mergeNewest's, or oldest first for statements.
+func mergeBy[T any](items []T, key func(T) (string, time.Time), before func(a, b time.Time) bool) []T {
 	var order []string
 	heads := map[string][]T{}
 	for _, it := range items {
@@ -789,7 +809,7 @@ func mergeNewest[T any](items []T, key func(T) (string, time.Time)) []T {
 			if len(heads[s]) == 0 {
 				continue
 			}
-			if _, at := key(heads[s][0]); best == "" || at.After(bestAt) {
+			if _, at := key(heads[s][0]); best == "" || before(at, bestAt) {
 				best, bestAt = s, at
 			}
 		}

@@ -33,8 +33,9 @@
 //
 // # Seqs across nodes and takeovers
 //
-// A channel's seq on an API node is the engine node's (prices: the sum of
-// the shards' prices seqs, see api.RelayFeed). An engine hub with a sink
+// A channel's seq on an API node is the engine node's (prices, and user
+// with several shards: the sum of the shards' seqs of that channel, see
+// api.RelayFeed). An engine hub with a sink
 // starts every channel at its start time in ms × 256, and moves every
 // channel there again when its node becomes the shard's leader, so after
 // a takeover the new leader's seqs are past the old one's: clients see a

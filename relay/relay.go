@@ -45,7 +45,8 @@ type Config struct {
 	// account). Default "registry".
 	Registry string
 	// MainShard owns every market whose region has no shard of its own,
-	// and the user channels (default "main").
+	// and the user channels while it is the only shard (default "main");
+	// with several, a user channel follows every shard (api.RelayFeed).
 	MainShard string
 	// AdminKey is sent to engine nodes for snapshots.
 	AdminKey string
@@ -327,9 +328,9 @@ type source struct{ r *Relay }
 var _ api.FeedSource = source{}
 
 // Route applies the market → shard rule: a market <gpu>.<region> belongs to
-// shard <region> when that shard exists, otherwise to the main shard. User
-// channels are the main shard's (one shard's events: merging an account's
-// events of several shards into one seq is not done).
+// shard <region> when that shard exists, otherwise to the main shard. A
+// user channel is routed here only while there is one shard; with several
+// the feed follows it on every shard (Shards), as prices.
 func (s source) Route(channel string) string {
 	kind, rest, _ := strings.Cut(channel, ":")
 	if kind == "book" || kind == "trades" {
