@@ -212,6 +212,9 @@ func (q StatementQuery) values(format string) url.Values {
 	if q.Cursor != "" {
 		v.Set("cursor", q.Cursor)
 	}
+	if q.Shard != "" {
+		v.Set("shard", q.Shard)
+	}
 	if format != "" {
 		v.Set("format", format)
 	}

@@ -501,6 +501,9 @@ type StatementLine struct {
 	Amount       string    `json:"amount"` // signed decimal: negative debits
 	BalanceAfter string    `json:"balance_after"`
 	Ref          string    `json:"ref"` // the bid, listing or deposit the line belongs to
+	// Shard names the wallet in a statement an API node merged across
+	// shards; empty otherwise.
+	Shard string `json:"shard,omitempty"`
 }
 
 // StatementQuery selects statement lines in [From, To); zero times are
@@ -509,6 +512,9 @@ type StatementQuery struct {
 	From, To time.Time
 	Limit    int
 	Cursor   string
+	// Shard asks an API node for one wallet's statement; empty: every
+	// wallet's lines merged (one shard: that one).
+	Shard string
 }
 
 // UserEvent is the data of a "user" channel update: one event of the

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/gpux/gpux/client"
 	"github.com/gpux/gpux/store/redistest"
 )
@@ -59,7 +61,8 @@ func mustCall(t *testing.T, hc *http.Client, want int, method, url, key string, 
 // masters with a replica each, two region shards each with an owner and a
 // standby engine node, and two API nodes. Through the API nodes, one
 // account trades in both shards, its wallets sum, money moves between
-// them, and a trade reaches websocket subscribers of both API nodes and of
+// them, its statement merges both wallets' lines (summing to the
+// balance), and a trade reaches websocket subscribers of both API nodes and of
 // the engine node with the same seq; then one shard's leader is killed with SIGKILL: writes to its
 // markets through an API node answer 503 with Retry-After (never another
 // status) and reads keep answering, until the standby takes the writes,
@@ -190,6 +193,26 @@ func TestTopology(t *testing.T) {
 				t.Logf("wallet %s: %v before the transfer, %s after", w.Shard, bw["balance"], w.Balance)
 			}
 		}
+	}
+
+	// The statement through an API node merges both wallets' lines, each
+	// naming its shard; their amounts sum to the summed balance (the
+	// account started empty). ?shard= gives one wallet's.
+	stmt, err := client.New(a1, client.WithAPIKey(key)).Statement(ctx, client.StatementQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, shardsSeen := decimal.Zero, map[string]bool{}
+	for _, l := range stmt.Items {
+		sum = sum.Add(decimal.RequireFromString(l.Amount))
+		shardsSeen[l.Shard] = true
+	}
+	if bal := decimal.RequireFromString(moved.Balance); !sum.Equal(bal) || len(shardsSeen) != 2 || stmt.NextCursor != nil {
+		t.Errorf("merged statement: %d lines summing to %s over shards %v, want the balance %s over both", len(stmt.Items), sum, shardsSeen, bal)
+	}
+	one, err := client.New(a0, client.WithAPIKey(key)).Statement(ctx, client.StatementQuery{Shard: shards[1], Limit: 1000})
+	if err != nil || len(one.Items) == 0 || len(one.Items) >= len(stmt.Items) {
+		t.Errorf("statement of %s: %d lines (%v), want some but fewer than the merged %d", shards[1], len(one.Items), err, len(stmt.Items))
 	}
 
 	// Kill shard 0's leader; write to its market through an API node until
