@@ -62,11 +62,12 @@ func mustCall(t *testing.T, hc *http.Client, want int, method, url, key string, 
 // standby engine node, and two API nodes. Through the API nodes, one
 // account trades in both shards, its wallets sum, money moves between
 // them, its statement merges both wallets' lines (summing to the
-// balance), and a trade reaches websocket subscribers of both API nodes and of
-// the engine node with the same seq; then one shard's leader is killed with SIGKILL: writes to its
-// markets through an API node answer 503 with Retry-After (never another
-// status) and reads keep answering, until the standby takes the writes,
-// with everything acknowledged before still there.
+// balance), and a trade reaches websocket subscribers of both API nodes
+// and of the engine node with the same seq. Then one shard's leader is
+// killed with SIGKILL: writes to its markets through an API node answer
+// 503 with Retry-After (never another status) and reads keep answering,
+// until the standby takes the writes, with everything acknowledged before
+// still there.
 func TestTopology(t *testing.T) {
 	c := redistest.StartClusterReplicas(t, 3, 1)
 	url := c.URL()
