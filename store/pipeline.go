@@ -278,15 +278,18 @@ func (s *session) read(r *bufio.Reader) {
 			pa.done(nil)
 		case errors.As(err, &rerr):
 			// The server answered: the connection is fine, unless the
-			// script cache was flushed; a new connection loads it again.
-			pa.done(classifyAppendReply(pa.first, rerr))
-			// On a Cluster, MOVED or ASK: the slot lives elsewhere now, and
-			// the next dial looks its master up again.
+			// script cache was flushed (a new connection loads it again)
+			// or, on a Cluster, MOVED or ASK says the slot lives elsewhere
+			// now (the next dial looks its master up again). The session
+			// is marked dead before the caller hears back, so an append
+			// made right after the answer dials anew.
 			if strings.HasPrefix(string(rerr), "NOSCRIPT") || strings.HasPrefix(string(rerr), "MOVED") || strings.HasPrefix(string(rerr), "ASK") {
 				s.fail(fmt.Errorf("%w: journal pipeline: %s", ErrUnavailable, rerr))
+				pa.done(classifyAppendReply(pa.first, rerr))
 				s.drain()
 				return
 			}
+			pa.done(classifyAppendReply(pa.first, rerr))
 		default:
 			s.fail(wrapRedis("journal pipeline read", err))
 			pa.done(fmt.Errorf("journal append %d: %w", pa.first, s.err))
