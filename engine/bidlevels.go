@@ -11,9 +11,10 @@ package engine
 // or freed listing to resting bids (walkFitting) skips every level and
 // subtree that holds no such bid.
 //
-// A level's own bounds only widen while it lives: a bid leaving it does not
-// narrow them (that would mean walking its queue), so they may promise more
-// than the level holds, never less. Pruning stays exact in what it keeps;
+// A level's bounds widen as bids join it; when one leaves, a level of a
+// few bids narrows them again (restingBook.remove), a longer one keeps them
+// (that would mean walking its queue), so they may promise more than the
+// level holds, never less. Pruning stays exact in what it keeps;
 // it just skips a little less. A level that empties is deleted, and a new
 // one starts from its first bid.
 type bidLevels struct {
@@ -93,6 +94,26 @@ func (t *bidLevels) widen(price Price, ls, ee, d Time) {
 			return
 		}
 	}
+}
+
+// narrow sets the bounds of the level at price (present) to ls, ee, d,
+// those of exactly the bids it holds, and recomputes the subtrees above it.
+func (t *bidLevels) narrow(price Price, ls, ee, d Time) {
+	t.narrowNode(t.root, price, ls, ee, d)
+}
+
+func (t *bidLevels) narrowNode(n *blNode, price Price, ls, ee, d Time) {
+	switch {
+	case n == nil:
+		return
+	case higher(price, n.price):
+		t.narrowNode(n.left, price, ls, ee, d)
+	case higher(n.price, price):
+		t.narrowNode(n.right, price, ls, ee, d)
+	default:
+		n.lateStart, n.earlyEnd, n.dur = ls, ee, d
+	}
+	n.fix()
 }
 
 // add puts a new level (price absent) holding lv with bounds ls, ee, d.

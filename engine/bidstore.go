@@ -301,6 +301,23 @@ func (r *restingBook) remove(b *Bid) {
 	b.qPrev, b.qNext = 0, 0
 	if lv.head == 0 {
 		r.levels.Delete(b.Limit)
+		return
+	}
+	// Narrow a short level's bounds to the bids left in it, so a level
+	// that once held a bid of another window stops being walked for it;
+	// a longer level keeps its wider bounds rather than cost a walk of
+	// its queue on every removal.
+	const narrowUpTo = 8
+	ls, ee, d := minTime, maxTime, maxTime
+	h, k := lv.head, 0
+	for ; h != 0 && k < narrowUpTo; k++ {
+		x := r.t.at(h)
+		h = x.qNext
+		bls, bee, bd := bidBounds(x)
+		ls, ee, d = max(ls, bls), min(ee, bee), min(d, bd)
+	}
+	if h == 0 {
+		r.levels.narrow(b.Limit, ls, ee, d)
 	}
 }
 
