@@ -14,9 +14,9 @@ package engine
 // A level's bounds widen as bids join it; when one leaves, a level of a
 // few bids narrows them again (restingBook.remove), a longer one keeps them
 // (that would mean walking its queue), so they may promise more than the
-// level holds, never less. Pruning stays exact in what it keeps;
-// it just skips a little less. A level that empties is deleted, and a new
-// one starts from its first bid.
+// level holds, never less: the walk never skips a bid that fits, and stale
+// bounds only make it look at a few that do not. A level that empties is
+// deleted, and a new one starts from its first bid.
 type bidLevels struct {
 	root *blNode
 	n    int
