@@ -224,22 +224,23 @@ type bidLevel struct{ head, tail uint32 }
 // restingBook holds a market's resting reserved bids, best (highest)
 // limit first, then oldest: a tree with one node per price, each holding
 // its bids' queue linked through Bid.qPrev/qNext.
+//
+// The levels know the windows of their bids (see bidLevels), so the walk
+// for a new or freed listing (walkFitting) skips the levels that hold no
+// bid it could fill.
 type restingBook struct {
 	t      *bidTable
-	levels *osTree[Price, bidLevel]
+	levels *bidLevels
 	n      int
+
+	// visited counts the bids walkFitting has looked at: what
+	// TestRecheckVisits holds down. Only the engine's own command path
+	// walks, so it is written under the sequencer's write lock.
+	visited int64
 }
 
 func newRestingBook(t *bidTable) restingBook {
-	return restingBook{t: t, levels: newOSTree[Price, bidLevel](func(a, b Price) int {
-		switch {
-		case a > b:
-			return -1
-		case a < b:
-			return 1
-		}
-		return 0
-	})}
+	return restingBook{t: t, levels: &bidLevels{}}
 }
 
 // insert queues b at its limit in sequence order: at the tail, except a
@@ -250,12 +251,14 @@ func (r *restingBook) insert(b *Bid) {
 	}
 	b.inBook = true
 	r.n++
+	ls, ee, d := bidBounds(b)
 	lv := r.levels.ref(b.Limit)
 	if lv == nil {
 		b.qPrev, b.qNext = 0, 0
-		r.levels.Add(b.Limit, bidLevel{b.h, b.h}, 1) // ref found no level
+		r.levels.add(b.Limit, bidLevel{b.h, b.h}, ls, ee, d) // ref found no level
 		return
 	}
+	r.levels.widen(b.Limit, ls, ee, d)
 	after := lv.tail
 	for after != 0 && r.t.at(after).Seq > b.Seq {
 		after = r.t.at(after).qPrev
@@ -298,6 +301,23 @@ func (r *restingBook) remove(b *Bid) {
 	b.qPrev, b.qNext = 0, 0
 	if lv.head == 0 {
 		r.levels.Delete(b.Limit)
+		return
+	}
+	// Narrow a short level's bounds to the bids left in it, so a level
+	// that once held a bid of another window stops being walked for it;
+	// a longer level keeps its wider bounds rather than cost a walk of
+	// its queue on every removal.
+	const narrowUpTo = 8
+	ls, ee, d := minTime, maxTime, maxTime
+	h, k := lv.head, 0
+	for ; h != 0 && k < narrowUpTo; k++ {
+		x := r.t.at(h)
+		h = x.qNext
+		bls, bee, bd := bidBounds(x)
+		ls, ee, d = max(ls, bls), min(ee, bee), min(d, bd)
+	}
+	if h == 0 {
+		r.levels.narrow(b.Limit, ls, ee, d)
 	}
 }
 
@@ -308,11 +328,27 @@ func (r *restingBook) ascend(fn func(*Bid) bool) { r.ascendAfter(nil, fn) }
 // ascendAfter is ascend starting after the bid with key after (nil: from
 // the best).
 func (r *restingBook) ascendAfter(after *bidKey, fn func(*Bid) bool) {
+	r.walk(after, 0, minTime, maxTime, maxTime, fn)
+}
+
+// walkFitting is ascendAfter over the bids with a limit of at least floor
+// in the levels whose bounds admit a block inside [start, end): it
+// visits, in the book's order, every bid a listing for that window at that
+// reserve could fill, and skips whole levels (and subtrees of levels) that
+// hold none. It counts the bids it visits in r.visited.
+func (r *restingBook) walkFitting(after *bidKey, floor Price, start, end Time, fn func(*Bid) bool) {
+	r.walk(after, floor, start, end, end-start, func(b *Bid) bool {
+		r.visited++
+		return fn(b)
+	})
+}
+
+func (r *restingBook) walk(after *bidKey, floor Price, start, end, span Time, fn func(*Bid) bool) {
 	var from *Price
 	if after != nil {
 		from = &after.price
 	}
-	r.levels.Ascend(from, func(p Price, lv bidLevel, _ int64) bool {
+	r.levels.walk(from, floor, start, end, span, func(p Price, lv bidLevel) bool {
 		for h := lv.head; h != 0; {
 			b := r.t.at(h)
 			h = b.qNext

@@ -127,7 +127,8 @@ func (e *Engine) placeListing(c *Command) *Error {
 // and the walk stops once the listing is sold out in every hour.
 //
 // The bids that could use the listing (limit at or over its reserve, window
-// inside its window) are collected by walking the book, then offered in
+// inside its window) are collected by walking the book (walkFitting, which
+// skips the price levels that hold none of them), then offered in
 // that order: matching one bid fills only that bid, so the others stay
 // where they were and the order is the book's. A walk stops once the bids
 // it collected want at least what the listing has free; if the listing is
@@ -142,7 +143,7 @@ func (e *Engine) recheckResting(m *market, l *Listing) {
 		bids := e.recheck[:0]
 		var want int64
 		more := false
-		m.resting.ascendAfter(after, func(b *Bid) bool {
+		m.resting.walkFitting(after, l.Reserve, l.Start, l.End, func(b *Bid) bool {
 			if b.Limit < l.Reserve {
 				return false
 			}
