@@ -22,6 +22,8 @@ import (
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
+	// MaxPageLimit is the largest limit a list or statement page takes.
+	MaxPageLimit = maxLimit
 )
 
 func sendJSON(c *fiber.Ctx, status int, v any) error {

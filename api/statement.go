@@ -20,9 +20,9 @@ import (
 
 // Statement limits.
 const (
-	// csvMaxLines bounds one CSV answer without a limit; a longer period
-	// answers its first csvMaxLines lines and a Next-Cursor header.
-	csvMaxLines = 100_000
+	// StatementCSVLines bounds one CSV answer without a limit; a longer period
+	// answers its first StatementCSVLines lines and a Next-Cursor header.
+	StatementCSVLines = 100_000
 	// statementCatchUp bounds how long a statement waits for the lines of
 	// batches the engine has applied but the read side is still writing.
 	statementCatchUp = 2 * time.Second
@@ -43,6 +43,31 @@ type statementLineJSON struct {
 type statementJSON struct {
 	Items      []statementLineJSON `json:"items"`
 	NextCursor *string             `json:"next_cursor"`
+}
+
+// StatementFormat reads a statement request's format (json or csv) and
+// limit: 1..1000 lines a page, or for CSV without a limit up to
+// StatementCSVLines. API nodes merging wallets read them with it too.
+func StatementFormat(c *fiber.Ctx) (csvOut bool, limit int, p *Problem) {
+	switch c.Query("format") {
+	case "", "json":
+	case "csv":
+		csvOut = true
+	default:
+		return false, 0, problem(CodeInvalidValue, "format", "format must be json or csv")
+	}
+	limit = defaultLimit
+	if csvOut {
+		limit = StatementCSVLines
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return false, 0, problemf(CodeInvalidLimit, "limit", "limit must be an integer between 1 and %d", maxLimit)
+		}
+		limit = n
+	}
+	return csvOut, limit, nil
 }
 
 // getStatement answers GET /v1/account/statement?from=&to=&limit=&cursor=&format=:
@@ -67,24 +92,9 @@ func (s *Server) getStatement(c *fiber.Ctx) error {
 	if to != 0 && to <= from {
 		return problem(CodeInvalidTime, "to", "to must be after from")
 	}
-	csvOut := false
-	switch c.Query("format") {
-	case "", "json":
-	case "csv":
-		csvOut = true
-	default:
-		return problem(CodeInvalidValue, "format", "format must be json or csv")
-	}
-	limit := defaultLimit
-	if csvOut {
-		limit = csvMaxLines
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return problemf(CodeInvalidLimit, "limit", "limit must be an integer between 1 and %d", maxLimit)
-		}
-		limit = n
+	csvOut, limit, p := StatementFormat(c)
+	if p != nil {
+		return p
 	}
 	var after *store.SeriesPos
 	if v := c.Query("cursor"); v != "" {

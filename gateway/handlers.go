@@ -475,11 +475,7 @@ func (g *Server) putRates(c *fiber.Ctx) error {
 // shard. A body whose market cannot be read goes to any leader, whose
 // answer is the precise validation error an engine node gives.
 func (g *Server) createOrder(c *fiber.Ctx) error {
-	need := engine.RoleBuyer
-	if strings.HasSuffix(c.Route().Path, "/listings") {
-		need = engine.RoleOwner
-	}
-	a, p := requireAccount(c, need)
+	a, p := requireOrderRole(c)
 	if p != nil {
 		return p
 	}
@@ -592,6 +588,16 @@ func (g *Server) findOrder(c *fiber.Ctx) (string, reply, *api.Problem) {
 	return "", notFound, nil
 }
 
+// requireOrderRole is requireAccount with the role an order route needs:
+// owner for listings, buyer for bids.
+func requireOrderRole(c *fiber.Ctx) (*account, *api.Problem) {
+	need := engine.RoleBuyer
+	if noun(c) == "listing" {
+		need = engine.RoleOwner
+	}
+	return requireAccount(c, need)
+}
+
 func noun(c *fiber.Ctx) string {
 	if strings.Contains(c.Path(), "/listings") {
 		return "listing"
@@ -600,11 +606,7 @@ func noun(c *fiber.Ctx) string {
 }
 
 func (g *Server) getOrder(c *fiber.Ctx) error {
-	need := engine.RoleBuyer
-	if noun(c) == "listing" {
-		need = engine.RoleOwner
-	}
-	if _, p := requireAccount(c, need); p != nil {
+	if _, p := requireOrderRole(c); p != nil {
 		return p
 	}
 	_, r, p := g.findOrder(c)
@@ -616,11 +618,7 @@ func (g *Server) getOrder(c *fiber.Ctx) error {
 
 // cancelOrder finds the order's shard, then cancels on its leader.
 func (g *Server) cancelOrder(c *fiber.Ctx) error {
-	need := engine.RoleBuyer
-	if noun(c) == "listing" {
-		need = engine.RoleOwner
-	}
-	if _, p := requireAccount(c, need); p != nil {
+	if _, p := requireOrderRole(c); p != nil {
 		return p
 	}
 	shard, r, p := g.findOrder(c)
@@ -649,11 +647,7 @@ const cursorPrefix = "m1."
 // created_at, each shard's order kept (mergeNewest); the cursor holds
 // every shard's position ("" for not started, "-" for done).
 func (g *Server) listOrders(c *fiber.Ctx) error {
-	need := engine.RoleBuyer
-	if noun(c) == "listing" {
-		need = engine.RoleOwner
-	}
-	if _, p := requireAccount(c, need); p != nil {
+	if _, p := requireOrderRole(c); p != nil {
 		return p
 	}
 	t, p := g.topology(c.UserContext())

@@ -19,12 +19,8 @@ import (
 	"github.com/gpux/gpux/api"
 )
 
-// Limits of the merged statement, as an engine node's statement has them.
+// Limits of the merged statement (its page limits are api.StatementFormat's).
 const (
-	stmtDefaultLimit = 100
-	stmtMaxLimit     = 1000
-	// stmtCSVLines is an engine node's CSV answer without a limit.
-	stmtCSVLines = 100_000
 	// maxStmtCursor bounds a merged statement's cursor: a shard's own
 	// cursor is at most 128 characters, so this holds at least 14 shards
 	// (and stays under the 8 KiB a request's line and headers may hold).
@@ -109,24 +105,9 @@ type stmtPage struct {
 // the change of the summed balance of GET /v1/account. A transfer is the
 // withdrawal on one wallet and the deposit on the other.
 func (g *Server) mergedStatement(c *fiber.Ctx, t *topology) error {
-	csvOut := false
-	switch c.Query("format") {
-	case "", "json":
-	case "csv":
-		csvOut = true
-	default:
-		return api.NewProblem(api.CodeInvalidValue, "format", "format must be json or csv")
-	}
-	limit := stmtDefaultLimit
-	if csvOut {
-		limit = stmtCSVLines
-	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > stmtMaxLimit {
-			return api.NewProblem(api.CodeInvalidLimit, "limit", fmt.Sprintf("limit must be an integer between 1 and %d", stmtMaxLimit))
-		}
-		limit = n
+	csvOut, limit, p := api.StatementFormat(c)
+	if p != nil {
+		return p
 	}
 	pos := map[string]stmtPos{}
 	if v := c.Query("cursor"); v != "" {
@@ -138,7 +119,7 @@ func (g *Server) mergedStatement(c *fiber.Ctx, t *topology) error {
 			return invalidCursor()
 		}
 		for _, p := range pos {
-			if p.K < 0 || p.K > stmtCSVLines {
+			if p.K < 0 || p.K > api.StatementCSVLines {
 				return invalidCursor()
 			}
 		}
@@ -237,7 +218,7 @@ func (g *Server) mergedStatement(c *fiber.Ctx, t *topology) error {
 // (every line, and the cursor in Next-Cursor), whatever the client wants.
 func (g *Server) statementPage(ctx context.Context, shard, auth string, base url.Values, pos stmtPos, limit int) stmtPage {
 	for pos.K > 0 {
-		n := min(pos.K, stmtMaxLimit)
+		n := min(pos.K, api.MaxPageLimit)
 		lines, next, fail, p := g.statementLines(ctx, shard, auth, base, pos.C, n)
 		switch {
 		case p != nil:
@@ -267,9 +248,9 @@ func (g *Server) statementLines(ctx context.Context, shard, auth string, base ur
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
-	if limit <= stmtMaxLimit {
+	if limit <= api.MaxPageLimit {
 		q.Set("limit", strconv.Itoa(limit))
-	} // else: an engine node's CSV without a limit is stmtCSVLines
+	} // else: an engine node's CSV without a limit is api.StatementCSVLines
 	r, p := g.read(ctx, shard, call{method: http.MethodGet, path: "/v1/account/statement?" + q.Encode(), auth: auth})
 	switch {
 	case p != nil:
