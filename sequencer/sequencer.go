@@ -427,6 +427,10 @@ func (s *Sequencer) Read(fn func(e *engine.Engine)) {
 	fn(s.eng)
 }
 
+// Leader is Status().Leader without the status lock the sequencer takes
+// on every batch: for callers that ask per message or batch.
+func (s *Sequencer) Leader() bool { return s.leading.Load() }
+
 // Status reports readiness, the journal and recovery figures.
 func (s *Sequencer) Status() Status {
 	s.statMu.Lock()

@@ -513,7 +513,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.Role == RoleEngine {
 		m.feedPub = relay.NewPublisher(relay.PublisherConfig{
 			Redis: m.redisJournal.Client(), Shard: m.Config.Shard,
-			Leader: func() bool { return m.seq.Status().Leader }, Logger: log.With("component", "feed"),
+			Leader: m.seq.Leader, Logger: log.With("component", "feed"),
 		})
 		sink = m.feedPub
 	}
